@@ -1,0 +1,397 @@
+package comm
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+type streamKey struct {
+	src, dst int32
+	tag      uint32
+}
+
+// stream queues, in order, the receives posted for one (src, dst, tag) and the frames that
+// arrived before their receive was posted.
+type stream struct {
+	posted []*xfer
+	early  []earlyFrame
+}
+
+type earlyFrame struct {
+	h       header
+	payload []byte
+}
+
+// peerConn is one TCP (or in-memory) connection to another node. A writer goroutine sends
+// queued frames in order; a reader goroutine delivers each incoming frame straight into the
+// buffer its receive posted, reducing as the bytes arrive.
+type peerConn struct {
+	n        *node
+	peer     int // node id of the other end
+	ch       int
+	addr     string // the peer's address, for errors
+	nc       net.Conn
+	br       *bufio.Reader
+	staging  []byte // reader's reduction buffer, cache-sized
+	wake     chan struct{}
+	quit     chan struct{}
+	finished sync.WaitGroup
+
+	mu      sync.Mutex
+	sendq   []*xfer
+	writing bool // a goroutine is writing to nc (writer or an inline small send)
+	midway  bool // a frame was partly written when writing stopped: no abort frame can follow
+	closed  error
+	streams map[streamKey]*stream
+	wmu     sync.Mutex // serialises writes to nc
+}
+
+const inlineSendMax = 64 << 10
+
+func newPeerConn(n *node, peer, ch int, addr string, nc net.Conn) *peerConn {
+	c := &peerConn{
+		n: n, peer: peer, ch: ch, addr: addr, nc: nc,
+		br:      bufio.NewReaderSize(nc, 64<<10),
+		staging: make([]byte, 64<<10),
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		streams: map[streamKey]*stream{},
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return c
+}
+
+func (c *peerConn) start() {
+	c.finished.Add(2)
+	go c.readLoop()
+	go c.writeLoop()
+}
+
+func (c *peerConn) peerErr(rank int32, err error) error {
+	return &PeerError{Rank: int(rank), Node: c.peer, Addr: c.addr, Err: err}
+}
+
+// postSend queues a frame. Small frames go out inline when the connection is idle, which
+// saves a goroutine hand-off on the latency-bound path.
+func (c *peerConn) postSend(x *xfer) {
+	c.mu.Lock()
+	if c.closed != nil {
+		err := c.closed
+		c.mu.Unlock()
+		x.r.finish(err)
+		return
+	}
+	if !c.writing && len(c.sendq) == 0 && len(x.buf) <= inlineSendMax {
+		c.writing = true
+		c.mu.Unlock()
+		err := c.writeFrame(x)
+		x.r.finish(err)
+		c.mu.Lock()
+		c.writing = false
+		more := len(c.sendq) > 0
+		c.mu.Unlock()
+		if err != nil {
+			c.fail(err)
+		} else if more {
+			c.kick()
+		}
+		return
+	}
+	c.sendq = append(c.sendq, x)
+	c.mu.Unlock()
+	c.kick()
+}
+
+func (c *peerConn) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *peerConn) writeLoop() {
+	defer c.finished.Done()
+	for {
+		select {
+		case <-c.wake:
+		case <-c.quit:
+			return
+		}
+		for {
+			c.mu.Lock()
+			if c.closed != nil {
+				c.mu.Unlock()
+				return
+			}
+			if c.writing || len(c.sendq) == 0 {
+				c.mu.Unlock()
+				break
+			}
+			q := c.sendq
+			c.sendq = nil
+			c.writing = true
+			c.mu.Unlock()
+			var err error
+			for i, x := range q {
+				if err = c.writeFrame(x); err != nil {
+					for _, y := range q[i:] {
+						y.r.finish(err)
+					}
+					break
+				}
+				x.r.finish(nil)
+			}
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			if err != nil {
+				c.fail(err)
+				return
+			}
+		}
+	}
+}
+
+func (c *peerConn) writeFrame(x *xfer) error {
+	var hb [headerBytes]byte
+	h := header{kind: frameData, d: x.d, src: x.src, dst: x.dst, tag: x.tag, length: uint32(len(x.buf))}
+	h.encode(hb[:])
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	bufs := net.Buffers{hb[:], x.buf}
+	want := int64(headerBytes + len(x.buf))
+	n, err := bufs.WriteTo(c.nc)
+	if err != nil {
+		if n > 0 && n < want {
+			c.mu.Lock()
+			c.midway = true
+			c.mu.Unlock()
+		}
+		return c.peerErr(x.dst, fmt.Errorf("%w: send: %v", ErrPeerDown, err))
+	}
+	return nil
+}
+
+func (c *peerConn) postRecv(x *xfer) {
+	key := streamKey{x.src, x.dst, x.tag}
+	c.mu.Lock()
+	if c.closed != nil {
+		err := c.closed
+		c.mu.Unlock()
+		x.r.finish(err)
+		return
+	}
+	st := c.streams[key]
+	if st == nil {
+		st = &stream{}
+		c.streams[key] = st
+	}
+	if len(st.early) > 0 {
+		f := st.early[0]
+		st.early = st.early[1:]
+		c.mu.Unlock()
+		err := checkFrame(&f.h, x)
+		if err == nil {
+			x.spec.apply(f.payload)
+		}
+		x.r.finish(err)
+		if err != nil {
+			c.n.abort(err)
+		}
+		return
+	}
+	st.posted = append(st.posted, x)
+	c.mu.Unlock()
+}
+
+// checkFrame verifies that an incoming frame belongs to the call its receive was posted for.
+func checkFrame(h *header, x *xfer) error {
+	if h.d != x.d {
+		return mismatchError(h.src, x.dst, h.d, x.d)
+	}
+	if int(h.length) != len(x.spec.dst) {
+		return fmt.Errorf("%w: rank %d sent %d bytes but rank %d expected %d for %s",
+			ErrMismatch, h.src, h.length, x.dst, len(x.spec.dst), x.d)
+	}
+	return nil
+}
+
+func (c *peerConn) readLoop() {
+	defer c.finished.Done()
+	var hb [headerBytes]byte
+	for {
+		if _, err := io.ReadFull(c.br, hb[:]); err != nil {
+			c.fail(c.readErr(err))
+			return
+		}
+		var h header
+		if err := h.decode(hb[:]); err != nil {
+			c.fail(&PeerError{Rank: -1, Node: c.peer, Addr: c.addr, Err: fmt.Errorf("protocol error: %w", err)})
+			return
+		}
+		if h.kind == frameAbort {
+			msg := make([]byte, min(h.length, 64<<10))
+			_, _ = io.ReadFull(c.br, msg)
+			c.n.abort(&PeerError{Rank: -1, Node: c.peer, Addr: c.addr,
+				Err: fmt.Errorf("%w: node %d aborted: %s", ErrAborted, c.peer, msg)})
+			c.fail(nil)
+			return
+		}
+		key := streamKey{h.src, h.dst, h.tag}
+		c.mu.Lock()
+		var x *xfer
+		if st := c.streams[key]; st != nil && len(st.posted) > 0 {
+			x = st.posted[0]
+			st.posted = st.posted[1:]
+		}
+		c.mu.Unlock()
+		if x != nil {
+			if err := c.deliver(&h, x); err != nil {
+				return
+			}
+			continue
+		}
+		payload := make([]byte, h.length)
+		if _, err := io.ReadFull(c.br, payload); err != nil {
+			c.fail(c.readErr(err))
+			return
+		}
+		c.mu.Lock()
+		st := c.streams[key]
+		if st == nil {
+			st = &stream{}
+			c.streams[key] = st
+		}
+		if len(st.posted) > 0 { // a receive was posted while we read
+			x = st.posted[0]
+			st.posted = st.posted[1:]
+			c.mu.Unlock()
+			err := checkFrame(&h, x)
+			if err == nil {
+				x.spec.apply(payload)
+			}
+			x.r.finish(err)
+			if err != nil {
+				c.n.abort(err)
+			}
+			continue
+		}
+		st.early = append(st.early, earlyFrame{h: h, payload: payload})
+		c.mu.Unlock()
+		if err := c.n.checkEarly(&h); err != nil {
+			c.n.abort(err)
+		}
+	}
+}
+
+// deliver reads one frame's payload into its posted receive, reducing piece by piece through
+// a cache-sized staging buffer so arithmetic overlaps the socket.
+func (c *peerConn) deliver(h *header, x *xfer) error {
+	if err := checkFrame(h, x); err != nil {
+		x.r.finish(err)
+		c.n.abort(err)
+		c.fail(err)
+		return err
+	}
+	s := &x.spec
+	if s.red == nil {
+		if _, err := io.ReadFull(c.br, s.dst); err != nil {
+			err = c.readErr(err)
+			x.r.finish(err)
+			c.fail(err)
+			return err
+		}
+		x.r.finish(nil)
+		return nil
+	}
+	esz := s.red.dt.Size()
+	step := len(c.staging) / esz * esz
+	for off := 0; off < len(s.dst); off += step {
+		end := min(off+step, len(s.dst))
+		buf := c.staging[:end-off]
+		if _, err := io.ReadFull(c.br, buf); err != nil {
+			err = c.readErr(err)
+			x.r.finish(err)
+			c.fail(err)
+			return err
+		}
+		s.red.reduce(s.dst[off:end], s.local[off:end], buf)
+	}
+	x.r.finish(nil)
+	return nil
+}
+
+func (c *peerConn) readErr(err error) error {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		err = fmt.Errorf("%w: connection closed by node %d (process exited or aborted)", ErrPeerDown, c.peer)
+	case errors.Is(err, net.ErrClosed):
+		err = fmt.Errorf("%w: connection closed locally", ErrAborted)
+	default:
+		err = fmt.Errorf("%w: %v", ErrPeerDown, err)
+	}
+	return &PeerError{Rank: -1, Node: c.peer, Addr: c.addr, Err: err}
+}
+
+// fail closes the connection, completes every pending transfer with err and aborts the node.
+// fail(nil) closes after an abort that is already under way.
+func (c *peerConn) fail(err error) {
+	c.mu.Lock()
+	if c.closed != nil {
+		c.mu.Unlock()
+		return
+	}
+	if err == nil {
+		err = c.n.abortError()
+	}
+	c.closed = err
+	var pending []*xfer
+	pending = append(pending, c.sendq...)
+	c.sendq = nil
+	for _, st := range c.streams {
+		pending = append(pending, st.posted...)
+		st.posted = nil
+	}
+	c.mu.Unlock()
+	close(c.quit)
+	_ = c.nc.Close()
+	for _, x := range pending {
+		x.r.finish(err)
+	}
+	c.n.abort(err)
+}
+
+// sendAbort tells the peer why this node is giving up, best effort and bounded in time, then
+// closes. It skips the message when a frame was cut halfway (the peer could not parse it).
+func (c *peerConn) sendAbort(reason error) {
+	c.mu.Lock()
+	closed := c.closed != nil
+	c.mu.Unlock()
+	if !closed {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		c.wmu.Lock()
+		c.mu.Lock()
+		midway := c.midway
+		c.mu.Unlock()
+		if !midway {
+			msg := []byte(reason.Error())
+			if len(msg) > 4096 {
+				msg = msg[:4096]
+			}
+			var hb [headerBytes]byte
+			h := header{kind: frameAbort, length: uint32(len(msg))}
+			h.encode(hb[:])
+			bufs := net.Buffers{hb[:], msg}
+			_, _ = bufs.WriteTo(c.nc)
+		}
+		c.wmu.Unlock()
+	}
+	c.fail(reason)
+}

@@ -1,0 +1,238 @@
+package comm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// node is the state one process keeps for one node: its local ranks (goroutines sharing
+// memory), the links among them, and the connections to other nodes.
+type node struct {
+	id, nnodes, L, P int
+	cfg              Config
+	model            *costModel
+
+	comms []*Comm
+	mem   [][]*memLink    // [from local][to local]
+	conns [][]*peerConn   // [peer node][channel]; nil for this node
+	addrs []string        // data address of every node, for errors
+
+	mu      sync.Mutex
+	pending *collOp // the collective the local ranks are gathering for
+	seq     uint64  // collectives started on this node
+
+	scratch []byte // node-wide working buffer, owned by the running collective
+	cur     desc   // the collective running on this node (under mu)
+
+	abortOnce sync.Once
+	abortCh   chan struct{}
+	abortErr  error
+	closers   []func() // run once at close/abort (listeners, stores)
+}
+
+func newNode(id, nnodes, L int, cfg Config) *node {
+	n := &node{id: id, nnodes: nnodes, L: L, P: nnodes * L, cfg: cfg, abortCh: make(chan struct{})}
+	n.mem = make([][]*memLink, L)
+	for i := range n.mem {
+		n.mem[i] = make([]*memLink, L)
+		for j := range n.mem[i] {
+			n.mem[i][j] = newMemLink()
+		}
+	}
+	n.conns = make([][]*peerConn, nnodes)
+	n.addrs = make([]string, nnodes)
+	n.comms = make([]*Comm, L)
+	for l := range L {
+		n.comms[l] = &Comm{n: n, rank: id*L + l, local: l, sendSeq: map[int]uint64{}, recvSeq: map[int]uint64{}}
+	}
+	n.model = defaultCostModel()
+	return n
+}
+
+func (n *node) nodeOf(rank int) int  { return rank / n.L }
+func (n *node) localOf(rank int) int { return rank % n.L }
+func (n *node) first(node int) int   { return node * n.L }
+func (n *node) last(node int) int    { return node*n.L + n.L - 1 }
+
+// describe names a rank for error messages: "rank 5 (node 1, 10.77.0.2:4000)".
+func (n *node) describe(rank int) string {
+	nd := n.nodeOf(rank)
+	if nd != n.id && n.addrs[nd] != "" {
+		return fmt.Sprintf("rank %d (node %d, %s)", rank, nd, n.addrs[nd])
+	}
+	return fmt.Sprintf("rank %d (node %d)", rank, nd)
+}
+
+// connFor picks the connection that carries a (src, dst, tag) stream between two nodes.
+func (n *node) connFor(peer int, src, dst int, tag uint32) *peerConn {
+	cs := n.conns[peer]
+	lo, hi := min(src, dst), max(src, dst)
+	return cs[(uint32(lo)*31+uint32(hi)*7+tag)%uint32(len(cs))]
+}
+
+// send posts buf from rank src (local to this node) to rank dst.
+func (n *node) send(src, dst int, tag uint32, d desc, buf []byte) *req {
+	r := newReq(dst)
+	x := &xfer{r: r, d: d, src: int32(src), dst: int32(dst), tag: tag, buf: buf}
+	if pn := n.nodeOf(dst); pn == n.id {
+		n.mem[n.localOf(src)][n.localOf(dst)].postSend(x)
+	} else {
+		n.connFor(pn, src, dst, tag).postSend(x)
+	}
+	return r
+}
+
+// recv posts a receive at rank dst (local) of a message from rank src.
+func (n *node) recv(dst, src int, tag uint32, d desc, spec recvSpec) *req {
+	r := newReq(src)
+	x := &xfer{r: r, d: d, src: int32(src), dst: int32(dst), tag: tag, spec: spec}
+	if pn := n.nodeOf(src); pn == n.id {
+		n.mem[n.localOf(src)][n.localOf(dst)].postRecv(x)
+	} else {
+		n.connFor(pn, src, dst, tag).postRecv(x)
+	}
+	return r
+}
+
+// wait blocks until r completes, the context ends, or the node aborts.
+func (n *node) wait(ctx context.Context, r *req) error {
+	select {
+	case <-r.done:
+		return r.err
+	default:
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-n.abortCh:
+		return n.abortError()
+	case <-ctx.Done():
+		return n.ctxFailed(ctx, n.describe(r.peer))
+	}
+}
+
+// ctxFailed turns an expired context into an error naming what was awaited, and aborts the
+// node: peers may still be reading this rank's buffers, so the communicator cannot go on.
+func (n *node) ctxFailed(ctx context.Context, what string) error {
+	var err error
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		var d time.Duration
+		if dl, ok := ctx.Value(timeoutKey{}).(time.Duration); ok {
+			d = dl
+		}
+		err = fmt.Errorf("comm: node %d: %w", n.id, timeoutError(d, what))
+	} else {
+		err = fmt.Errorf("comm: node %d: canceled while waiting for %s: %w", n.id, what, ctx.Err())
+	}
+	n.abort(err)
+	return err
+}
+
+type timeoutKey struct{}
+
+// abort ends the node's communicators: every pending and future call fails with err, peers
+// are told why, and connections close.
+func (n *node) abort(err error) {
+	if err == nil {
+		err = errors.New("aborted")
+	}
+	if n.aborted() { // also stops re-entry from connections failing during the abort below
+		return
+	}
+	n.abortOnce.Do(func() {
+		n.abortErr = err
+		close(n.abortCh)
+		for _, row := range n.mem {
+			for _, l := range row {
+				l.abort(n.abortError())
+			}
+		}
+		reason := fmt.Errorf("node %d: %w", n.id, err)
+		var wg sync.WaitGroup
+		for _, cs := range n.conns {
+			for _, c := range cs {
+				wg.Add(1)
+				go func() { defer wg.Done(); c.sendAbort(reason) }()
+			}
+		}
+		wg.Wait()
+		for _, f := range n.closers {
+			f()
+		}
+	})
+}
+
+func (n *node) abortError() error {
+	<-n.abortCh
+	if errors.Is(n.abortErr, ErrAborted) {
+		return n.abortErr
+	}
+	return fmt.Errorf("%w: %w", ErrAborted, n.abortErr)
+}
+
+func (n *node) aborted() bool {
+	select {
+	case <-n.abortCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// close shuts the node down without blaming anyone, and waits for its goroutines.
+func (n *node) close() {
+	n.abort(errors.New("communicator closed"))
+	for _, cs := range n.conns {
+		for _, c := range cs {
+			c.finished.Wait()
+		}
+	}
+}
+
+// growScratch returns the node's scratch buffer with at least size bytes. Only the creator of
+// a collective calls it, while no other collective runs on the node.
+func (n *node) growScratch(size int) []byte {
+	if cap(n.scratch) < size {
+		n.scratch = make([]byte, size)
+	}
+	return n.scratch[:size]
+}
+
+// checkEarly catches a frame that belongs to the collective this node is running but that no
+// receive will ever match, because the peer chose another algorithm or call: without this
+// check both sides would wait on streams the other never uses.
+func (n *node) checkEarly(h *header) error {
+	if h.tag >= tagP2P {
+		return nil
+	}
+	n.mu.Lock()
+	cur := n.cur
+	n.mu.Unlock()
+	if cur.coll == 0 || h.d.seq != cur.seq || h.d == cur {
+		return nil
+	}
+	return mismatchError(h.src, int32(n.first(n.id)), h.d, cur)
+}
+
+// scanEarly applies checkEarly to frames that arrived before this node started the
+// collective d.
+func (n *node) scanEarly(d desc) error {
+	for _, cs := range n.conns {
+		for _, c := range cs {
+			c.mu.Lock()
+			for _, st := range c.streams {
+				for _, f := range st.early {
+					if f.h.tag < tagP2P && f.h.d.seq == d.seq && f.h.d != d {
+						c.mu.Unlock()
+						return mismatchError(f.h.src, int32(n.first(n.id)), f.h.d, d)
+					}
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
+	return nil
+}
