@@ -16,9 +16,9 @@ type node struct {
 	model            *costModel
 
 	comms []*Comm
-	mem   [][]*memLink    // [from local][to local]
-	conns [][]*peerConn   // [peer node][channel]; nil for this node
-	addrs []string        // data address of every node, for errors
+	mem   [][]*memLink  // [from local][to local]
+	conns [][]*peerConn // [peer node][channel]; nil for this node
+	addrs []string      // data address of every node, for errors
 
 	mu      sync.Mutex
 	pending *collOp // the collective the local ranks are gathering for
