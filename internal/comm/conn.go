@@ -40,6 +40,7 @@ type peerConn struct {
 	staging  []byte // reader's reduction buffer, cache-sized
 	wake     chan struct{}
 	quit     chan struct{}
+	readDone chan struct{}
 	finished sync.WaitGroup
 
 	mu      sync.Mutex
@@ -47,6 +48,7 @@ type peerConn struct {
 	writing bool // a goroutine is writing to nc (writer or an inline small send)
 	midway  bool // a frame was partly written when writing stopped: no abort frame can follow
 	closed  error
+	rclosed error // the peer closed its side cleanly: frames already here stay readable
 	streams map[streamKey]*stream
 	wmu     sync.Mutex // serialises writes to nc
 }
@@ -56,11 +58,12 @@ const inlineSendMax = 64 << 10
 func newPeerConn(n *node, peer, ch int, addr string, nc net.Conn) *peerConn {
 	c := &peerConn{
 		n: n, peer: peer, ch: ch, addr: addr, nc: nc,
-		br:      bufio.NewReaderSize(nc, 64<<10),
-		staging: make([]byte, 64<<10),
-		wake:    make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		streams: map[streamKey]*stream{},
+		br:       bufio.NewReaderSize(nc, 64<<10),
+		staging:  make([]byte, 64<<10),
+		wake:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		readDone: make(chan struct{}),
+		streams:  map[streamKey]*stream{},
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
@@ -182,16 +185,19 @@ func (c *peerConn) writeFrame(x *xfer) error {
 func (c *peerConn) postRecv(x *xfer) {
 	key := streamKey{x.src, x.dst, x.tag}
 	c.mu.Lock()
-	if c.closed != nil {
-		err := c.closed
-		c.mu.Unlock()
-		x.r.finish(err)
-		return
-	}
 	st := c.streams[key]
 	if st == nil {
 		st = &stream{}
 		c.streams[key] = st
+	}
+	if len(st.early) == 0 && (c.closed != nil || c.rclosed != nil) {
+		err := c.closed
+		if err == nil {
+			err = c.rclosed
+		}
+		c.mu.Unlock()
+		x.r.finish(err)
+		return
 	}
 	if len(st.early) > 0 {
 		f := st.early[0]
@@ -225,10 +231,15 @@ func checkFrame(h *header, x *xfer) error {
 
 func (c *peerConn) readLoop() {
 	defer c.finished.Done()
+	defer close(c.readDone)
 	var hb [headerBytes]byte
 	for {
 		if _, err := io.ReadFull(c.br, hb[:]); err != nil {
-			c.fail(c.readErr(err))
+			if errors.Is(err, io.EOF) {
+				c.peerClosed(c.readErr(err))
+			} else {
+				c.fail(c.readErr(err))
+			}
 			return
 		}
 		var h header
@@ -239,8 +250,7 @@ func (c *peerConn) readLoop() {
 		if h.kind == frameAbort {
 			msg := make([]byte, min(h.length, 64<<10))
 			_, _ = io.ReadFull(c.br, msg)
-			c.n.abort(&PeerError{Rank: -1, Node: c.peer, Addr: c.addr,
-				Err: fmt.Errorf("%w: node %d aborted: %s", ErrAborted, c.peer, msg)})
+			c.n.abort(&PeerError{Rank: -1, Node: c.peer, Addr: c.addr, Err: fmt.Errorf("aborted: %s", msg)})
 			c.fail(nil)
 			return
 		}
@@ -394,4 +404,41 @@ func (c *peerConn) sendAbort(reason error) {
 		c.wmu.Unlock()
 	}
 	c.fail(reason)
+}
+
+// shutdown closes gracefully: it half-closes after the frames already written (a FIN, not a
+// reset, so the peer reads everything we sent), waits briefly for the peer's own close, then
+// closes. Called once the node has stopped, so nothing new is queued.
+func (c *peerConn) shutdown() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		c.wmu.Lock()
+		_ = cw.CloseWrite()
+		c.wmu.Unlock()
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-c.readDone:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	c.fail(errClosed)
+}
+
+// peerClosed handles a clean end of stream between frames. The peer may simply have
+// finished (its last collective done, its communicator closed) while this node still reads
+// what it sent, so nothing aborts here: receives already posted cannot complete and fail,
+// later ones fail unless their frame already arrived, and the failure of any of them aborts
+// the node through its waiter.
+func (c *peerConn) peerClosed(err error) {
+	c.mu.Lock()
+	c.rclosed = err
+	var pending []*xfer
+	for _, st := range c.streams {
+		pending = append(pending, st.posted...)
+		st.posted = nil
+	}
+	c.mu.Unlock()
+	for _, x := range pending {
+		x.r.finish(err)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -26,6 +28,9 @@ type node struct {
 
 	scratch []byte // node-wide working buffer, owned by the running collective
 	cur     desc   // the collective running on this node (under mu)
+
+	waitMu      sync.Mutex
+	remoteWaits map[int]int // remote rank -> waits in progress
 
 	abortOnce sync.Once
 	abortCh   chan struct{}
@@ -104,6 +109,10 @@ func (n *node) wait(ctx context.Context, r *req) error {
 		return r.err
 	default:
 	}
+	if n.nodeOf(r.peer) != n.id {
+		n.noteWait(r.peer, 1)
+		defer n.noteWait(r.peer, -1)
+	}
 	select {
 	case <-r.done:
 		return r.err
@@ -114,20 +123,54 @@ func (n *node) wait(ctx context.Context, r *req) error {
 	}
 }
 
+// noteWait counts the ranks on other nodes this node is blocked on, so a rank that times out
+// waiting for a local peer can say which remote peer the node is really stuck on.
+func (n *node) noteWait(peer, delta int) {
+	n.waitMu.Lock()
+	defer n.waitMu.Unlock()
+	if n.remoteWaits == nil {
+		n.remoteWaits = map[int]int{}
+	}
+	n.remoteWaits[peer] += delta
+	if n.remoteWaits[peer] <= 0 {
+		delete(n.remoteWaits, peer)
+	}
+}
+
+func (n *node) blame() string {
+	n.waitMu.Lock()
+	defer n.waitMu.Unlock()
+	var who []string
+	for peer := range n.remoteWaits {
+		who = append(who, n.describe(peer))
+	}
+	if len(who) == 0 {
+		return ""
+	}
+	sort.Strings(who)
+	return fmt.Sprintf(" (node %d is itself waiting for %s)", n.id, strings.Join(who, ", "))
+}
+
 // ctxFailed turns an expired context into an error naming what was awaited, and aborts the
 // node: peers may still be reading this rank's buffers, so the communicator cannot go on.
 func (n *node) ctxFailed(ctx context.Context, what string) error {
+	if n.aborted() { // someone else found the cause first
+		return n.abortError()
+	}
 	var err error
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		var d time.Duration
 		if dl, ok := ctx.Value(timeoutKey{}).(time.Duration); ok {
 			d = dl
 		}
-		err = fmt.Errorf("comm: node %d: %w", n.id, timeoutError(d, what))
+		err = fmt.Errorf("comm: node %d: %w%s", n.id, timeoutError(d, what), n.blame())
 	} else {
-		err = fmt.Errorf("comm: node %d: canceled while waiting for %s: %w", n.id, what, ctx.Err())
+		err = fmt.Errorf("comm: node %d: canceled while waiting for %s%s: %w", n.id, what, n.blame(), ctx.Err())
 	}
 	n.abort(err)
+	if n.abortErr != err {
+		return n.abortError()
+	}
 	return err
 }
 
@@ -135,7 +178,12 @@ type timeoutKey struct{}
 
 // abort ends the node's communicators: every pending and future call fails with err, peers
 // are told why, and connections close.
-func (n *node) abort(err error) {
+func (n *node) abort(err error) { n.stop(err, true) }
+
+// stop ends the node. With notify, peers get an abort frame carrying err, so they fail at
+// once with the real cause; without it (a graceful close), connections are half-closed after
+// the data already queued, so peers still finishing their last collective read it in full.
+func (n *node) stop(err error, notify bool) {
 	if err == nil {
 		err = errors.New("aborted")
 	}
@@ -150,12 +198,21 @@ func (n *node) abort(err error) {
 				l.abort(n.abortError())
 			}
 		}
-		reason := fmt.Errorf("node %d: %w", n.id, err)
 		var wg sync.WaitGroup
 		for _, cs := range n.conns {
 			for _, c := range cs {
+				if c == nil {
+					continue
+				}
 				wg.Add(1)
-				go func() { defer wg.Done(); c.sendAbort(reason) }()
+				go func() {
+					defer wg.Done()
+					if notify {
+						c.sendAbort(err)
+					} else {
+						c.shutdown()
+					}
+				}()
 			}
 		}
 		wg.Wait()
@@ -184,13 +241,17 @@ func (n *node) aborted() bool {
 
 // close shuts the node down without blaming anyone, and waits for its goroutines.
 func (n *node) close() {
-	n.abort(errors.New("communicator closed"))
+	n.stop(errClosed, false)
 	for _, cs := range n.conns {
 		for _, c := range cs {
-			c.finished.Wait()
+			if c != nil {
+				c.finished.Wait()
+			}
 		}
 	}
 }
+
+var errClosed = errors.New("communicator closed")
 
 // growScratch returns the node's scratch buffer with at least size bytes. Only the creator of
 // a collective calls it, while no other collective runs on the node.

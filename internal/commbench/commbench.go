@@ -509,7 +509,7 @@ func (t *TablePrinter) Header(r *Report, o *Options) {
 
 func fmtTime(us float64) string {
 	switch {
-	case us >= 1e6:
+	case us >= 1e5:
 		return fmt.Sprintf("%7.0f", us)
 	case us >= 1e4:
 		return fmt.Sprintf("%7.1f", us)
