@@ -16,7 +16,9 @@ package comm
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -114,11 +116,12 @@ func (c *Comm) run(ctx context.Context, d desc, s slot) error {
 		d.algo = n.cfg.Algo
 	}
 
+	small := int(d.count)*d.dtype.Size() <= spinMaxBytes*4
 	n.mu.Lock()
 	op := n.pending
 	if op == nil {
 		op = &collOp{d: d, descs: make([]desc, n.L), slots: make([]slot, n.L), joined: make([]bool, n.L),
-			ready: make(chan struct{}), exit: newEvent(n.L)}
+			ready: make(chan struct{}), exit: newSpinEvent(n.L, small)}
 		op.d.seq = n.seq
 		n.seq++
 		n.pending = op
@@ -145,6 +148,12 @@ func (c *Comm) run(ctx context.Context, d desc, s slot) error {
 		close(op.ready)
 		if op.err != nil {
 			n.abort(op.err)
+		}
+	}
+	if small && !last {
+		deadline := time.Now().Add(spinFor)
+		for time.Now().Before(deadline) && !isClosed(op.ready) {
+			runtime.Gosched()
 		}
 	}
 	select {
@@ -422,4 +431,13 @@ func (c *Comm) AllToAll(ctx context.Context, send, recv []byte, dt DataType) err
 // Barrier returns once every rank has entered it.
 func (c *Comm) Barrier(ctx context.Context) error {
 	return c.run(ctx, desc{coll: CollBarrier, dtype: Int32, op: Sum, algo: AlgoTree}, slot{})
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

@@ -1,12 +1,12 @@
 package comm
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -36,8 +36,11 @@ type peerConn struct {
 	ch       int
 	addr     string // the peer's address, for errors
 	nc       net.Conn
-	br       *bufio.Reader
-	staging  []byte // reader's reduction buffer, cache-sized
+	staging  []byte // reduction buffer, cache-sized, used under rmu
+	fd       int    // raw socket for polling waiters; -1 when the conn has none (pipes)
+	raw      syscall.RawConn
+	rmu      sync.Mutex // held by whoever parses incoming bytes (reader goroutine or a poller)
+	rd       readState  // incremental frame parser, under rmu
 	wake     chan struct{}
 	quit     chan struct{}
 	readDone chan struct{}
@@ -58,15 +61,19 @@ const inlineSendMax = 64 << 10
 func newPeerConn(n *node, peer, ch int, addr string, nc net.Conn) *peerConn {
 	c := &peerConn{
 		n: n, peer: peer, ch: ch, addr: addr, nc: nc,
-		br:       bufio.NewReaderSize(nc, 64<<10),
 		staging:  make([]byte, 64<<10),
 		wake:     make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		readDone: make(chan struct{}),
 		streams:  map[streamKey]*stream{},
 	}
+	c.fd = -1
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.raw = raw
+			_ = raw.Control(func(fd uintptr) { c.fd = int(fd) })
+		}
 	}
 	return c
 }
@@ -95,6 +102,9 @@ func (c *peerConn) postSend(x *xfer) {
 		c.writing = true
 		c.mu.Unlock()
 		err := c.writeFrame(x)
+		if err != nil {
+			err = c.writeFailed(err)
+		}
 		x.r.finish(err)
 		c.mu.Lock()
 		c.writing = false
@@ -144,6 +154,7 @@ func (c *peerConn) writeLoop() {
 			var err error
 			for i, x := range q {
 				if err = c.writeFrame(x); err != nil {
+					err = c.writeFailed(err)
 					for _, y := range q[i:] {
 						y.r.finish(err)
 					}
@@ -229,115 +240,6 @@ func checkFrame(h *header, x *xfer) error {
 	return nil
 }
 
-func (c *peerConn) readLoop() {
-	defer c.finished.Done()
-	defer close(c.readDone)
-	var hb [headerBytes]byte
-	for {
-		if _, err := io.ReadFull(c.br, hb[:]); err != nil {
-			if errors.Is(err, io.EOF) {
-				c.peerClosed(c.readErr(err))
-			} else {
-				c.fail(c.readErr(err))
-			}
-			return
-		}
-		var h header
-		if err := h.decode(hb[:]); err != nil {
-			c.fail(&PeerError{Rank: -1, Node: c.peer, Addr: c.addr, Err: fmt.Errorf("protocol error: %w", err)})
-			return
-		}
-		if h.kind == frameAbort {
-			msg := make([]byte, min(h.length, 64<<10))
-			_, _ = io.ReadFull(c.br, msg)
-			c.n.abort(&PeerError{Rank: -1, Node: c.peer, Addr: c.addr, Err: fmt.Errorf("aborted: %s", msg)})
-			c.fail(nil)
-			return
-		}
-		key := streamKey{h.src, h.dst, h.tag}
-		c.mu.Lock()
-		var x *xfer
-		if st := c.streams[key]; st != nil && len(st.posted) > 0 {
-			x = st.posted[0]
-			st.posted = st.posted[1:]
-		}
-		c.mu.Unlock()
-		if x != nil {
-			if err := c.deliver(&h, x); err != nil {
-				return
-			}
-			continue
-		}
-		payload := make([]byte, h.length)
-		if _, err := io.ReadFull(c.br, payload); err != nil {
-			c.fail(c.readErr(err))
-			return
-		}
-		c.mu.Lock()
-		st := c.streams[key]
-		if st == nil {
-			st = &stream{}
-			c.streams[key] = st
-		}
-		if len(st.posted) > 0 { // a receive was posted while we read
-			x = st.posted[0]
-			st.posted = st.posted[1:]
-			c.mu.Unlock()
-			err := checkFrame(&h, x)
-			if err == nil {
-				x.spec.apply(payload)
-			}
-			x.r.finish(err)
-			if err != nil {
-				c.n.abort(err)
-			}
-			continue
-		}
-		st.early = append(st.early, earlyFrame{h: h, payload: payload})
-		c.mu.Unlock()
-		if err := c.n.checkEarly(&h); err != nil {
-			c.n.abort(err)
-		}
-	}
-}
-
-// deliver reads one frame's payload into its posted receive, reducing piece by piece through
-// a cache-sized staging buffer so arithmetic overlaps the socket.
-func (c *peerConn) deliver(h *header, x *xfer) error {
-	if err := checkFrame(h, x); err != nil {
-		x.r.finish(err)
-		c.n.abort(err)
-		c.fail(err)
-		return err
-	}
-	s := &x.spec
-	if s.red == nil {
-		if _, err := io.ReadFull(c.br, s.dst); err != nil {
-			err = c.readErr(err)
-			x.r.finish(err)
-			c.fail(err)
-			return err
-		}
-		x.r.finish(nil)
-		return nil
-	}
-	esz := s.red.dt.Size()
-	step := len(c.staging) / esz * esz
-	for off := 0; off < len(s.dst); off += step {
-		end := min(off+step, len(s.dst))
-		buf := c.staging[:end-off]
-		if _, err := io.ReadFull(c.br, buf); err != nil {
-			err = c.readErr(err)
-			x.r.finish(err)
-			c.fail(err)
-			return err
-		}
-		s.red.reduce(s.dst[off:end], s.local[off:end], buf)
-	}
-	x.r.finish(nil)
-	return nil
-}
-
 func (c *peerConn) readErr(err error) error {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -371,6 +273,13 @@ func (c *peerConn) fail(err error) {
 	}
 	c.mu.Unlock()
 	close(c.quit)
+	if c.fd >= 0 {
+		// no poller may be inside a syscall on the descriptor when it closes (it could be
+		// reused); pollers check closed under rmu
+		c.rmu.Lock()
+		c.rd.dead = true
+		c.rmu.Unlock()
+	}
 	_ = c.nc.Close()
 	for _, x := range pending {
 		x.r.finish(err)
@@ -441,4 +350,21 @@ func (c *peerConn) peerClosed(err error) {
 	for _, x := range pending {
 		x.r.finish(err)
 	}
+}
+
+// writeFailed gives the reader a moment to take in what the peer said before it hung up
+// (usually an abort frame naming the real cause), so the node aborts with that cause rather
+// than with "broken pipe".
+func (c *peerConn) writeFailed(err error) error {
+	t := time.NewTimer(200 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-c.readDone:
+	case <-c.n.abortCh:
+	case <-t.C:
+	}
+	if c.n.aborted() {
+		return c.n.abortError()
+	}
+	return err
 }

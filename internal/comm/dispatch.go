@@ -28,23 +28,25 @@ func (c *Comm) prepare(op *collOp) error {
 	op.d.algo = normalizeAlgo(op.d.coll, op.d.algo)
 	esz := op.d.dtype.Size()
 	nbytes := int(op.d.count) * esz
+	small := nbytes <= spinMaxBytes*4
+	ev := func(k int) *event { return newSpinEvent(k, small) }
 	switch op.d.coll {
 	case CollAllReduce:
 		switch op.d.algo {
 		case AlgoHier:
 			if n.nnodes == 1 {
-				op.state = &sharedState{reduced: newEvent(n.L)}
+				op.state = &sharedState{reduced: ev(n.L)}
 			} else {
 				op.state = c.prepareHier(op, nbytes, ringAllReduce)
 			}
 		case AlgoTree:
 			if n.L > 1 {
-				op.state = &treeState{scratch: n.growScratch(nbytes), reduced: newEvent(n.L), global: newEvent(1)}
+				op.state = &treeState{scratch: n.growScratch(nbytes), reduced: ev(n.L), global: ev(1)}
 			}
 		}
 	case CollBarrier:
 		if n.L > 1 {
-			op.state = &treeState{scratch: n.growScratch(0), reduced: newEvent(n.L), global: newEvent(1)}
+			op.state = &treeState{scratch: n.growScratch(0), reduced: ev(n.L), global: ev(1)}
 		}
 	case CollReduceScatter:
 		if op.d.algo == AlgoHier {
@@ -59,13 +61,13 @@ func (c *Comm) prepare(op *collOp) error {
 			np := len(pieces(make([]byte, nbytes), n.piece(op.d.dtype)))
 			st := &bcastState{got: make([]*event, np)}
 			for k := range st.got {
-				st.got[k] = newEvent(1)
+				st.got[k] = ev(1)
 			}
 			op.state = st
 		}
 	case CollReduce:
 		if op.d.algo != AlgoRing {
-			op.state = &treeState{scratch: n.growScratch(nbytes), reduced: newEvent(n.L)}
+			op.state = &treeState{scratch: n.growScratch(nbytes), reduced: ev(n.L)}
 		}
 	}
 	return nil

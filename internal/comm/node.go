@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -97,7 +98,9 @@ func (n *node) recv(dst, src int, tag uint32, d desc, spec recvSpec) *req {
 	if pn := n.nodeOf(src); pn == n.id {
 		n.mem[n.localOf(src)][n.localOf(dst)].postRecv(x)
 	} else {
-		n.connFor(pn, src, dst, tag).postRecv(x)
+		r.conn = n.connFor(pn, src, dst, tag)
+		r.spin = len(spec.dst) <= spinMaxBytes
+		r.conn.postRecv(x)
 	}
 	return r
 }
@@ -106,8 +109,25 @@ func (n *node) recv(dst, src int, tag uint32, d desc, spec recvSpec) *req {
 func (n *node) wait(ctx context.Context, r *req) error {
 	select {
 	case <-r.done:
-		return r.err
+		return n.reqErr(r)
 	default:
+	}
+	if r.spin {
+		// poll the socket ourselves for a short while: waking a parked thread costs more
+		// than the whole message on small collectives
+		deadline := time.Now().Add(spinFor)
+		for {
+			r.conn.poll()
+			select {
+			case <-r.done:
+				return n.reqErr(r)
+			default:
+			}
+			if !time.Now().Before(deadline) {
+				break
+			}
+			runtime.Gosched()
+		}
 	}
 	if n.nodeOf(r.peer) != n.id {
 		n.noteWait(r.peer, 1)
@@ -115,7 +135,7 @@ func (n *node) wait(ctx context.Context, r *req) error {
 	}
 	select {
 	case <-r.done:
-		return r.err
+		return n.reqErr(r)
 	case <-n.abortCh:
 		return n.abortError()
 	case <-ctx.Done():
@@ -253,6 +273,9 @@ func (n *node) close() {
 
 var errClosed = errors.New("communicator closed")
 
+// spinMaxBytes is the largest receive a waiter polls for before parking.
+const spinMaxBytes = 64 << 10
+
 // growScratch returns the node's scratch buffer with at least size bytes. Only the creator of
 // a collective calls it, while no other collective runs on the node.
 func (n *node) growScratch(size int) []byte {
@@ -296,4 +319,13 @@ func (n *node) scanEarly(d desc) error {
 		}
 	}
 	return nil
+}
+
+// reqErr prefers the node's abort cause to a request's own error: once a node aborts, the
+// requests it fails carry secondary errors (closed pipes), and the cause is what users need.
+func (n *node) reqErr(r *req) error {
+	if r.err != nil && n.aborted() {
+		return n.abortError()
+	}
+	return r.err
 }

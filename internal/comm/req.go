@@ -2,7 +2,9 @@ package comm
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"time"
 )
 
 // req is one posted send or receive. It completes exactly once, with nil or an error; a
@@ -12,6 +14,8 @@ type req struct {
 	err  error
 	peer int // global rank on the other side, for errors
 	once sync.Once
+	conn *peerConn // for a remote receive: the connection a waiter may poll
+	spin bool      // small enough that polling beats sleeping
 }
 
 func newReq(peer int) *req { return &req{done: make(chan struct{}), peer: peer} }
@@ -81,12 +85,15 @@ func (s *reqs) drain() {
 
 // event is a one-shot signal that counts down from n arrivals.
 type event struct {
-	mu sync.Mutex
-	n  int
-	ch chan struct{}
+	mu   sync.Mutex
+	n    int
+	ch   chan struct{}
+	spin bool // waiters poll briefly before sleeping (small, latency-bound collectives)
 }
 
 func newEvent(n int) *event { return &event{n: n, ch: make(chan struct{})} }
+
+func newSpinEvent(n int, spin bool) *event { e := newEvent(n); e.spin = spin; return e }
 
 // arrive counts one arrival and fires the event at the last, reporting whether it did.
 func (e *event) arrive() bool {
@@ -106,6 +113,17 @@ func (n *node) waitEvent(ctx context.Context, e *event, what string) error {
 	case <-e.ch:
 		return nil
 	default:
+	}
+	if e.spin {
+		deadline := time.Now().Add(spinFor)
+		for time.Now().Before(deadline) {
+			runtime.Gosched()
+			select {
+			case <-e.ch:
+				return nil
+			default:
+			}
+		}
 	}
 	select {
 	case <-e.ch:
