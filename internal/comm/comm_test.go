@@ -11,7 +11,18 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(closeShared{m})
+}
+
+// closeShared closes the cluster the fuzz targets share before goleak looks for leftovers.
+type closeShared struct{ m *testing.M }
+
+func (c closeShared) Run() int {
+	code := c.m.Run()
+	if fuzzCluster != nil {
+		_ = fuzzCluster.Close()
+	}
+	return code
 }
 
 var layouts = []struct{ nodes, L int }{{1, 1}, {1, 3}, {2, 1}, {2, 2}, {3, 2}, {4, 1}}
