@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -169,11 +170,15 @@ func TestNetnsCollectives(t *testing.T) {
 // every other process to exit non-zero within the timeout plus 5 s, naming the dead node.
 func TestNetnsKillNode(t *testing.T) {
 	const nodes = 3
+	iters := nodes
+	if v, err := strconv.Atoi(os.Getenv("STRATA_KILL_ITERS")); err == nil && v > 0 {
+		iters = v // the acceptance run: STRATA_KILL_ITERS=20
+	}
 	cl := netns.Up(t, nodes, "1gbit")
-	for iter := range nodes {
+	for iter := range iters {
 		victim := (iter + 1) % nodes // kills 1, 2, then the master
-		t.Run(fmt.Sprintf("kill-node-%d", victim), func(t *testing.T) {
-			procs := startNodes(t, cl, 29300+iter, "--ranks-per-node", "2", "-b", "16M", "-e", "16M",
+		t.Run(fmt.Sprintf("%d-kill-node-%d", iter, victim), func(t *testing.T) {
+			procs := startNodes(t, cl, 29000+iter, "--ranks-per-node", "2", "-b", "16M", "-e", "16M",
 				"-n", "100000", "-w", "0", "-c", "0", "--timeout", "30s")
 			select {
 			case <-procs[0].header:

@@ -90,6 +90,7 @@ type collOp struct {
 	ctx     context.Context // for helper goroutines; lives until every rank has left
 	cancel  context.CancelFunc
 	exit    *event // every local rank is done reading peers' buffers
+	noExit  bool   // the algorithm reads no peer buffer after its last event: skip the exit barrier
 	state   any
 }
 
@@ -176,14 +177,14 @@ func (c *Comm) run(ctx context.Context, d desc, s slot) error {
 		n.abort(err)
 		return err
 	}
-	if n.L > 1 {
+	if n.L > 1 && !op.noExit {
 		if op.exit.arrive() {
 			op.cancel()
 		}
 		if err := n.waitEvent(ctx, op.exit, fmt.Sprintf("the other ranks of node %d to finish %s", n.id, op.d)); err != nil {
 			return err
 		}
-	} else {
+	} else if op.exit.arrive() {
 		op.cancel()
 	}
 	return nil

@@ -41,12 +41,14 @@ func (c *Comm) prepare(op *collOp) error {
 			}
 		case AlgoTree:
 			if n.L > 1 {
-				op.state = &treeState{scratch: n.growScratch(nbytes), reduced: ev(n.L), global: ev(1)}
+				op.state = &treeState{scratch: n.growScratch(nbytes), reduced: ev(n.L), global: ev(1), leaderOnly: nbytes <= leaderOnlyBytes}
+				op.noExit = nbytes <= leaderOnlyBytes
 			}
 		}
 	case CollBarrier:
 		if n.L > 1 {
-			op.state = &treeState{scratch: n.growScratch(0), reduced: ev(n.L), global: ev(1)}
+			op.state = &treeState{scratch: n.growScratch(0), reduced: ev(n.L), global: ev(1), leaderOnly: true}
+			op.noExit = true
 		}
 	case CollReduceScatter:
 		if op.d.algo == AlgoHier {

@@ -8,10 +8,15 @@ import (
 
 // treeState synchronises a node's ranks around the leader that talks to other nodes.
 type treeState struct {
-	scratch []byte
-	reduced *event // every local rank has reduced its slice into scratch
-	global  *event // the leader has the final result in scratch
+	scratch    []byte
+	reduced    *event // every local rank has reduced its slice into scratch
+	global     *event // the leader has the final result in scratch
+	leaderOnly bool   // small message: the leader reduces every local buffer itself
 }
+
+// leaderOnlyBytes is the size up to which one rank reducing all local buffers beats
+// splitting the work, since it saves a synchronisation of the node's ranks.
+const leaderOnlyBytes = 64 << 10
 
 // sendPieces posts buf as pipelining pieces; recvPieces posts the matching receives.
 func (n *node) sendPieces(rs *reqs, from, to int, tag uint32, d desc, buf []byte) {
@@ -151,17 +156,28 @@ func (c *Comm) treeAllReduce(ctx context.Context, op *collOp) error {
 	}
 	st := op.state.(*treeState)
 	esz := op.d.dtype.Size()
-	b := split(len(st.scratch)/esz, n.L, esz)
-	lo, hi := b[c.local], b[c.local+1]
 	srcs := make([][]byte, n.L)
-	for l := range n.L {
-		srcs[l] = op.slots[l].send[lo:hi]
+	if st.leaderOnly {
+		if c.local == 0 {
+			for l := range n.L {
+				srcs[l] = op.slots[l].send
+			}
+			red.reduceMany(st.scratch, srcs)
+		}
+	} else {
+		b := split(len(st.scratch)/esz, n.L, esz)
+		lo, hi := b[c.local], b[c.local+1]
+		for l := range n.L {
+			srcs[l] = op.slots[l].send[lo:hi]
+		}
+		red.reduceMany(st.scratch[lo:hi], srcs)
+		st.reduced.arrive()
 	}
-	red.reduceMany(st.scratch[lo:hi], srcs)
-	st.reduced.arrive()
 	if c.local == 0 {
-		if err := n.waitEvent(ctx, st.reduced, fmt.Sprintf("node %d's ranks to reduce", n.id)); err != nil {
-			return err
+		if !st.leaderOnly {
+			if err := n.waitEvent(ctx, st.reduced, fmt.Sprintf("node %d's ranks to reduce", n.id)); err != nil {
+				return err
+			}
 		}
 		if err := c.treeNodes(ctx, op, st.scratch); err != nil {
 			return err
