@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ type benchCommFlags struct {
 	timeout                       time.Duration
 	channels                      int
 	jsonOut                       bool
+	cpuProfile                    string
 }
 
 func newBenchCommCmd() *cobra.Command {
@@ -94,6 +96,7 @@ Every node must be given the same flags except --node-rank. Environment:
 	fl.DurationVar(&f.timeout, "timeout", 0, "deadline for every blocking wait (default $STRATA_TIMEOUT, else 30s)")
 	fl.IntVar(&f.channels, "nchannels", 0, "TCP connections per node pair (default $STRATA_NCHANNELS, else 2)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON report instead of the table")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of this process to this file")
 	return cmd
 }
 
@@ -191,6 +194,18 @@ func runBenchComm(cmd *cobra.Command, f *benchCommFlags) error {
 	}
 	if f.ranksPerNode < 1 {
 		return fmt.Errorf("--ranks-per-node %d: need at least 1", f.ranksPerNode)
+	}
+
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	ctx := cmd.Context()

@@ -334,14 +334,14 @@ func (lc *Local) Comms() []*Comm {
 	return out
 }
 
-// Close closes every node.
+// Close closes every node, all at once (each waits for its peers to hang up).
 func (lc *Local) Close() error {
+	var wg sync.WaitGroup
 	for _, nd := range lc.Nodes {
-		nd.n.abort(errors.New("communicator closed"))
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = nd.Close() }()
 	}
-	for _, nd := range lc.Nodes {
-		_ = nd.Close()
-	}
+	wg.Wait()
 	return nil
 }
 

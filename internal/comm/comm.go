@@ -151,8 +151,8 @@ func (c *Comm) run(ctx context.Context, d desc, s slot) error {
 			n.abort(op.err)
 		}
 	}
-	if small && !last {
-		deadline := time.Now().Add(spinFor)
+	if small && !last && n.cfg.SpinWait > 0 {
+		deadline := time.Now().Add(n.cfg.SpinWait)
 		for time.Now().Before(deadline) && !isClosed(op.ready) {
 			runtime.Gosched()
 		}

@@ -61,21 +61,39 @@ func TestCollectivesMatrix(t *testing.T) {
 	}
 }
 
-// TestDataTypes runs every type through the reducing collectives with every op.
+// TestDataTypes runs every type through every collective and algorithm, with every op where
+// the collective reduces.
 func TestDataTypes(t *testing.T) {
 	lc := newInmem(t, 2, 2, testConfig())
 	comms := lc.Comms()
 	for _, dt := range AllDataTypes {
-		for _, op := range AllOps {
-			for _, algo := range AllAlgos {
-				for _, coll := range []Collective{CollAllReduce, CollReduceScatter, CollReduce} {
+		for _, coll := range AllCollectives {
+			ops := []Op{Sum}
+			switch coll {
+			case CollAllReduce, CollReduceScatter, CollReduce:
+				ops = AllOps
+			}
+			for _, op := range ops {
+				for _, algo := range AllAlgos {
+					if (coll == CollAllToAll || coll == CollSendRecv) && algo != AlgoRing {
+						continue
+					}
 					runCollective(t, comms, coll, algo, dt, op, 3001, false)
+					runCollective(t, comms, coll, algo, dt, op, 17, true)
 				}
 			}
 		}
-		runCollective(t, comms, CollAllGather, AlgoHier, dt, Sum, 777, true)
-		runCollective(t, comms, CollBroadcast, AlgoTree, dt, Sum, 777, false)
-		runCollective(t, comms, CollAllToAll, AlgoAuto, dt, Sum, 333, false)
+	}
+}
+
+// TestLarge moves hundreds of MiB through allreduce on every algorithm.
+func TestLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the 128 MiB allreduce")
+	}
+	lc := newTCP(t, 2, 2, testConfig())
+	for _, algo := range AllAlgos {
+		runCollective(t, lc.Comms(), CollAllReduce, algo, Float32, Sum, 32<<20+3, algo == AlgoHier)
 	}
 }
 

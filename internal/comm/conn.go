@@ -38,6 +38,7 @@ type peerConn struct {
 	nc       net.Conn
 	staging  []byte // reduction buffer, cache-sized, used under rmu
 	fd       int    // raw socket for polling waiters; -1 when the conn has none (pipes)
+	lowat    int    // the socket's SO_RCVLOWAT as last set, under rmu
 	raw      syscall.RawConn
 	rmu      sync.Mutex // held by whoever parses incoming bytes (reader goroutine or a poller)
 	rd       readState  // incremental frame parser, under rmu
@@ -67,7 +68,7 @@ func newPeerConn(n *node, peer, ch int, addr string, nc net.Conn) *peerConn {
 		readDone: make(chan struct{}),
 		streams:  map[streamKey]*stream{},
 	}
-	c.fd = -1
+	c.fd, c.lowat = -1, 1
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 		if raw, err := tc.SyscallConn(); err == nil {

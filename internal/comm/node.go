@@ -120,10 +120,10 @@ func (n *node) wait(ctx context.Context, r *req) error {
 		return n.reqErr(r)
 	default:
 	}
-	if r.spin {
+	if r.spin && n.cfg.SpinWait > 0 {
 		// poll the socket ourselves for a short while: waking a parked thread costs more
 		// than the whole message on small collectives
-		deadline := time.Now().Add(spinFor)
+		deadline := time.Now().Add(n.cfg.SpinWait)
 		for {
 			r.conn.poll()
 			select {

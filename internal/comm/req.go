@@ -114,8 +114,8 @@ func (n *node) waitEvent(ctx context.Context, e *event, what string) error {
 		return nil
 	default:
 	}
-	if e.spin {
-		deadline := time.Now().Add(spinFor)
+	if e.spin && n.cfg.SpinWait > 0 {
+		deadline := time.Now().Add(n.cfg.SpinWait)
 		for time.Now().Before(deadline) {
 			runtime.Gosched()
 			select {

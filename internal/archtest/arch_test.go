@@ -1,0 +1,47 @@
+// Package archtest holds the rules about which strata packages may import which; it fails
+// when a package starts depending on what it must not.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/strata-ai/strata/"
+
+// allowed lists, for each package pattern, the only module packages it may depend on
+// (directly or not). Anything else under the module is a violation.
+var allowed = map[string][]string{
+	// comm moves bytes; it must never learn about models, engines or the cluster runtime
+	"internal/comm/...": {"internal/comm", "internal/tensor"},
+	// element types depend on nothing of ours
+	"internal/tensor": {},
+}
+
+func TestDependencyRules(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("needs the go command to list dependencies")
+	}
+	for pattern, ok := range allowed {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "../../"+pattern).Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pattern, err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			rel, mine := strings.CutPrefix(dep, module)
+			if !mine || strings.HasPrefix(pattern, rel) || strings.HasPrefix(rel, strings.TrimSuffix(pattern, "/...")) {
+				continue
+			}
+			fine := false
+			for _, a := range ok {
+				if rel == a || strings.HasPrefix(rel, a+"/") {
+					fine = true
+				}
+			}
+			if !fine {
+				t.Errorf("%s depends on %s, which it must not", pattern, rel)
+			}
+		}
+	}
+}
