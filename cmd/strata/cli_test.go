@@ -1,0 +1,67 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func runCLI(args ...string) (string, error) {
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// TestBenchCommBadInput: every bad flag gets an error naming the flag and what to do.
+func TestBenchCommBadInput(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "comm", "-b", "lots"}, "-b"},
+		{[]string{"bench", "comm", "-b", "1M", "-e", "1K"}, "smaller than -b"},
+		{[]string{"bench", "comm", "-o", "xor"}, "sum, prod, min, max, avg"},
+		{[]string{"bench", "comm", "-d", "int8"}, "float, double, half, bfloat16"},
+		{[]string{"bench", "comm", "-a", "butterfly"}, "ring, tree, hier or auto"},
+		{[]string{"bench", "comm", "--collective", "scatter"}, "all_reduce, reduce_scatter"},
+		{[]string{"bench", "comm", "--nnodes", "2"}, "--master-addr"},
+		{[]string{"bench", "comm", "--nnodes", "2", "--node-rank", "2", "--master-addr", "127.0.0.1:1"}, "--node-rank 2"},
+		{[]string{"bench", "comm", "--local-nodes", "2", "--nnodes", "2"}, "not both"},
+		{[]string{"bench", "comm", "-f", "1", "-e", "1M"}, "-f"},
+		{[]string{"bench", "comm", "--ranks-per-node", "0"}, "--ranks-per-node"},
+	}
+	for _, c := range cases {
+		_, err := runCLI(c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: want an error mentioning %q, got %v", c.args, c.want, err)
+		}
+	}
+}
+
+// TestBenchCommRuns runs the README's first command's job, small, and checks the table.
+func TestBenchCommRuns(t *testing.T) {
+	out, err := runCLI("bench", "comm", "-b", "8", "-e", "64K", "-f", "8", "-n", "2", "-w", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"2 nodes × 2 ranks", "#       size         count      type   redop    root     time   algbw   busbw #wrong", "# Out of bounds values : 0 OK", "# Avg bus bandwidth"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if rows := strings.Count(out, "  float     sum"); rows != 5 {
+		t.Fatalf("want 5 rows (8 B .. 32 KiB by ×8), got %d:\n%s", rows, out)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"8": 8, "64K": 64 << 10, "1M": 1 << 20, "128m": 128 << 20, "1G": 1 << 30, "0.5K": 512} {
+		if got, err := parseSize("-b", in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+}
