@@ -87,7 +87,7 @@ type collOp struct {
 	arrived int
 	ready   chan struct{}
 	err     error
-	ctx     context.Context // for helper goroutines; lives until every rank has left
+	ctx     context.Context // for helper goroutines (only algorithms that start them set it)
 	cancel  context.CancelFunc
 	exit    *event // every local rank is done reading peers' buffers
 	noExit  bool   // the algorithm reads no peer buffer after its last event: skip the exit barrier
@@ -226,8 +226,7 @@ func (c *Comm) setup(op *collOp) {
 		op.err = err
 		return
 	}
-	op.ctx, op.cancel = context.WithTimeout(context.Background(), n.cfg.Timeout)
-	op.ctx = context.WithValue(op.ctx, timeoutKey{}, n.cfg.Timeout)
+	op.cancel = func() {}
 	if err := c.prepare(op); err != nil {
 		op.err = err
 	}

@@ -39,6 +39,9 @@ type peerConn struct {
 	staging  []byte // reduction buffer, cache-sized, used under rmu
 	fd       int    // raw socket for polling waiters; -1 when the conn has none (pipes)
 	lowat    int    // the socket's SO_RCVLOWAT as last set, under rmu
+	rbuf     []byte // bytes read ahead of the parser, rbuf[rpos:rend], under rmu
+	rpos     int
+	rend     int
 	raw      syscall.RawConn
 	rmu      sync.Mutex // held by whoever parses incoming bytes (reader goroutine or a poller)
 	rd       readState  // incremental frame parser, under rmu
@@ -63,6 +66,7 @@ func newPeerConn(n *node, peer, ch int, addr string, nc net.Conn) *peerConn {
 	c := &peerConn{
 		n: n, peer: peer, ch: ch, addr: addr, nc: nc,
 		staging:  make([]byte, 64<<10),
+		rbuf:     make([]byte, 32<<10),
 		wake:     make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		readDone: make(chan struct{}),

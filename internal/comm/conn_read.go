@@ -64,6 +64,27 @@ func fdReader(fd int) reader {
 	}
 }
 
+// bread reads through a small buffer so that a small frame (header and payload) costs one
+// syscall, while large payloads still go straight from the socket into their destination.
+// Called under rmu.
+func (c *peerConn) bread(read reader, p []byte) (int, error) {
+	if c.rpos < c.rend {
+		n := copy(p, c.rbuf[c.rpos:c.rend])
+		c.rpos += n
+		return n, nil
+	}
+	if len(p) >= len(c.rbuf)/4 {
+		return read(p)
+	}
+	n, err := read(c.rbuf)
+	if err != nil {
+		return 0, err
+	}
+	m := copy(p, c.rbuf[:n])
+	c.rpos, c.rend = m, n
+	return m, nil
+}
+
 // setLowat asks the kernel to report the socket readable only once v bytes are queued
 // (SO_RCVLOWAT), so a large payload is read in a few large reads instead of one per packet.
 // Called under rmu.
@@ -83,8 +104,10 @@ func (c *peerConn) drain(read reader) (stop bool) {
 	r := &c.rd
 	for {
 		if !r.inFrame {
-			c.setLowat(1)
-			n, err := read(r.hdr[r.hn:])
+			if c.lowat != 1 {
+				c.setLowat(1)
+			}
+			n, err := c.bread(read, r.hdr[r.hn:])
 			if err != nil {
 				return c.readFailed(err, r.hn > 0)
 			}
@@ -151,6 +174,10 @@ const maxFrame = 256 << 20
 // amount of data, small enough to stay well inside the socket buffer.
 const lowatMax = 128 << 10
 
+// lowatMin is the smallest remainder worth a low-water mark: small frames arrive whole, and
+// two setsockopt calls would cost more than the wake-ups they save.
+const lowatMin = 32 << 10
+
 // readPayload advances the current frame's payload. done: the frame is complete.
 func (c *peerConn) readPayload(read reader) (done, stop bool) {
 	r := &c.rd
@@ -172,8 +199,12 @@ func (c *peerConn) readPayload(read reader) (done, stop bool) {
 			chunk := min(len(c.staging), total-(r.off-r.sfill))
 			dst = c.staging[r.sfill:chunk]
 		}
-		c.setLowat(min(total-r.off, lowatMax))
-		n, err := read(dst)
+		if rest := total - r.off; rest >= lowatMin {
+			c.setLowat(min(rest, lowatMax))
+		} else if c.lowat != 1 {
+			c.setLowat(1)
+		}
+		n, err := c.bread(read, dst)
 		if err != nil {
 			return false, c.readFailed(err, true)
 		}

@@ -77,6 +77,9 @@ func (c *Comm) prepareHier(op *collOp, nbytes int, mode ringMode) *hierState {
 		st.global = append(st.global, newEvent(2))
 	}
 	if n.nnodes > 1 {
+		// the workers outlive no rank: the last rank to leave cancels their context
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+		op.ctx, op.cancel = context.WithValue(ctx, timeoutKey{}, n.cfg.Timeout), cancel
 		for dir := range 2 {
 			go c.hierWorker(op, st, dir, mode)
 		}
