@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -538,7 +539,29 @@ func (t *TablePrinter) Footer(r *Report) {
 	if r.Wrong > 0 {
 		status = "FAILED"
 	}
+	if r.Algo == "auto" && len(r.Rows) > 0 {
+		fmt.Fprintf(t.W, "# auto chose: %s\n", autoRuns(r.Rows))
+	}
 	fmt.Fprintf(t.W, "# Out of bounds values : %d %s\n", r.Wrong, status)
 	fmt.Fprintf(t.W, "# Avg bus bandwidth    : %g \n", math.Round(r.AvgBusBW*1e4)/1e4)
 	fmt.Fprintf(t.W, "#\n")
+}
+
+// autoRuns summarises which algorithm auto used over the sweep: "tree 8..262144, hier 524288..".
+func autoRuns(rows []Row) string {
+	var parts []string
+	start := 0
+	for i := 1; i <= len(rows); i++ {
+		if i < len(rows) && rows[i].OutOfPlace.Algo == rows[start].OutOfPlace.Algo {
+			continue
+		}
+		a, b := rows[start].Size, rows[i-1].Size
+		if a == b {
+			parts = append(parts, fmt.Sprintf("%s at %d B", rows[start].OutOfPlace.Algo, a))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s for %d..%d B", rows[start].OutOfPlace.Algo, a, b))
+		}
+		start = i
+	}
+	return strings.Join(parts, ", ")
 }
