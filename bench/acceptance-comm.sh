@@ -72,6 +72,12 @@ for r in 1 2; do
     run 2 "auto22l-$a-$r" --ranks-per-node 2 -b 256K -e 64M -f 4 -n "$ITERS" -w 2 -c 0 -a "$a"
   done
 done
+# the patent's wiring: a NIC per neighbour, hier's node rings on their own links
+bash "$REPO/scripts/netns.sh" down "$PREFIX" >/dev/null
+bash "$REPO/scripts/netns.sh" up2 2 "$RATE" "$PREFIX" >/dev/null
+for a in hier ring; do
+  STRATA_RING_IFNAMES=eth2,eth1 run 2 "nic2-$a" --ranks-per-node 4 -b 1M -e 64M -f 4 -n "$ITERS" -w 1 -c 0 -a "$a"
+done
 "$STRATA" bench comm --local-nodes 1 --ranks-per-node 4 -b 1M -e 1M -n 500 -w 50 -c 1 --json >"$WORK/shm14.json"
 
 mkdir -p "$(dirname "$OUT")"
@@ -115,6 +121,15 @@ for i, row in enumerate(algos["ring"]):
     ts = {a: t(algos[a][i]) for a in algos}
     b = min(ts["ring"], ts["tree"], ts["hier"])
     print(f"| {mib(row['size'])} | {ts['ring']:.0f} | {ts['tree']:.0f} | {ts['hier']:.0f} | {ts['auto']:.0f} ({algos['auto'][i]['out_of_place']['algo']}) | {ts['auto']/b:.2f} |")
+n2h, n2r = rep("nic2-hier"), rep("nic2-ring")
+print("\n## The patent's wiring: two NICs per node, 2 nodes × 4 ranks\n")
+print("Each node's first rank has a NIC facing node i−1 and its last rank one facing node i+1")
+print("(`scripts/netns.sh up2`, every link shaped to the same rate), `STRATA_RING_IFNAMES=eth2,eth1`.")
+print("hier's two node rings run on their own links; the flat ring uses the ordinary interface.\n")
+print("| size | hier busbw ÷ rate | ring ÷ rate | hier ÷ ring |")
+print("|---:|---:|---:|---:|")
+for a, b in zip(n2h["rows"], n2r["rows"]):
+    print(f"| {mib(a['size'])} | {best(a)/rgbs:.2f} | {best(b)/rgbs:.2f} | {t(b)/t(a):.2f} |")
 print("\nSmall sizes are noisy on a 2-core machine (tens of microseconds swing run to run), and")
 print("below ~128 KiB tbf's burst lets messages through faster than the link rate.")
 EOF

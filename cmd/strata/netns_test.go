@@ -67,12 +67,21 @@ type proc struct {
 // startNodes launches one `strata bench comm` process per node of the cluster.
 func startNodes(t *testing.T, cl *netns.Cluster, port int, args ...string) []*proc {
 	t.Helper()
+	return startNodesEnv(t, cl, port, nil, args...)
+}
+
+// startNodesEnv is startNodes with extra environment variables for every node.
+func startNodesEnv(t *testing.T, cl *netns.Cluster, port int, env []string, args ...string) []*proc {
+	t.Helper()
 	bin := strataBin(t)
 	procs := make([]*proc, cl.N)
 	for i := range cl.N {
 		a := append([]string{"bench", "comm", "--nnodes", fmt.Sprint(cl.N), "--node-rank", fmt.Sprint(i),
 			"--master-addr", fmt.Sprintf("%s:%d", cl.Addr(0), port)}, args...)
 		p := &proc{cmd: cl.Command(context.Background(), i, bin, a...), done: make(chan struct{}), header: make(chan struct{})}
+		if env != nil {
+			p.cmd.Env = append(os.Environ(), env...)
+		}
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
@@ -237,5 +246,56 @@ func TestNetnsLinkDown(t *testing.T) {
 	}
 	if msg := procs[0].stderr.String(); !strings.Contains(msg, "node 1") || !strings.Contains(msg, "timed out") {
 		t.Errorf("node 0: want a timeout naming node 1, got:\n%s", msg)
+	}
+}
+
+// txBytes reads an interface's transmit counter inside node i.
+func txBytes(t *testing.T, cl *netns.Cluster, i int, dev string) int64 {
+	t.Helper()
+	out, err := cl.Output(context.Background(), i, "cat", "/sys/class/net/"+dev+"/statistics/tx_bytes")
+	if err != nil {
+		t.Fatalf("tx_bytes of %s on node %d: %v %s", dev, i, err, out)
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestNetnsRingLinks wires the nodes as the patent does (a NIC per neighbour) and checks that
+// hier's node rings carry their data over those links, both of them, with correct results,
+// while the ordinary interface carries little.
+func TestNetnsRingLinks(t *testing.T) {
+	cl := netns.UpRing(t, 2, "1gbit")
+	before := map[string]int64{}
+	for _, dev := range []string{"eth0", "eth1", "eth2"} {
+		before[dev] = txBytes(t, cl, 0, dev)
+	}
+	procs := startNodesEnv(t, cl, 29450, []string{"STRATA_RING_IFNAMES=eth2,eth1"}, "--ranks-per-node", "2",
+		"-b", "4M", "-e", "4M", "-n", "3", "-w", "0", "-c", "1", "-a", "hier", "--json")
+	waitAll(t, procs, 60*time.Second)
+	for i, p := range procs {
+		if p.err != nil {
+			t.Fatalf("node %d: %v\n%s", i, p.err, p.stderr.String())
+		}
+	}
+	var rep commbench.Report
+	if err := json.Unmarshal(procs[0].stdout.Bytes(), &rep); err != nil || rep.Wrong != 0 || len(rep.Rows) != 1 {
+		t.Fatalf("report: %v, %d wrong, %d rows", err, rep.Wrong, len(rep.Rows))
+	}
+	// 8 calls (3 timed + 1 checked, out of and in place) of 4 MiB: node 0 sends 4 MiB per
+	// call, half on each ring
+	for _, dev := range []string{"eth1", "eth2"} {
+		if sent := txBytes(t, cl, 0, dev) - before[dev]; sent < 8*(2<<20) {
+			t.Errorf("%s carried %d bytes, want at least %d (half of every call)", dev, sent, 8*(2<<20))
+		}
+	}
+	// eth0 carries the start-up link measurement (9 MiB) and control traffic, not the rings
+	if sent := txBytes(t, cl, 0, "eth0") - before["eth0"]; sent > 12<<20 {
+		t.Errorf("eth0 carried %d bytes of a hier run that should use the ring links", sent)
+	}
+	if !strings.Contains(procs[0].stderr.String(), "node ring links") {
+		t.Errorf("node 0 did not log its ring links:\n%s", procs[0].stderr.String())
 	}
 }

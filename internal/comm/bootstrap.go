@@ -61,6 +61,7 @@ type JoinOptions struct {
 
 type nodeInfo struct {
 	Addr         string `json:"addr"`
+	RingAddr     string `json:"ring_addr,omitempty"` // listener on the left NIC (RingIfnames)
 	NNodes       int    `json:"nnodes"`
 	RanksPerNode int    `json:"ranks_per_node"`
 }
@@ -135,8 +136,21 @@ func Join(ctx context.Context, o JoinOptions, cfg Config) (*Node, error) {
 	defer ln.Close()
 	n.addrs[n.id] = ln.Addr().String()
 
+	var ring *ringWiring
+	if cfg.RingIfnames != "" && o.NNodes > 1 {
+		if ring, err = newRingWiring(cfg.RingIfnames); err != nil {
+			return nil, fmt.Errorf("comm: node %d: %w", o.NodeRank, err)
+		}
+		defer ring.ln.Close()
+		log.Info("node ring links", "left", ring.leftName+" "+ring.leftIP, "right", ring.rightName+" "+ring.rightIP)
+	}
+
 	key := func(i int) string { return fmt.Sprintf("%s/node/%d", cfg.JobID, i) }
-	info, _ := json.Marshal(nodeInfo{Addr: ln.Addr().String(), NNodes: o.NNodes, RanksPerNode: o.RanksPerNode})
+	me := nodeInfo{Addr: ln.Addr().String(), NNodes: o.NNodes, RanksPerNode: o.RanksPerNode}
+	if ring != nil {
+		me.RingAddr = ring.ln.Addr().String()
+	}
+	info, _ := json.Marshal(me)
 	if err := st.Set(ctx, key(n.id), info); err != nil {
 		return nil, fmt.Errorf("comm: node %d: register with the master: %w", o.NodeRank, err)
 	}
@@ -157,10 +171,22 @@ func Join(ctx context.Context, o JoinOptions, cfg Config) (*Node, error) {
 				j, pi.NNodes, pi.RanksPerNode, n.id, o.NNodes, o.RanksPerNode)
 		}
 		n.addrs[j] = pi.Addr
+		if ring != nil && j == (n.id+1)%o.NNodes {
+			if pi.RingAddr == "" {
+				return nil, fmt.Errorf("comm: node %d has no ring links but this node has STRATA_RING_IFNAMES=%s: set it on every node or on none", j, cfg.RingIfnames)
+			}
+			ring.nextAddr = pi.RingAddr
+		}
 	}
 
 	if err := n.connectAll(ctx, tr, ln, log); err != nil {
 		return nil, err
+	}
+	if ring != nil {
+		if err := n.connectRing(ctx, ring, log); err != nil {
+			return nil, err
+		}
+		n.model.ringLinks = true
 	}
 	if !cfg.SkipCalibration && o.NNodes > 1 {
 		if err := n.calibrate(ctx); err != nil {

@@ -75,6 +75,12 @@ type Config struct {
 	// (STRATA_SOCKET_IFNAME). Empty: the interface that routes to the master, else the first
 	// non-loopback interface that is up.
 	SocketIfname string
+	// RingIfnames wires the patent's node rings to their own NICs: "LEFT,RIGHT" names the
+	// interface of a node's first rank (it faces node i-1) and of its last rank (it faces
+	// node i+1). Node i's last rank then connects from RIGHT to node i+1's LEFT, and the
+	// two node rings of hier each run on their own links (STRATA_RING_IFNAMES). Empty: the
+	// rings share the ordinary connections.
+	RingIfnames string
 	// SkipCalibration leaves the cost model on its built-in link figures instead of
 	// measuring the links at start-up (tests that do not care about speed).
 	SkipCalibration bool
@@ -138,6 +144,9 @@ func ConfigFromEnv() (Config, error) {
 	}
 	if v := os.Getenv("STRATA_SOCKET_IFNAME"); v != "" {
 		c.SocketIfname = v
+	}
+	if v := os.Getenv("STRATA_RING_IFNAMES"); v != "" {
+		c.RingIfnames = v
 	}
 	return c, nil
 }

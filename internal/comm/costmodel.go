@@ -20,10 +20,11 @@ type CostModel struct {
 
 type costModel struct {
 	CostModel
+	ringLinks bool // hier's node rings run on their own NICs (Config.RingIfnames)
 }
 
 func defaultCostModel() *costModel {
-	return &costModel{CostModel{
+	return &costModel{CostModel: CostModel{
 		IntraAlpha: 4e-6,
 		IntraBeta:  1 / 6e9,
 		InterAlpha: 30e-6,
@@ -67,7 +68,11 @@ func (m *costModel) predict(coll Collective, algo Algo, nbytes, N, L, C int) flo
 				return 2*a1 + n*(b1+g)*2/float64(L)
 			}
 			first := math.Min(n, math.Max(64<<10, math.Min(math.Max(n/8, 512<<10), 8<<20)*m.intraInterRatio()))
-			return 2*float64(N-1)*a2 + 2*n*float64(N-1)/float64(N)*b2 + first*(b1+g) + 4*a1
+			bh := b2
+			if m.ringLinks {
+				bh /= 2 // each ring direction has a NIC of its own
+			}
+			return 2*float64(N-1)*a2 + 2*n*float64(N-1)/float64(N)*bh + first*(b1+g) + 4*a1
 		case AlgoTree:
 			if pow2 {
 				return lg*(a2+n*b2+n*g) + intra

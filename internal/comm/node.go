@@ -21,7 +21,11 @@ type node struct {
 	comms []*Comm
 	mem   [][]*memLink  // [from local][to local]
 	conns [][]*peerConn // [peer node][channel]; nil for this node
-	addrs []string      // data address of every node, for errors
+	// With Config.RingIfnames, the patent's wiring: ringR joins this node's last rank (its
+	// right NIC) to node i+1's first rank; ringL joins this node's first rank (its left NIC)
+	// to node i-1's last rank. nil when the node rings share the ordinary connections.
+	ringR, ringL *peerConn
+	addrs        []string // data address of every node, for errors
 
 	mu      sync.Mutex
 	pending *collOp // the collective the local ranks are gathering for
@@ -81,6 +85,14 @@ func (n *node) connFor(peer int, src, dst int, tag uint32) *peerConn {
 	// frames: two TCP flows through the same shaped link measured 7% slower (docs/bench).
 	switch tag {
 	case tagHierR, tagHierL:
+		if n.ringR != nil {
+			// the right ring leaves on the right link and arrives on the left one; the left
+			// ring the other way round
+			if sending := n.nodeOf(src) == n.id; sending == (tag == tagHierR) {
+				return n.ringR
+			}
+			return n.ringL
+		}
 		return cs[0]
 	}
 	lo, hi := min(src, dst), max(src, dst)
@@ -227,21 +239,16 @@ func (n *node) stop(err error, notify bool) {
 			}
 		}
 		var wg sync.WaitGroup
-		for _, cs := range n.conns {
-			for _, c := range cs {
-				if c == nil {
-					continue
+		for _, c := range n.allConns() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if notify {
+					c.sendAbort(err)
+				} else {
+					c.shutdown()
 				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if notify {
-						c.sendAbort(err)
-					} else {
-						c.shutdown()
-					}
-				}()
-			}
+			}()
 		}
 		wg.Wait()
 		for _, f := range n.closers {
@@ -270,12 +277,8 @@ func (n *node) aborted() bool {
 // close shuts the node down without blaming anyone, and waits for its goroutines.
 func (n *node) close() {
 	n.stop(errClosed, false)
-	for _, cs := range n.conns {
-		for _, c := range cs {
-			if c != nil {
-				c.finished.Wait()
-			}
-		}
+	for _, c := range n.allConns() {
+		c.finished.Wait()
 	}
 }
 
@@ -312,19 +315,17 @@ func (n *node) checkEarly(h *header) error {
 // scanEarly applies checkEarly to frames that arrived before this node started the
 // collective d.
 func (n *node) scanEarly(d desc) error {
-	for _, cs := range n.conns {
-		for _, c := range cs {
-			c.mu.Lock()
-			for _, st := range c.streams {
-				for _, f := range st.early {
-					if f.h.tag < tagP2P && f.h.d.seq == d.seq && f.h.d != d {
-						c.mu.Unlock()
-						return mismatchError(f.h.src, int32(n.first(n.id)), f.h.d, d)
-					}
+	for _, c := range n.allConns() {
+		c.mu.Lock()
+		for _, st := range c.streams {
+			for _, f := range st.early {
+				if f.h.tag < tagP2P && f.h.d.seq == d.seq && f.h.d != d {
+					c.mu.Unlock()
+					return mismatchError(f.h.src, int32(n.first(n.id)), f.h.d, d)
 				}
 			}
-			c.mu.Unlock()
 		}
+		c.mu.Unlock()
 	}
 	return nil
 }
@@ -336,4 +337,22 @@ func (n *node) reqErr(r *req) error {
 		return n.abortError()
 	}
 	return r.err
+}
+
+// allConns lists every connection to other nodes, ring links included.
+func (n *node) allConns() []*peerConn {
+	var out []*peerConn
+	for _, cs := range n.conns {
+		for _, c := range cs {
+			if c != nil {
+				out = append(out, c)
+			}
+		}
+	}
+	for _, c := range []*peerConn{n.ringR, n.ringL} {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -38,7 +38,13 @@ var counter atomic.Int32
 
 // Up makes an n-node cluster with links shaped to rate (e.g. "1gbit") and removes it, with
 // everything running inside, when the test ends.
-func Up(t testing.TB, n int, rate string) *Cluster {
+func Up(t testing.TB, n int, rate string) *Cluster { return up(t, n, rate, "up") }
+
+// UpRing is Up plus the patent's wiring: each node also has eth1 facing node i+1 and eth2
+// facing node i-1, one shaped link per neighbouring pair.
+func UpRing(t testing.TB, n int, rate string) *Cluster { return up(t, n, rate, "up2") }
+
+func up(t testing.TB, n int, rate, mode string) *Cluster {
 	t.Helper()
 	Require(t)
 	script, err := findScript()
@@ -46,7 +52,7 @@ func Up(t testing.TB, n int, rate string) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{Prefix: fmt.Sprintf("st%d-%d", os.Getpid()%100000, counter.Add(1)), N: n, script: script}
-	out, err := exec.Command("bash", script, "up", fmt.Sprint(n), rate, c.Prefix).CombinedOutput()
+	out, err := exec.Command("bash", script, mode, fmt.Sprint(n), rate, c.Prefix).CombinedOutput()
 	if err != nil {
 		_ = exec.Command("bash", script, "down", c.Prefix).Run()
 		t.Fatalf("netns up: %v\n%s", err, out)
