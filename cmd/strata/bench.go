@@ -134,6 +134,9 @@ func runBenchComm(cmd *cobra.Command, f *benchCommFlags) error {
 	if o.MaxBytes < o.MinBytes {
 		return fmt.Errorf("-e %s is smaller than -b %s", f.maxBytes, f.minBytes)
 	}
+	if o.StepBytes == 0 && o.MinBytes == 0 && o.MaxBytes > 0 {
+		return errors.New("-b 0 with a step factor never grows: start at -b 1 or more, or step with -i")
+	}
 	if o.StepBytes == 0 && f.stepFactor <= 1 && o.MaxBytes > o.MinBytes {
 		return fmt.Errorf("-f %g: the step factor must be above 1 (or give -i)", f.stepFactor)
 	}

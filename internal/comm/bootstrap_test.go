@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,4 +213,93 @@ func TestCalibrationSeesLatency(t *testing.T) {
 		t.Errorf("256 MiB: auto chose %s, want hier", a)
 	}
 	runCollective(t, c, CollAllReduce, AlgoAuto, Float32, Sum, 5000, false)
+}
+
+// cutConn forwards writes until cut says otherwise; then it swallows that write and closes
+// the connection, as a process dying between a frame's header and its payload would.
+type cutConn struct {
+	net.Conn
+	cut func(p []byte) bool
+}
+
+func (c cutConn) Write(p []byte) (int, error) {
+	if c.cut(p) {
+		_ = c.Conn.Close()
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(p)
+}
+
+type cutTransport struct {
+	Transport
+	cut func(p []byte) bool
+}
+
+func (t cutTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	c, err := t.Transport.Dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return cutConn{c, t.cut}, nil
+}
+
+// TestCutMidFrame: the link dies after a frame's header, while the peer waits for the
+// payload it has a receive posted for. Every rank must still return with an error naming the
+// lost node, and no goroutine may be left behind.
+func TestCutMidFrame(t *testing.T) {
+	for trial := range 3 {
+		w := NewInmemNetwork()
+		var count atomic.Int32
+		var armed atomic.Bool
+		cut := func(p []byte) bool { return armed.Load() && len(p) >= 1024 && count.Add(1) == int32(3+trial) }
+		lc, err := NewLocal(context.Background(), 2, 1, testConfig(), func(i int) Transport {
+			if i == 0 {
+				return cutTransport{w.Transport(), cut}
+			}
+			return w.Transport()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		armed.Store(true)
+		done := make(chan []error, 1)
+		go func() {
+			done <- onAll(lc.Comms(), func(c *Comm) error {
+				return c.AllReduceWith(context.Background(), AlgoRing, nil, make([]byte, 256<<10), Float32, Sum)
+			})
+		}()
+		select {
+		case errs := <-done:
+			for r, err := range errs {
+				if err == nil || !strings.Contains(err.Error(), "node") {
+					t.Errorf("trial %d rank %d: want an error naming a node, got %v", trial, r, err)
+				}
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("trial %d: ranks still blocked 15 s after the link was cut", trial)
+		}
+		lc.Close()
+	}
+}
+
+// TestCallerDeadlineWins: a caller's deadline replaces the communicator's timeout for every
+// part of the call, hier's ring workers included.
+func TestCallerDeadlineWins(t *testing.T) {
+	cfg := testConfig()
+	cfg.Timeout = 300 * time.Millisecond
+	w := NewInmemNetwork()
+	lc, err := NewLocal(context.Background(), 2, 2, cfg, func(int) Transport { return delayTransport{w.Transport(), 2 * time.Millisecond} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	mustAll(t, lc.Comms(), func(c *Comm) error {
+		return c.AllReduceWith(ctx, AlgoHier, nil, make([]byte, 512<<10), Float32, Sum)
+	})
+	if el := time.Since(start); el < cfg.Timeout {
+		t.Fatalf("the call took %v, under the communicator's timeout: slow the links down so the test means something", el)
+	}
 }

@@ -157,37 +157,69 @@ func (c *Comm) run(ctx context.Context, d desc, s slot) error {
 			runtime.Gosched()
 		}
 	}
+	var err error
 	select {
 	case <-op.ready:
 	default:
 		select {
 		case <-op.ready:
 		case <-n.abortCh:
-			return n.abortError()
+			err = n.abortError()
 		case <-ctx.Done():
-			return n.ctxFailed(ctx, c.missing(op))
+			err = ctx.Err()
 		}
 	}
-	if op.err != nil {
-		return op.err
-	}
-
-	err := c.dispatch(ctx, op)
 	if err != nil {
-		n.abort(err)
-		return err
-	}
-	if n.L > 1 && !op.noExit {
-		if op.exit.arrive() {
-			op.cancel()
-		}
-		if err := n.waitEvent(ctx, op.exit, fmt.Sprintf("the other ranks of node %d to finish %s", n.id, op.d)); err != nil {
+		what := c.missing(op)
+		n.mu.Lock()
+		if n.pending == op {
+			// not every rank has joined, so nobody runs this collective: withdraw and leave
+			op.joined[c.local] = false
+			op.arrived--
+			op.slots[c.local] = slot{}
+			n.mu.Unlock()
+			if ctx.Err() != nil {
+				return n.ctxFailed(ctx, what)
+			}
 			return err
 		}
-	} else if op.exit.arrive() {
+		n.mu.Unlock()
+		// everyone joined just now and the collective holds our buffers: fail it for all,
+		// then leave through the exit barrier like everyone else
+		if ctx.Err() != nil {
+			err = n.ctxFailed(ctx, what)
+		}
+		<-op.ready
+	} else if op.err != nil {
+		return op.err
+	} else {
+		err = c.dispatch(ctx, op)
+		if err != nil {
+			n.abort(err)
+		}
+	}
+	return c.leave(ctx, op, err)
+}
+
+// leave is every rank's way out of a collective once it ran (or failed) with everyone
+// joined. A rank whose algorithm may still be read by local peers (or that failed, when a
+// peer may be mid-way through its buffers) waits until every local rank is out: after an
+// abort every rank leaves its algorithm quickly, so that wait is short and needs no deadline.
+func (c *Comm) leave(ctx context.Context, op *collOp, err error) error {
+	n := c.n
+	last := op.exit.arrive()
+	if n.L > 1 && (err != nil || !op.noExit) {
+		if err == nil {
+			err = n.waitEvent(ctx, op.exit, fmt.Sprintf("the other ranks of node %d to finish %s", n.id, op.d))
+		}
+		if err != nil {
+			<-op.exit.ch
+		}
+	}
+	if last && op.cancel != nil {
 		op.cancel()
 	}
-	return nil
+	return err
 }
 
 // missing names the local ranks that have not joined op yet.
@@ -200,7 +232,7 @@ func (c *Comm) missing(op *collOp) string {
 			ranks = append(ranks, c.n.id*c.n.L+l)
 		}
 	}
-	return fmt.Sprintf("ranks %v of node %d to call %s", ranks, c.n.id, op.d.coll)
+	return fmt.Sprintf("ranks %v of node %d to call %s", ranks, c.n.id, op.descs[c.local].coll)
 }
 
 // setup runs on the last rank to join: checks that every local rank made the same call,

@@ -182,7 +182,7 @@ func (c *Config) normalize() error {
 	if c.PieceBytes <= 0 {
 		c.PieceBytes = 256 << 10
 	}
-	c.PieceBytes = max(c.PieceBytes, 4<<10) &^ 63
+	c.PieceBytes = min(max(c.PieceBytes, 4<<10), 64<<20) &^ 63
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -278,14 +278,22 @@ func (c *peerConn) fail(err error) {
 	}
 	c.mu.Unlock()
 	close(c.quit)
-	if c.fd >= 0 {
-		// no poller may be inside a syscall on the descriptor when it closes (it could be
-		// reused); pollers check closed under rmu
-		c.rmu.Lock()
-		c.rd.dead = true
-		c.rmu.Unlock()
+	if c.fd < 0 {
+		_ = c.nc.Close() // unblocks a pipe reader parked in Read while it holds rmu
 	}
-	_ = c.nc.Close()
+	// No poller may be inside a syscall on the descriptor when it closes (the number could be
+	// reused), and the receive the parser was filling must fail too, or its waiter would
+	// drain forever.
+	c.rmu.Lock()
+	c.rd.dead = true
+	if x := c.rd.x; x != nil {
+		c.rd.x, c.rd.inFrame = nil, false
+		pending = append(pending, x)
+	}
+	c.rmu.Unlock()
+	if c.fd >= 0 {
+		_ = c.nc.Close()
+	}
 	for _, x := range pending {
 		x.r.finish(err)
 	}
@@ -325,6 +333,8 @@ func (c *peerConn) sendAbort(reason error) {
 // closes. Called once the node has stopped, so nothing new is queued.
 func (c *peerConn) shutdown() {
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		// a writer stuck on a peer that stopped reading must not hold up the close
+		_ = c.nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		c.wmu.Lock()
 		_ = cw.CloseWrite()
 		c.wmu.Unlock()

@@ -137,7 +137,9 @@ func (c *peerConn) drain(read reader) (stop bool) {
 				if r.x != nil {
 					if err := checkFrame(&r.h, r.x); err != nil {
 						r.x.r.finish(err)
+						r.x = nil // its call has returned: never write into it
 						r.mismatch = err
+						r.dead = true // the stream is out of step: nobody reads on
 						return true
 					}
 				} else {
@@ -163,6 +165,7 @@ func (c *peerConn) drain(read reader) (stop bool) {
 		c.frameArrivedEarly(r.h, r.early)
 		r.early = nil
 		if r.mismatch != nil {
+			r.dead = true
 			return true
 		}
 	}

@@ -5,6 +5,10 @@ import (
 	"fmt"
 )
 
+// EffectiveAlgo is the algorithm a collective really runs when a has been asked for
+// (reduce-scatter and all-gather have no tree; all-to-all and send/recv have one way).
+func EffectiveAlgo(coll Collective, a Algo) Algo { return normalizeAlgo(coll, a) }
+
 // normalizeAlgo maps a requested algorithm onto one the collective has. Every node applies
 // the same mapping, so the algorithm in frame headers still agrees.
 func normalizeAlgo(coll Collective, a Algo) Algo {
@@ -60,7 +64,8 @@ func (c *Comm) prepare(op *collOp) error {
 		}
 	case CollBroadcast:
 		if op.d.algo != AlgoRing {
-			np := len(pieces(make([]byte, nbytes), n.piece(op.d.dtype)))
+			piece := n.piece(op.d.dtype)
+			np := max(1, (nbytes+piece-1)/piece)
 			st := &bcastState{got: make([]*event, np)}
 			for k := range st.got {
 				st.got[k] = ev(1)

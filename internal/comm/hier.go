@@ -77,9 +77,10 @@ func (c *Comm) prepareHier(op *collOp, nbytes int, mode ringMode) *hierState {
 		st.global = append(st.global, newEvent(2))
 	}
 	if n.nnodes > 1 {
-		// the workers outlive no rank: the last rank to leave cancels their context
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
-		op.ctx, op.cancel = context.WithValue(ctx, timeoutKey{}, n.cfg.Timeout), cancel
+		// The workers have no deadline of their own: the ranks wait on them under the
+		// callers' deadlines and abort the node (which stops the workers) when one passes.
+		// The last rank to leave cancels this context.
+		op.ctx, op.cancel = context.WithCancel(context.Background())
 		for dir := range 2 {
 			go c.hierWorker(op, st, dir, mode)
 		}

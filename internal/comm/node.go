@@ -309,7 +309,7 @@ func (n *node) checkEarly(h *header) error {
 	if cur.coll == 0 || h.d.seq != cur.seq || h.d == cur {
 		return nil
 	}
-	return mismatchError(h.src, int32(n.first(n.id)), h.d, cur)
+	return mismatchError(h.src, h.dst, h.d, cur)
 }
 
 // scanEarly applies checkEarly to frames that arrived before this node started the
@@ -321,7 +321,7 @@ func (n *node) scanEarly(d desc) error {
 			for _, f := range st.early {
 				if f.h.tag < tagP2P && f.h.d.seq == d.seq && f.h.d != d {
 					c.mu.Unlock()
-					return mismatchError(f.h.src, int32(n.first(n.id)), f.h.d, d)
+					return mismatchError(f.h.src, f.h.dst, f.h.d, d)
 				}
 			}
 		}

@@ -102,8 +102,8 @@ func counts(c comm.Collective, size int64, esz, P int) (count, reported int64) {
 		per := elems / int64(P)
 		return per, per * int64(P) * int64(esz)
 	case comm.CollAllToAll:
-		per := elems / int64(P)
-		return per * int64(P), per * int64(P) * int64(esz)
+		per := elems / int64(P) // nccl-tests reports the count each peer receives
+		return per, per * int64(P) * int64(esz)
 	}
 	return elems, elems * int64(esz)
 }
@@ -214,7 +214,7 @@ func runRank(ctx context.Context, c *comm.Comm, o Options, out chan<- Row) error
 					res.BusBW = res.AlgBW * BusFactor(o.Collective, P)
 					res.Algo = c.Choose(o.Collective, dt, int(reported)).String()
 					if o.Algo != comm.AlgoAuto {
-						res.Algo = o.Algo.String()
+						res.Algo = comm.EffectiveAlgo(o.Collective, o.Algo).String()
 					}
 					if inPlace {
 						row.InPlace = res
@@ -250,6 +250,8 @@ func bufLens(c comm.Collective, count int64, esz, P int) (send, recv int) {
 		return n * P, n
 	case comm.CollAllGather:
 		return n, n * P
+	case comm.CollAllToAll:
+		return n * P, n * P
 	}
 	return n, n
 }
@@ -291,9 +293,10 @@ func call(ctx context.Context, c *comm.Comm, o Options, b bufs, dt comm.DataType
 		}
 		return c.ReduceWith(ctx, o.Algo, send, recv, dt, op, o.Root)
 	case comm.CollAllToAll:
-		// alltoall has no in-place form: both columns run out of place, as with NCCL
-		return c.AllToAll(ctx, b.send[:n], b.recv[:n], dt)
+		// no in-place form: both columns run out of place
+		return c.AllToAll(ctx, b.send[:n*P], b.recv[:n*P], dt)
 	case comm.CollSendRecv:
+		// no in-place form either: both columns run out of place
 		return c.SendRecv(ctx, b.send[:n], dt, (r+1)%P, b.recv[:n], (r+P-1)%P)
 	}
 	return fmt.Errorf("commbench: unsupported collective %s", o.Collective)
@@ -426,9 +429,8 @@ func fill(c *comm.Comm, o Options, b bufs, dt comm.DataType, op comm.Op, count i
 			pattern(dt, b.send[:n], 0, mine)
 		}
 	case comm.CollAllToAll:
-		blk := n / P
 		for j := range P {
-			pattern(dt, b.send[j*blk:(j+1)*blk], 0, func(i int) float64 { return datum(op, r*P+j, i) })
+			pattern(dt, b.send[j*n:(j+1)*n], 0, func(i int) float64 { return datum(op, r*P+j, i) })
 		}
 	}
 }
@@ -472,11 +474,10 @@ func verify(c *comm.Comm, o Options, b bufs, dt comm.DataType, op comm.Op, count
 		want = make([]byte, n)
 		pattern(dt, want, 0, func(i int) float64 { return reduceRef(dt, op, P, i) })
 	case comm.CollAllToAll:
-		got = b.recv[:n]
-		want = make([]byte, n)
-		blk := n / P
+		got = b.recv[:n*P]
+		want = make([]byte, n*P)
 		for q := range P {
-			pattern(dt, want[q*blk:(q+1)*blk], 0, func(i int) float64 { return datum(op, q*P+r, i) })
+			pattern(dt, want[q*n:(q+1)*n], 0, func(i int) float64 { return datum(op, q*P+r, i) })
 		}
 	case comm.CollSendRecv:
 		got = b.recv[:n]
