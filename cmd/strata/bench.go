@@ -65,7 +65,9 @@ Every node must be given the same flags except --node-rank. Environment:
   STRATA_NCHANNELS      TCP connections per node pair (default 2)
   STRATA_ALGO           ring | tree | hier | auto (-a wins)
   STRATA_TOKEN          shared secret every connection must prove (set the same on all nodes)
-  STRATA_TIMEOUT        default for --timeout`,
+  STRATA_TIMEOUT        default for --timeout
+  STRATA_RING_IFNAMES   LEFT,RIGHT: NICs facing node i-1 and i+1; hier's node rings then use them
+  STRATA_SPIN_US        how long a rank polls for a small message before sleeping (default 50)`,
 		Example: `  strata bench comm
   strata bench comm -b 8 -e 128M -f 2 -a hier -d all
   strata bench comm --collective reduce_scatter -o all -c 1
