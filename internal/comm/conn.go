@@ -199,13 +199,8 @@ func (c *peerConn) writeFrame(x *xfer) error {
 }
 
 func (c *peerConn) postRecv(x *xfer) {
-	key := streamKey{x.src, x.dst, x.tag}
 	c.mu.Lock()
-	st := c.streams[key]
-	if st == nil {
-		st = &stream{}
-		c.streams[key] = st
-	}
+	st := c.streamLocked(streamKey{x.src, x.dst, x.tag})
 	if len(st.early) == 0 && (c.closed != nil || c.rclosed != nil) {
 		err := c.closed
 		if err == nil {
@@ -382,4 +377,14 @@ func (c *peerConn) writeFailed(err error) error {
 		return c.n.abortError()
 	}
 	return err
+}
+
+// streamLocked returns the stream for key, creating it; c.mu is held.
+func (c *peerConn) streamLocked(key streamKey) *stream {
+	st := c.streams[key]
+	if st == nil {
+		st = &stream{}
+		c.streams[key] = st
+	}
+	return st
 }

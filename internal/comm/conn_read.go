@@ -245,13 +245,8 @@ func (c *peerConn) readFailed(err error, midFrame bool) bool {
 
 // frameArrivedEarly files a complete frame that had no receive when its header arrived.
 func (c *peerConn) frameArrivedEarly(h header, payload []byte) {
-	key := streamKey{h.src, h.dst, h.tag}
 	c.mu.Lock()
-	st := c.streams[key]
-	if st == nil {
-		st = &stream{}
-		c.streams[key] = st
-	}
+	st := c.streamLocked(streamKey{h.src, h.dst, h.tag})
 	if len(st.posted) > 0 { // a receive was posted while the payload streamed in
 		x := st.posted[0]
 		st.posted = st.posted[1:]
