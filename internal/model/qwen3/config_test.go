@@ -1,0 +1,163 @@
+package qwen3
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-ai/strata/internal/safetensors"
+)
+
+const denseDir = "../../../testdata/models/qwen3-dense-tiny"
+
+func readConfig(t *testing.T, dir string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func parse(t *testing.T, m map[string]any) (*Config, error) {
+	t.Helper()
+	b, _ := json.Marshal(m)
+	return ParseConfig(b)
+}
+
+// TestConfigKeyStyles: published checkpoints' keys and newer transformers' keys mean the same.
+func TestConfigKeyStyles(t *testing.T) {
+	old := readConfig(t, "../../../testdata/models/qwen3-moe-tiny")
+	a, err := parse(t, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	neu := readConfig(t, "../../../testdata/models/qwen3-moe-tiny")
+	neu["rope_parameters"] = map[string]any{"rope_type": "default", "rope_theta": neu["rope_theta"]}
+	delete(neu, "rope_theta")
+	neu["num_local_experts"] = neu["num_experts"]
+	delete(neu, "num_experts")
+	neu["dtype"] = neu["torch_dtype"]
+	delete(neu, "torch_dtype")
+	b, err := parse(t, neu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.RopeTheta != 1e6 || a.Experts != 8 || a.DType != "bfloat16" {
+		t.Fatalf("published keys read as %+v", a)
+	}
+	if a.RopeTheta != b.RopeTheta || a.Experts != b.Experts || a.DType != b.DType {
+		t.Fatalf("key styles disagree: %+v vs %+v", a, b)
+	}
+	if a.Sparse(0) || !a.Sparse(1) {
+		t.Fatalf("mlp_only_layers [0]: layer 0 must be dense, layer 1 sparse")
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	cases := []struct {
+		mut  func(m map[string]any)
+		want string
+	}{
+		{func(m map[string]any) { m["architectures"] = []string{"LlamaForCausalLM"} }, "LlamaForCausalLM"},
+		{func(m map[string]any) { m["use_sliding_window"] = true }, "use_sliding_window"},
+		{func(m map[string]any) { m["rope_scaling"] = map[string]any{"rope_type": "yarn", "factor": 4} }, "yarn"},
+		{func(m map[string]any) { m["hidden_act"] = "gelu" }, "gelu"},
+		{func(m map[string]any) { m["num_key_value_heads"] = 3 }, "multiple"},
+		{func(m map[string]any) { m["hidden_size"] = 0 }, "hidden_size"},
+		{func(m map[string]any) { m["layer_types"] = []string{"sliding_attention"} }, "layer_types"},
+	}
+	for _, c := range cases {
+		m := readConfig(t, denseDir)
+		c.mut(m)
+		if _, err := parse(t, m); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want an error naming %q, got %v", c.want, err)
+		}
+	}
+	if _, err := ParseConfig([]byte("{not json")); err == nil {
+		t.Error("bad JSON accepted")
+	}
+}
+
+// TestLoadRefusesBadFolders: missing, misshapen and extra tensors, truncated weights and a
+// missing config each fail with an error naming the file or tensor.
+func TestLoadRefusesBadFolders(t *testing.T) {
+	src, err := safetensors.OpenDir(denseDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var all []safetensors.Tensor
+	for _, n := range src.Names() {
+		info, b, _ := src.Bytes(n)
+		all = append(all, safetensors.Tensor{Name: n, DType: info.DType, Shape: info.Shape, Data: append([]byte(nil), b...)})
+	}
+	cfg, _ := os.ReadFile(filepath.Join(denseDir, "config.json"))
+	folder := func(ts []safetensors.Tensor) string {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644)
+		if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), ts, nil); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	without := func(name string) []safetensors.Tensor {
+		var out []safetensors.Tensor
+		for _, x := range all {
+			if x.Name != name {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	reshaped := without("model.layers.1.self_attn.k_proj.weight")
+	reshaped = append(reshaped, safetensors.Tensor{Name: "model.layers.1.self_attn.k_proj.weight", DType: safetensors.BF16, Shape: []int{32, 64}, Data: make([]byte, 32*64*2)})
+	extra := append(append([]safetensors.Tensor(nil), all...), safetensors.Tensor{Name: "model.layers.9.mlp.gate.weight", DType: safetensors.F32, Shape: []int{1}, Data: make([]byte, 4)})
+	cases := map[string]struct {
+		dir  string
+		want string
+	}{
+		"missing":  {folder(without("model.layers.2.mlp.up_proj.weight")), "model.layers.2.mlp.up_proj.weight"},
+		"reshaped": {folder(reshaped), "model.layers.1.self_attn.k_proj.weight has shape [32 64]"},
+		"extra":    {folder(extra), "model.layers.9.mlp.gate.weight"},
+		"no config": {func() string {
+			d := folder(all)
+			os.Remove(filepath.Join(d, "config.json"))
+			return d
+		}(), "config.json"},
+		"truncated": {func() string {
+			d := folder(all)
+			p := filepath.Join(d, "model.safetensors")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, b[:len(b)/2], 0o644)
+			return d
+		}(), "model.safetensors"},
+	}
+	for name, c := range cases {
+		m, err := Load(c.dir)
+		if err == nil {
+			m.Close()
+			t.Errorf("%s: loaded", name)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q does not name %q", name, err, c.want)
+		}
+	}
+	var tre tokenRangeError
+	m, err := Load(folder(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Forward([]int{5, 1024}); !errors.As(err, &tre) {
+		t.Errorf("token 1024 of a 1024-token vocabulary: %v", err)
+	}
+}

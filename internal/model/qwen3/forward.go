@@ -1,0 +1,278 @@
+package qwen3
+
+import (
+	"math"
+	"sort"
+
+	"github.com/strata-ai/strata/internal/tensor"
+)
+
+// Output of a full forward pass over a sequence.
+type Output struct {
+	Logits [][]float32   // [position][vocab]
+	Hidden [][][]float32 // [0] embeddings, [1..L-1] after each layer, [L] after the final norm
+}
+
+// Forward runs the whole sequence through the model (positions 0..len-1, causal attention),
+// in float32 from the stored weights, as transformers does in float32. It is the reference
+// path: the engine's batched, cached path is checked against it.
+func (m *Model) Forward(tokens []int) (*Output, error) {
+	cfg := m.Cfg
+	T := len(tokens)
+	h := make([][]float32, T)
+	for t, id := range tokens {
+		if id < 0 || id >= cfg.Vocab {
+			return nil, errTokenRange(id, cfg.Vocab)
+		}
+		h[t] = make([]float32, cfg.Hidden)
+		m.embed.row(id, h[t])
+	}
+	out := &Output{Hidden: [][][]float32{clone(h)}}
+	cos, sin := ropeTables(T, cfg.HeadDim, cfg.RopeTheta, cfg.DType)
+	for i := range m.layers {
+		h = m.layerForward(&m.layers[i], h, cos, sin)
+		if i < len(m.layers)-1 {
+			out.Hidden = append(out.Hidden, clone(h))
+		}
+	}
+	for t := range h {
+		h[t] = rmsNorm(h[t], m.norm, cfg.RMSEps)
+	}
+	out.Hidden = append(out.Hidden, clone(h))
+	out.Logits = m.lmHead.apply(h)
+	return out, nil
+}
+
+func (m *Model) layerForward(l *layer, h [][]float32, cos, sin [][]float32) [][]float32 {
+	cfg := m.Cfg
+	T, hd := len(h), cfg.HeadDim
+	x := make([][]float32, T)
+	for t := range h {
+		x[t] = rmsNorm(h[t], l.inNorm, cfg.RMSEps)
+	}
+	q, k, v := l.q.apply(x), l.k.apply(x), l.v.apply(x)
+	for t := range T {
+		for hh := range cfg.Heads {
+			headNormRope(q[t][hh*hd:(hh+1)*hd], l.qNorm, cfg.RMSEps, cos[t], sin[t])
+		}
+		for hh := range cfg.KVHeads {
+			headNormRope(k[t][hh*hd:(hh+1)*hd], l.kNorm, cfg.RMSEps, cos[t], sin[t])
+		}
+	}
+	attn := make([][]float32, T)
+	group := cfg.Heads / cfg.KVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	scores := make([]float32, T)
+	for t := range T {
+		attn[t] = make([]float32, cfg.Heads*hd)
+		for hh := range cfg.Heads {
+			kv := hh / group
+			qh := q[t][hh*hd : (hh+1)*hd]
+			mx := float32(math.Inf(-1))
+			for s := 0; s <= t; s++ {
+				scores[s] = dot(qh, k[s][kv*hd:(kv+1)*hd]) * scale
+				mx = max(mx, scores[s])
+			}
+			var sum float32
+			for s := 0; s <= t; s++ {
+				scores[s] = float32(math.Exp(float64(scores[s] - mx)))
+				sum += scores[s]
+			}
+			o := attn[t][hh*hd : (hh+1)*hd]
+			for s := 0; s <= t; s++ {
+				p := scores[s] / sum
+				vs := v[s][kv*hd : (kv+1)*hd]
+				for d := range o {
+					o[d] += p * vs[d]
+				}
+			}
+		}
+	}
+	ao := l.o.apply(attn)
+	for t := range h {
+		for d := range h[t] {
+			h[t][d] += ao[t][d]
+		}
+		x[t] = rmsNorm(h[t], l.postNorm, cfg.RMSEps)
+	}
+	var mo [][]float32
+	if l.dense != nil {
+		mo = l.dense.forward(x)
+	} else {
+		mo = m.moeForward(l, x)
+	}
+	for t := range h {
+		for d := range h[t] {
+			h[t][d] += mo[t][d]
+		}
+	}
+	return h
+}
+
+func (p *mlp) forward(x [][]float32) [][]float32 {
+	g, u := p.gate.apply(x), p.up.apply(x)
+	for t := range g {
+		for i, a := range g[t] {
+			g[t][i] = silu(a) * u[t][i]
+		}
+	}
+	return p.down.apply(g)
+}
+
+// moeForward routes each token to its top-k experts: softmax over the router's logits, the k
+// largest, renormalised when norm_topk_prob, each expert's output weighted and summed.
+func (m *Model) moeForward(l *layer, x [][]float32) [][]float32 {
+	cfg := m.Cfg
+	logits := l.router.apply(x)
+	out := make([][]float32, len(x))
+	for t := range x {
+		out[t] = make([]float32, cfg.Hidden)
+		probs := softmax(logits[t])
+		idx := make([]int, len(probs))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return probs[idx[a]] > probs[idx[b]] })
+		top := idx[:cfg.ExpertsPerTok]
+		var norm float32 = 1
+		if cfg.NormTopK {
+			norm = 0
+			for _, e := range top {
+				norm += probs[e]
+			}
+		}
+		for _, e := range top {
+			y := l.experts[e].forward([][]float32{x[t]})[0]
+			w := probs[e] / norm
+			for d := range y {
+				out[t][d] += w * y[d]
+			}
+		}
+	}
+	return out
+}
+
+func softmax(x []float32) []float32 {
+	mx := float32(math.Inf(-1))
+	for _, v := range x {
+		mx = max(mx, v)
+	}
+	out := make([]float32, len(x))
+	var sum float32
+	for i, v := range x {
+		out[i] = float32(math.Exp(float64(v - mx)))
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
+}
+
+func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+
+// rmsNorm returns x / sqrt(mean(x²) + eps) * w.
+func rmsNorm(x, w []float32, eps float64) []float32 {
+	var ss float32
+	for _, v := range x {
+		ss += v * v
+	}
+	r := float32(1 / math.Sqrt(float64(ss/float32(len(x)))+eps))
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = v * r * w[i]
+	}
+	return out
+}
+
+// headNormRope applies the per-head RMSNorm then rotary embedding in place (rotate-half
+// layout: the first half of the head pairs with the second).
+func headNormRope(x, w []float32, eps float64, cos, sin []float32) {
+	copy(x, rmsNorm(x, w, eps))
+	half := len(x) / 2
+	for i := range half {
+		a, b := x[i], x[i+half]
+		x[i] = a*cos[i] - b*sin[i]
+		x[i+half] = b*cos[i+half] + a*sin[i+half]
+	}
+}
+
+// ropeTables gives cos and sin per position for every dimension of a head, as transformers
+// builds them: inv_freq = 1/theta^(2i/d), angles = position × inv_freq in float32, repeated
+// for both halves. transformers keeps inv_freq as a buffer that takes the checkpoint's dtype
+// when the model loads in it, so for a bf16 (f16) checkpoint the frequencies carry bf16 (f16)
+// rounding even when everything then runs in float32; matching its logits means doing the same
+// (the error would otherwise grow with the position, past 1e-3 by position ~30).
+func ropeTables(T, hd int, theta float64, dtype string) (cos, sin [][]float32) {
+	half := hd / 2
+	inv := make([]float32, half)
+	for i := range half {
+		f := float32(1 / math.Pow(theta, float64(2*i)/float64(hd)))
+		switch dtype {
+		case "bfloat16":
+			f = tensor.BF16ToF32(tensor.F32ToBF16(f))
+		case "float16":
+			f = tensor.F16ToF32(tensor.F32ToF16(f))
+		}
+		inv[i] = f
+	}
+	cos, sin = make([][]float32, T), make([][]float32, T)
+	for t := range T {
+		cos[t], sin[t] = make([]float32, hd), make([]float32, hd)
+		for i := range half {
+			a := float32(t) * inv[i]
+			c, s := float32(math.Cos(float64(a))), float32(math.Sin(float64(a)))
+			cos[t][i], cos[t][i+half] = c, c
+			sin[t][i], sin[t][i+half] = s, s
+		}
+	}
+	return cos, sin
+}
+
+func clone(h [][]float32) [][]float32 {
+	out := make([][]float32, len(h))
+	for i := range h {
+		out[i] = append([]float32(nil), h[i]...)
+	}
+	return out
+}
+
+type tokenRangeError struct{ id, vocab int }
+
+func (e tokenRangeError) Error() string {
+	return "token id " + itoa(e.id) + " is outside the vocabulary (0.." + itoa(e.vocab-1) + ")"
+}
+
+func errTokenRange(id, vocab int) error { return tokenRangeError{id, vocab} }
+
+func itoa(i int) string {
+	if i < 0 {
+		return "-" + itoa(-i)
+	}
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+// Greedy generates n tokens after prompt by re-running the full forward pass (reference only).
+func (m *Model) Greedy(prompt []int, n int) ([]int, error) {
+	seq := append([]int(nil), prompt...)
+	var out []int
+	for range n {
+		o, err := m.Forward(seq)
+		if err != nil {
+			return nil, err
+		}
+		last := o.Logits[len(o.Logits)-1]
+		best := 0
+		for i, v := range last {
+			if v > last[best] {
+				best = i
+			}
+		}
+		out = append(out, best)
+		seq = append(seq, best)
+	}
+	return out, nil
+}

@@ -1,0 +1,80 @@
+package qwen3
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/strata-ai/strata/internal/safetensors"
+)
+
+type golden struct {
+	Prompts [][]int `json:"prompts"`
+	Greedy  [][]int `json:"greedy"`
+}
+
+// TestGolden checks the forward pass against Hugging Face transformers (float32 from the same
+// bf16 weights): hidden states after every layer and logits at every position within 1e-3,
+// and the 24 greedy tokens after each prompt identical.
+func TestGolden(t *testing.T) {
+	for _, name := range []string{"qwen3-dense-tiny", "qwen3-moe-tiny"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("../../../testdata/models", name)
+			m, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			b, err := os.ReadFile(filepath.Join(dir, "golden.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var g golden
+			if err := json.Unmarshal(b, &g); err != nil {
+				t.Fatal(err)
+			}
+			ref, err := safetensors.Open(filepath.Join(dir, "golden.safetensors"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ref.Close()
+			for p, prompt := range g.Prompts {
+				out, err := m.Forward(prompt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check := func(what string, got [][]float32) {
+					_, want, err := ref.Float32s(what)
+					if err != nil {
+						t.Fatal(err)
+					}
+					worst := 0.0
+					for i, row := range got {
+						for j, v := range row {
+							worst = math.Max(worst, math.Abs(float64(v)-float64(want[i*len(row)+j])))
+						}
+					}
+					if worst > 1e-3 {
+						t.Errorf("prompt %d %s: max abs difference %.2g > 1e-3", p, what, worst)
+					}
+				}
+				check(fmt.Sprintf("logits.%d", p), out.Logits)
+				for l, h := range out.Hidden {
+					check(fmt.Sprintf("hidden.%d.%d", p, l), h)
+				}
+				{
+					toks, err := m.Greedy(prompt, len(g.Greedy[p]))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if fmt.Sprint(toks) != fmt.Sprint(g.Greedy[p]) {
+						t.Errorf("prompt %d greedy: got %v, want %v", p, toks, g.Greedy[p])
+					}
+				}
+			}
+		})
+	}
+}

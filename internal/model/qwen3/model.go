@@ -1,0 +1,224 @@
+package qwen3
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/strata-ai/strata/internal/safetensors"
+	"github.com/strata-ai/strata/internal/tensor"
+)
+
+// linear is a weight matrix [out, in] kept in its file's element type (bf16, f16 or f32)
+// and widened row by row as it is used, never converted whole.
+type linear struct {
+	out, in int
+	dt      safetensors.DType
+	data    []byte
+}
+
+// row widens row o into buf.
+func (l *linear) row(o int, buf []float32) {
+	switch l.dt {
+	case safetensors.BF16:
+		b := l.data[2*o*l.in : 2*(o+1)*l.in]
+		for i := range buf[:l.in] {
+			buf[i] = tensor.BF16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	case safetensors.F16:
+		b := l.data[2*o*l.in : 2*(o+1)*l.in]
+		for i := range buf[:l.in] {
+			buf[i] = tensor.F16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	default:
+		b := l.data[4*o*l.in : 4*(o+1)*l.in]
+		for i := range buf[:l.in] {
+			buf[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	}
+}
+
+// apply computes y[t] = W x[t] for every row t of xs.
+func (l *linear) apply(xs [][]float32) [][]float32 {
+	ys := make([][]float32, len(xs))
+	for t := range ys {
+		ys[t] = make([]float32, l.out)
+	}
+	w := make([]float32, l.in)
+	for o := range l.out {
+		l.row(o, w)
+		for t, x := range xs {
+			ys[t][o] = dot(w, x)
+		}
+	}
+	return ys
+}
+
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+type mlp struct{ gate, up, down *linear }
+
+type layer struct {
+	inNorm, postNorm []float32
+	q, k, v, o       *linear
+	qNorm, kNorm     []float32
+	dense            *mlp
+	router           *linear
+	experts          []mlp
+}
+
+// Model is a loaded Qwen3 (dense or MoE) ready for a forward pass.
+type Model struct {
+	Cfg     *Config
+	embed   *linear
+	layers  []layer
+	norm    []float32
+	lmHead  *linear
+	weights *safetensors.Set
+}
+
+// Close releases the memory-mapped weights.
+func (m *Model) Close() error { return m.weights.Close() }
+
+// loader fetches tensors with the shapes the config implies and remembers what it used.
+type loader struct {
+	w    *safetensors.Set
+	used map[string]bool
+	err  error
+}
+
+func (ld *loader) linear(name string, out, in int) *linear {
+	if ld.err != nil {
+		return nil
+	}
+	info, b, err := ld.w.Bytes(name)
+	if err != nil {
+		ld.err = fmt.Errorf("missing tensor %s (config.json expects it)", name)
+		return nil
+	}
+	ld.used[name] = true
+	if len(info.Shape) != 2 || info.Shape[0] != out || info.Shape[1] != in {
+		ld.err = fmt.Errorf("tensor %s has shape %v but config.json implies [%d %d]", name, info.Shape, out, in)
+		return nil
+	}
+	switch info.DType {
+	case safetensors.BF16, safetensors.F16, safetensors.F32:
+	default:
+		ld.err = fmt.Errorf("tensor %s is %s (want bf16, f16 or f32)", name, info.DType)
+		return nil
+	}
+	return &linear{out: out, in: in, dt: info.DType, data: b}
+}
+
+func (ld *loader) vector(name string, n int) []float32 {
+	if ld.err != nil {
+		return nil
+	}
+	info, v, err := ld.w.Float32s(name)
+	if err != nil {
+		ld.err = fmt.Errorf("missing or unreadable tensor %s: %v", name, err)
+		return nil
+	}
+	ld.used[name] = true
+	if len(info.Shape) != 1 || info.Shape[0] != n {
+		ld.err = fmt.Errorf("tensor %s has shape %v but config.json implies [%d]", name, info.Shape, n)
+		return nil
+	}
+	return v
+}
+
+func (ld *loader) mlp(prefix string, hidden, inter int) mlp {
+	return mlp{
+		gate: ld.linear(prefix+".gate_proj.weight", inter, hidden),
+		up:   ld.linear(prefix+".up_proj.weight", inter, hidden),
+		down: ld.linear(prefix+".down_proj.weight", hidden, inter),
+	}
+}
+
+// Load opens a Hugging Face Qwen3 folder: config.json and the safetensors weights, checking
+// that every tensor the config implies is present with the right shape and nothing else is.
+func Load(dir string) (*Model, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	w, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := build(cfg, w)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("model folder %s: %w", dir, err)
+	}
+	return m, nil
+}
+
+func build(cfg *Config, w *safetensors.Set) (*Model, error) {
+	ld := &loader{w: w, used: map[string]bool{}}
+	m := &Model{Cfg: cfg, weights: w}
+	H, hd := cfg.Hidden, cfg.HeadDim
+	m.embed = ld.linear("model.embed_tokens.weight", cfg.Vocab, H)
+	for i := range cfg.Layers {
+		p := fmt.Sprintf("model.layers.%d", i)
+		l := layer{
+			inNorm:   ld.vector(p+".input_layernorm.weight", H),
+			postNorm: ld.vector(p+".post_attention_layernorm.weight", H),
+			q:        ld.linear(p+".self_attn.q_proj.weight", cfg.Heads*hd, H),
+			k:        ld.linear(p+".self_attn.k_proj.weight", cfg.KVHeads*hd, H),
+			v:        ld.linear(p+".self_attn.v_proj.weight", cfg.KVHeads*hd, H),
+			o:        ld.linear(p+".self_attn.o_proj.weight", H, cfg.Heads*hd),
+			qNorm:    ld.vector(p+".self_attn.q_norm.weight", hd),
+			kNorm:    ld.vector(p+".self_attn.k_norm.weight", hd),
+		}
+		if cfg.Sparse(i) {
+			l.router = ld.linear(p+".mlp.gate.weight", cfg.Experts, H)
+			for e := range cfg.Experts {
+				l.experts = append(l.experts, ld.mlp(fmt.Sprintf("%s.mlp.experts.%d", p, e), H, cfg.MoEIntermediate))
+			}
+		} else {
+			d := ld.mlp(p+".mlp", H, cfg.Intermediate)
+			l.dense = &d
+		}
+		m.layers = append(m.layers, l)
+	}
+	m.norm = ld.vector("model.norm.weight", H)
+	if cfg.TieEmbeddings {
+		m.lmHead = m.embed
+		if _, ok := w.Info("lm_head.weight"); ok {
+			ld.used["lm_head.weight"] = true // some checkpoints store the tied copy too
+		}
+	} else {
+		m.lmHead = ld.linear("lm_head.weight", cfg.Vocab, H)
+	}
+	if ld.err != nil {
+		return nil, ld.err
+	}
+	var extra []string
+	for _, n := range w.Names() {
+		if !ld.used[n] && !strings.HasSuffix(n, "rotary_emb.inv_freq") {
+			extra = append(extra, n)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return nil, fmt.Errorf("%d tensors that config.json does not account for, e.g. %s (wrong config, or another architecture?)", len(extra), extra[0])
+	}
+	return m, nil
+}
