@@ -1,24 +1,53 @@
 package qwen3
 
 import (
+	"fmt"
 	"math"
 	"sort"
 
 	"github.com/strata-ai/strata/internal/tensor"
 )
 
-// Output of a full forward pass over a sequence.
+// Output of a forward pass over new tokens.
 type Output struct {
-	Logits [][]float32   // [position][vocab]
+	Logits [][]float32   // [new position][vocab]
 	Hidden [][][]float32 // [0] embeddings, [1..L-1] after each layer, [L] after the final norm
 }
 
-// Forward runs the whole sequence through the model (positions 0..len-1, causal attention),
-// in float32 from the stored weights, as transformers does in float32. It is the reference
-// path: the engine's batched, cached path is checked against it.
+// Cache holds one sequence's keys and values per layer (after norm and RoPE), so each step
+// attends over the past without recomputing it. The paged, shared cache of the engine keeps
+// the same contents in blocks.
+type Cache struct {
+	k, v [][][]float32 // [layer][position][kvHeads*headDim]
+}
+
+// NewCache returns an empty cache for m.
+func (m *Model) NewCache() *Cache {
+	return &Cache{k: make([][][]float32, len(m.layers)), v: make([][][]float32, len(m.layers))}
+}
+
+// Len is the number of positions cached.
+func (c *Cache) Len() int {
+	if len(c.k) == 0 {
+		return 0
+	}
+	return len(c.k[0])
+}
+
+// Forward runs the whole sequence through the model from position 0, in float32 from the
+// stored weights, as transformers does in float32.
 func (m *Model) Forward(tokens []int) (*Output, error) {
+	return m.Step(m.NewCache(), tokens, true)
+}
+
+// Step appends tokens to the sequence in c (their positions follow the cached ones) and
+// returns their logits; with hidden it also returns the hidden states after every layer.
+func (m *Model) Step(c *Cache, tokens []int, hidden bool) (*Output, error) {
 	cfg := m.Cfg
-	T := len(tokens)
+	T, past := len(tokens), c.Len()
+	if past+T > cfg.MaxPositions && cfg.MaxPositions > 0 {
+		return nil, fmt.Errorf("sequence of %d tokens exceeds max_position_embeddings %d", past+T, cfg.MaxPositions)
+	}
 	h := make([][]float32, T)
 	for t, id := range tokens {
 		if id < 0 || id >= cfg.Vocab {
@@ -27,25 +56,32 @@ func (m *Model) Forward(tokens []int) (*Output, error) {
 		h[t] = make([]float32, cfg.Hidden)
 		m.embed.row(id, h[t])
 	}
-	out := &Output{Hidden: [][][]float32{clone(h)}}
-	cos, sin := ropeTables(T, cfg.HeadDim, cfg.RopeTheta, cfg.DType)
+	out := &Output{}
+	if hidden {
+		out.Hidden = [][][]float32{clone(h)}
+	}
+	cos, sin := ropeTables(past, past+T, cfg.HeadDim, cfg.RopeTheta, cfg.DType)
 	for i := range m.layers {
-		h = m.layerForward(&m.layers[i], h, cos, sin)
-		if i < len(m.layers)-1 {
+		h = m.layerForward(i, c, h, cos, sin)
+		if hidden && i < len(m.layers)-1 {
 			out.Hidden = append(out.Hidden, clone(h))
 		}
 	}
 	for t := range h {
 		h[t] = rmsNorm(h[t], m.norm, cfg.RMSEps)
 	}
-	out.Hidden = append(out.Hidden, clone(h))
+	if hidden {
+		out.Hidden = append(out.Hidden, clone(h))
+	}
 	out.Logits = m.lmHead.apply(h)
 	return out, nil
 }
 
-func (m *Model) layerForward(l *layer, h [][]float32, cos, sin [][]float32) [][]float32 {
+func (m *Model) layerForward(li int, c *Cache, h [][]float32, cos, sin [][]float32) [][]float32 {
 	cfg := m.Cfg
+	l := &m.layers[li]
 	T, hd := len(h), cfg.HeadDim
+	past := len(c.k[li])
 	x := make([][]float32, T)
 	for t := range h {
 		x[t] = rmsNorm(h[t], l.inNorm, cfg.RMSEps)
@@ -59,29 +95,33 @@ func (m *Model) layerForward(l *layer, h [][]float32, cos, sin [][]float32) [][]
 			headNormRope(k[t][hh*hd:(hh+1)*hd], l.kNorm, cfg.RMSEps, cos[t], sin[t])
 		}
 	}
+	c.k[li] = append(c.k[li], k...)
+	c.v[li] = append(c.v[li], v...)
+	keys, vals := c.k[li], c.v[li]
 	attn := make([][]float32, T)
 	group := cfg.Heads / cfg.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	scores := make([]float32, T)
+	scores := make([]float32, past+T)
 	for t := range T {
 		attn[t] = make([]float32, cfg.Heads*hd)
+		last := past + t // causal: position past+t sees 0..past+t
 		for hh := range cfg.Heads {
 			kv := hh / group
 			qh := q[t][hh*hd : (hh+1)*hd]
 			mx := float32(math.Inf(-1))
-			for s := 0; s <= t; s++ {
-				scores[s] = dot(qh, k[s][kv*hd:(kv+1)*hd]) * scale
+			for s := 0; s <= last; s++ {
+				scores[s] = dot(qh, keys[s][kv*hd:(kv+1)*hd]) * scale
 				mx = max(mx, scores[s])
 			}
 			var sum float32
-			for s := 0; s <= t; s++ {
+			for s := 0; s <= last; s++ {
 				scores[s] = float32(math.Exp(float64(scores[s] - mx)))
 				sum += scores[s]
 			}
 			o := attn[t][hh*hd : (hh+1)*hd]
-			for s := 0; s <= t; s++ {
+			for s := 0; s <= last; s++ {
 				p := scores[s] / sum
-				vs := v[s][kv*hd : (kv+1)*hd]
+				vs := vals[s][kv*hd : (kv+1)*hd]
 				for d := range o {
 					o[d] += p * vs[d]
 				}
@@ -203,7 +243,7 @@ func headNormRope(x, w []float32, eps float64, cos, sin []float32) {
 // when the model loads in it, so for a bf16 (f16) checkpoint the frequencies carry bf16 (f16)
 // rounding even when everything then runs in float32; matching its logits means doing the same
 // (the error would otherwise grow with the position, past 1e-3 by position ~30).
-func ropeTables(T, hd int, theta float64, dtype string) (cos, sin [][]float32) {
+func ropeTables(from, to, hd int, theta float64, dtype string) (cos, sin [][]float32) {
 	half := hd / 2
 	inv := make([]float32, half)
 	for i := range half {
@@ -216,11 +256,11 @@ func ropeTables(T, hd int, theta float64, dtype string) (cos, sin [][]float32) {
 		}
 		inv[i] = f
 	}
-	cos, sin = make([][]float32, T), make([][]float32, T)
-	for t := range T {
+	cos, sin = make([][]float32, to-from), make([][]float32, to-from)
+	for t := range to - from {
 		cos[t], sin[t] = make([]float32, hd), make([]float32, hd)
 		for i := range half {
-			a := float32(t) * inv[i]
+			a := float32(from+t) * inv[i]
 			c, s := float32(math.Cos(float64(a))), float32(math.Sin(float64(a)))
 			cos[t][i], cos[t][i+half] = c, c
 			sin[t][i], sin[t][i+half] = s, s
@@ -255,24 +295,34 @@ func itoa(i int) string {
 	return itoa(i/10) + string(rune('0'+i%10))
 }
 
-// Greedy generates n tokens after prompt by re-running the full forward pass (reference only).
+// Greedy generates n tokens after prompt, always taking the most likely next token.
 func (m *Model) Greedy(prompt []int, n int) ([]int, error) {
-	seq := append([]int(nil), prompt...)
+	c := m.NewCache()
+	o, err := m.Step(c, prompt, false)
+	if err != nil {
+		return nil, err
+	}
 	var out []int
 	for range n {
-		o, err := m.Forward(seq)
-		if err != nil {
+		next := Argmax(o.Logits[len(o.Logits)-1])
+		out = append(out, next)
+		if len(out) == n {
+			break
+		}
+		if o, err = m.Step(c, []int{next}, false); err != nil {
 			return nil, err
 		}
-		last := o.Logits[len(o.Logits)-1]
-		best := 0
-		for i, v := range last {
-			if v > last[best] {
-				best = i
-			}
-		}
-		out = append(out, best)
-		seq = append(seq, best)
 	}
 	return out, nil
+}
+
+// Argmax is the index of the largest value (the first of equals).
+func Argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
 }

@@ -78,3 +78,34 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestCachedStepsMatchFullPass: a prompt fed in pieces through the cache gives the logits a
+// single full pass gives, at every position.
+func TestCachedStepsMatchFullPass(t *testing.T) {
+	m, err := Load("../../../testdata/models/qwen3-moe-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	prompt := []int{342, 784, 23, 888, 64, 657, 78, 493, 828, 995, 973, 69, 408}
+	full, err := m.Forward(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.NewCache()
+	var got [][]float32
+	for _, piece := range [][]int{prompt[:5], prompt[5:6], prompt[6:11], prompt[11:]} {
+		o, err := m.Step(c, piece, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, o.Logits...)
+	}
+	for p := range prompt {
+		for v := range got[p] {
+			if d := math.Abs(float64(got[p][v] - full.Logits[p][v])); d > 1e-5 {
+				t.Fatalf("position %d token %d: cached %v, full %v", p, v, got[p][v], full.Logits[p][v])
+			}
+		}
+	}
+}
