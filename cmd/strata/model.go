@@ -1,0 +1,195 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-ai/strata/internal/model/qwen3"
+	"github.com/strata-ai/strata/internal/safetensors"
+	"github.com/strata-ai/strata/internal/sampling"
+)
+
+// parseIDs reads "1,2,3" (spaces allowed) into token ids.
+func parseIDs(flag, s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("%s: %q is not a token id (want non-negative integers separated by commas, e.g. 1,2,3)", flag, f)
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no token ids given", flag)
+	}
+	return out, nil
+}
+
+func newLogitsCmd() *cobra.Command {
+	var dir, ids, out string
+	cmd := &cobra.Command{
+		Use:   "logits --model DIR --prompt-ids 1,2,3 --out FILE.safetensors",
+		Short: "Write the model's logits at every prompt position to a safetensors file",
+		Long: `Run a prompt through the model once and write tensor "logits" (float32, [tokens, vocab])
+to a safetensors file, for comparing with Hugging Face transformers. The file is written
+atomically: it appears whole or not at all.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" || ids == "" || out == "" {
+				return errors.New("--model, --prompt-ids and --out are all required")
+			}
+			prompt, err := parseIDs("--prompt-ids", ids)
+			if err != nil {
+				return err
+			}
+			m, err := qwen3.Load(dir)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			o, err := m.Step(m.NewCache(), prompt, false)
+			if err != nil {
+				return err
+			}
+			V := m.Cfg.Vocab
+			data := make([]byte, 4*len(prompt)*V)
+			for t, row := range o.Logits {
+				for v, x := range row {
+					binary.LittleEndian.PutUint32(data[4*(t*V+v):], math.Float32bits(x))
+				}
+			}
+			if err := safetensors.WriteFile(out, []safetensors.Tensor{{Name: "logits", DType: safetensors.F32, Shape: []int{len(prompt), V}, Data: data}},
+				map[string]string{"model": filepath.Base(filepath.Clean(dir)), "prompt_ids": ids}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote logits [%d %d] to %s\n", len(prompt), V, out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "model", "", "Hugging Face model folder (config.json, *.safetensors)")
+	cmd.Flags().StringVar(&ids, "prompt-ids", "", "prompt as token ids, comma-separated")
+	cmd.Flags().StringVar(&out, "out", "", "output .safetensors file")
+	return cmd
+}
+
+// eosIDs reads the end-of-sequence ids from generation_config.json, then config.json.
+func eosIDs(dir string) []int {
+	for _, f := range []string{"generation_config.json", "config.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			continue
+		}
+		var raw struct {
+			EOS json.RawMessage `json:"eos_token_id"`
+		}
+		if json.Unmarshal(b, &raw) != nil || len(raw.EOS) == 0 || string(raw.EOS) == "null" {
+			continue
+		}
+		var one int
+		if json.Unmarshal(raw.EOS, &one) == nil {
+			return []int{one}
+		}
+		var many []int
+		if json.Unmarshal(raw.EOS, &many) == nil {
+			return many
+		}
+	}
+	return nil
+}
+
+func newGenerateCmd() *cobra.Command {
+	var dir, ids string
+	var maxTokens int
+	var p sampling.Params
+	var jsonOut, ignoreEOS bool
+	cmd := &cobra.Command{
+		Use:   "generate --model DIR --prompt-ids 1,2,3 [--max-tokens N --temperature T --top-p P --top-k K --seed S] [--json]",
+		Short: "Generate tokens after a prompt",
+		Long: `Generate up to --max-tokens tokens after a prompt given as token ids, stopping early at the
+model's end-of-sequence token (generation_config.json). Temperature 0 is greedy; otherwise
+temperature, top-k and top-p apply and --seed makes the draw repeatable. With --json it
+prints {"token_ids": [...], "text": null} (generated tokens only; text needs a tokenizer,
+which this build does not read yet).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" || ids == "" {
+				return errors.New("--model and --prompt-ids are required")
+			}
+			prompt, err := parseIDs("--prompt-ids", ids)
+			if err != nil {
+				return err
+			}
+			if maxTokens < 1 {
+				return fmt.Errorf("--max-tokens %d: want at least 1", maxTokens)
+			}
+			if err := p.Validate(); err != nil {
+				return err
+			}
+			m, err := qwen3.Load(dir)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			stop := map[int]bool{}
+			if !ignoreEOS {
+				for _, id := range eosIDs(dir) {
+					stop[id] = true
+				}
+			}
+			s := sampling.New(p)
+			c := m.NewCache()
+			o, err := m.Step(c, prompt, false)
+			if err != nil {
+				return err
+			}
+			var out []int
+			for len(out) < maxTokens {
+				next := s.Next(o.Logits[len(o.Logits)-1])
+				out = append(out, next)
+				if stop[next] || len(out) == maxTokens {
+					break
+				}
+				if o, err = m.Step(c, []int{next}, false); err != nil {
+					return err
+				}
+			}
+			w := cmd.OutOrStdout()
+			if jsonOut {
+				return json.NewEncoder(w).Encode(struct {
+					TokenIDs []int   `json:"token_ids"`
+					Text     *string `json:"text"`
+				}{out, nil})
+			}
+			strs := make([]string, len(out))
+			for i, id := range out {
+				strs[i] = strconv.Itoa(id)
+			}
+			fmt.Fprintln(w, strings.Join(strs, ","))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "model", "", "Hugging Face model folder (config.json, *.safetensors)")
+	f.StringVar(&ids, "prompt-ids", "", "prompt as token ids, comma-separated")
+	f.IntVar(&maxTokens, "max-tokens", 16, "most tokens to generate")
+	f.Float64Var(&p.Temperature, "temperature", 0, "0: greedy; otherwise sampling temperature")
+	f.Float64Var(&p.TopP, "top-p", 1, "nucleus sampling: keep the smallest set of tokens whose probability reaches this")
+	f.IntVar(&p.TopK, "top-k", 0, "keep only the k most likely tokens (0: all)")
+	f.Uint64Var(&p.Seed, "seed", 0, "random seed for sampling")
+	f.BoolVar(&jsonOut, "json", false, `print {"token_ids": [...], "text": null}`)
+	f.BoolVar(&ignoreEOS, "ignore-eos", false, "keep generating past the end-of-sequence token")
+	return cmd
+}

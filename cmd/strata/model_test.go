@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strata-ai/strata/internal/safetensors"
+)
+
+// TestGenerateAndLogitsMatchTransformers runs the CLI as a user would on both test models:
+// generate --json must print the Hugging Face greedy tokens, logits --out their logits.
+func TestGenerateAndLogitsMatchTransformers(t *testing.T) {
+	for _, name := range []string{"qwen3-dense-tiny", "qwen3-moe-tiny"} {
+		dir := filepath.Join("../../testdata/models", name)
+		b, err := os.ReadFile(filepath.Join(dir, "golden.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g struct {
+			Prompts [][]int `json:"prompts"`
+			Greedy  [][]int `json:"greedy"`
+		}
+		json.Unmarshal(b, &g)
+		ref, err := safetensors.Open(filepath.Join(dir, "golden.safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ref.Close()
+		for p := range g.Prompts[:3] {
+			ids := strings.Trim(strings.ReplaceAll(fmt.Sprint(g.Prompts[p]), " ", ","), "[]")
+			out, err := runCLI("generate", "--model", dir, "--prompt-ids", ids, "--max-tokens", fmt.Sprint(len(g.Greedy[p])), "--json")
+			if err != nil {
+				t.Fatalf("%s prompt %d: %v", name, p, err)
+			}
+			var res struct {
+				TokenIDs []int `json:"token_ids"`
+			}
+			if err := json.Unmarshal([]byte(out), &res); err != nil {
+				t.Fatalf("%s: generate --json printed %q", name, out)
+			}
+			if fmt.Sprint(res.TokenIDs) != fmt.Sprint(g.Greedy[p]) {
+				t.Errorf("%s prompt %d: got %v, want %v", name, p, res.TokenIDs, g.Greedy[p])
+			}
+			file := filepath.Join(t.TempDir(), "l.safetensors")
+			if _, err := runCLI("logits", "--model", dir, "--prompt-ids", ids, "--out", file); err != nil {
+				t.Fatal(err)
+			}
+			got, err := safetensors.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, gl, err := got.Float32s("logits")
+			_, want, _ := ref.Float32s(fmt.Sprintf("logits.%d", p))
+			got.Close()
+			if err != nil || len(info.Shape) != 2 || info.Shape[0] != len(g.Prompts[p]) || len(gl) != len(want) {
+				t.Fatalf("%s prompt %d: logits file %+v %v", name, p, info, err)
+			}
+			for i := range gl {
+				if math.Abs(float64(gl[i]-want[i])) > 1e-3 {
+					t.Fatalf("%s prompt %d: logit %d differs by %g", name, p, i, gl[i]-want[i])
+				}
+			}
+		}
+	}
+}
+
+func TestModelCommandsBadInput(t *testing.T) {
+	dense := "../../testdata/models/qwen3-dense-tiny"
+	broken := t.TempDir()
+	os.WriteFile(filepath.Join(broken, "config.json"), []byte(`{"architectures":["Qwen3ForCausalLM"]`), 0o644)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"generate", "--model", dense, "--prompt-ids", "1,-2"}, "not a token id"},
+		{[]string{"generate", "--model", dense, "--prompt-ids", "99999"}, "outside the vocabulary"},
+		{[]string{"generate", "--model", dense, "--prompt-ids", "1", "--temperature", "-1"}, "temperature"},
+		{[]string{"generate", "--model", broken, "--prompt-ids", "1"}, "config.json"},
+		{[]string{"generate", "--prompt-ids", "1"}, "--model"},
+		{[]string{"logits", "--model", dense, "--prompt-ids", "1"}, "--out"},
+		{[]string{"logits", "--model", dense, "--prompt-ids", "1", "--out", "/nonexistent-dir/x.safetensors"}, "nonexistent"},
+	}
+	for _, c := range cases {
+		_, err := runCLI(c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: want an error mentioning %q, got %v", c.args, c.want, err)
+		}
+	}
+}
