@@ -1,0 +1,447 @@
+// Package tokenizer reads a Hugging Face tokenizer.json (byte-level BPE, as Qwen, GPT-2 and
+// Llama 3 use) and encodes and decodes exactly as the tokenizers library does: added tokens
+// split out first, NFC normalisation, the pre-tokenizer's regex (which needs lookahead, so
+// dlclark/regexp2 rather than Go's regexp), byte-to-unicode mapping, then BPE merges by rank.
+package tokenizer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/dlclark/regexp2"
+	"golang.org/x/text/unicode/norm"
+)
+
+// AddedToken is a token matched on the raw text before any other step.
+type AddedToken struct {
+	ID      int
+	Content string
+	Special bool
+}
+
+// Tokenizer encodes text to ids and back.
+type Tokenizer struct {
+	vocab   map[string]int
+	tokens  []string // id -> token (byte-level string, or an added token's content)
+	ranks   map[[2]string]int
+	added   []AddedToken
+	addedID map[int]AddedToken
+	addedRe *regexp.Regexp // alternation of added tokens, longest first
+	pre     *regexp2.Regexp
+	nfc     bool
+	byteEnc [256]rune
+	byteDec map[rune]byte
+	cache   sync.Map // pre-tokenized word -> []int
+}
+
+type fileFormat struct {
+	AddedTokens []struct {
+		ID         int    `json:"id"`
+		Content    string `json:"content"`
+		Special    bool   `json:"special"`
+		LStrip     bool   `json:"lstrip"`
+		RStrip     bool   `json:"rstrip"`
+		SingleWord bool   `json:"single_word"`
+		Normalized bool   `json:"normalized"`
+	} `json:"added_tokens"`
+	Normalizer   json.RawMessage `json:"normalizer"`
+	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
+	Decoder      json.RawMessage `json:"decoder"`
+	Model        struct {
+		Type         string          `json:"type"`
+		Vocab        map[string]int  `json:"vocab"`
+		Merges       json.RawMessage `json:"merges"`
+		ByteFallback bool            `json:"byte_fallback"`
+		IgnoreMerges bool            `json:"ignore_merges"`
+	} `json:"model"`
+}
+
+type component struct {
+	Type           string                           `json:"type"`
+	Pattern        *struct{ Regex, String *string } `json:"pattern"`
+	Behavior       string                           `json:"behavior"`
+	Invert         bool                             `json:"invert"`
+	AddPrefixSpace bool                             `json:"add_prefix_space"`
+	UseRegex       bool                             `json:"use_regex"`
+	Normalizers    []component                      `json:"normalizers"`
+	Pretokenizers  []component                      `json:"pretokenizers"`
+}
+
+// ErrUnsupported marks a tokenizer.json whose components strata does not implement.
+var ErrUnsupported = errors.New("unsupported tokenizer")
+
+// Load reads a tokenizer.json file.
+func Load(path string) (*Tokenizer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	t, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Parse builds a tokenizer from tokenizer.json contents.
+func Parse(b []byte) (*Tokenizer, error) {
+	var f fileFormat
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if f.Model.Type != "BPE" {
+		return nil, fmt.Errorf("%w: model type %q (strata reads byte-level BPE)", ErrUnsupported, f.Model.Type)
+	}
+	if f.Model.ByteFallback {
+		return nil, fmt.Errorf("%w: byte_fallback BPE (sentencepiece-style) is not implemented", ErrUnsupported)
+	}
+	t := &Tokenizer{vocab: f.Model.Vocab, ranks: map[[2]string]int{}, addedID: map[int]AddedToken{}, byteDec: map[rune]byte{}}
+	t.byteEnc = bytesToUnicode()
+	for i, r := range t.byteEnc {
+		t.byteDec[r] = byte(i)
+	}
+	// merges: ["a b", ...] (older files) or [["a","b"], ...] (newer)
+	var asStrings []string
+	var asPairs [][2]string
+	if err := json.Unmarshal(f.Model.Merges, &asPairs); err != nil {
+		if err := json.Unmarshal(f.Model.Merges, &asStrings); err != nil {
+			return nil, fmt.Errorf("model.merges is neither a list of pairs nor of strings: %w", err)
+		}
+		for _, m := range asStrings {
+			a, c, ok := strings.Cut(m, " ")
+			if !ok {
+				return nil, fmt.Errorf("merge %q is not two tokens separated by a space", m)
+			}
+			asPairs = append(asPairs, [2]string{a, c})
+		}
+	}
+	for i, p := range asPairs {
+		if _, dup := t.ranks[p]; !dup {
+			t.ranks[p] = i
+		}
+	}
+	if err := t.parseNormalizer(f.Normalizer); err != nil {
+		return nil, err
+	}
+	if err := t.parsePreTokenizer(f.PreTokenizer); err != nil {
+		return nil, err
+	}
+	maxID := -1
+	for _, id := range t.vocab {
+		maxID = max(maxID, id)
+	}
+	var pats []string
+	for _, a := range f.AddedTokens {
+		if a.LStrip || a.RStrip || a.SingleWord || a.Normalized {
+			// none of the supported families uses these; refuse rather than mis-tokenise
+			return nil, fmt.Errorf("%w: added token %q uses lstrip/rstrip/single_word/normalized", ErrUnsupported, a.Content)
+		}
+		at := AddedToken{ID: a.ID, Content: a.Content, Special: a.Special}
+		t.added = append(t.added, at)
+		t.addedID[a.ID] = at
+		maxID = max(maxID, a.ID)
+		pats = append(pats, a.Content)
+	}
+	t.tokens = make([]string, maxID+1)
+	for s, id := range t.vocab {
+		t.tokens[id] = s
+	}
+	for _, a := range t.added {
+		t.tokens[a.ID] = a.Content
+	}
+	if len(pats) > 0 {
+		sort.Slice(pats, func(a, b int) bool { return len(pats[a]) > len(pats[b]) })
+		for i, p := range pats {
+			pats[i] = regexp.QuoteMeta(p)
+		}
+		t.addedRe = regexp.MustCompile(strings.Join(pats, "|"))
+	}
+	return t, nil
+}
+
+func (t *Tokenizer) parseNormalizer(raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var c component
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return err
+	}
+	list := []component{c}
+	if c.Type == "Sequence" {
+		list = c.Normalizers
+	}
+	for _, n := range list {
+		switch n.Type {
+		case "NFC":
+			t.nfc = true
+		default:
+			return fmt.Errorf("%w: normalizer %q", ErrUnsupported, n.Type)
+		}
+	}
+	return nil
+}
+
+func (t *Tokenizer) parsePreTokenizer(raw json.RawMessage) error {
+	var c component
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return fmt.Errorf("pre_tokenizer: %w", err)
+	}
+	list := []component{c}
+	if c.Type == "Sequence" {
+		list = c.Pretokenizers
+	}
+	sawByteLevel := false
+	for _, p := range list {
+		switch p.Type {
+		case "Split":
+			if p.Pattern == nil || p.Pattern.Regex == nil || p.Behavior != "Isolated" || p.Invert {
+				return fmt.Errorf("%w: Split pre-tokenizer other than an isolated regex", ErrUnsupported)
+			}
+			re, err := regexp2.Compile(*p.Pattern.Regex, regexp2.Unicode)
+			if err != nil {
+				return fmt.Errorf("pre-tokenizer regex %q: %w", *p.Pattern.Regex, err)
+			}
+			t.pre = re
+		case "ByteLevel":
+			if p.AddPrefixSpace || p.UseRegex {
+				return fmt.Errorf("%w: ByteLevel with add_prefix_space or its own regex", ErrUnsupported)
+			}
+			sawByteLevel = true
+		default:
+			return fmt.Errorf("%w: pre-tokenizer %q", ErrUnsupported, p.Type)
+		}
+	}
+	if !sawByteLevel || t.pre == nil {
+		return fmt.Errorf("%w: expected a Split regex followed by ByteLevel", ErrUnsupported)
+	}
+	return nil
+}
+
+// bytesToUnicode is GPT-2's reversible map from bytes to printable runes.
+func bytesToUnicode() [256]rune {
+	var out [256]rune
+	n := 0
+	printable := func(b int) bool {
+		return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)
+	}
+	for b := range 256 {
+		if printable(b) {
+			out[b] = rune(b)
+		} else {
+			out[b] = rune(256 + n)
+			n++
+		}
+	}
+	return out
+}
+
+// VocabSize is one past the largest id.
+func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
+
+// TokenID returns the id of a token (an added token's content or a byte-level vocab entry).
+func (t *Tokenizer) TokenID(s string) (int, bool) {
+	for _, a := range t.added {
+		if a.Content == s {
+			return a.ID, true
+		}
+	}
+	id, ok := t.vocab[s]
+	return id, ok
+}
+
+// Encode turns text into ids, matching added tokens (special or not) wherever they occur.
+func (t *Tokenizer) Encode(text string) ([]int, error) {
+	var out []int
+	rest := text
+	for len(rest) > 0 {
+		loc := []int(nil)
+		if t.addedRe != nil {
+			loc = t.addedRe.FindStringIndex(rest)
+		}
+		seg := rest
+		if loc != nil {
+			seg = rest[:loc[0]]
+		}
+		ids, err := t.encodeOrdinary(seg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ids...)
+		if loc == nil {
+			break
+		}
+		id, _ := t.TokenID(rest[loc[0]:loc[1]])
+		out = append(out, id)
+		rest = rest[loc[1]:]
+	}
+	return out, nil
+}
+
+func (t *Tokenizer) encodeOrdinary(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if t.nfc {
+		s = norm.NFC.String(s)
+	}
+	var out []int
+	m, err := t.pre.FindStringMatch(s)
+	prev := 0
+	runes := []rune(s) // regexp2 reports rune offsets
+	for ; err == nil && m != nil; m, err = t.pre.FindNextMatch(m) {
+		if m.Index > prev { // text between matches is its own piece ("Isolated")
+			ids, err := t.word(string(runes[prev:m.Index]))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ids...)
+		}
+		ids, err := t.word(m.String())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ids...)
+		prev = m.Index + m.Length
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pre-tokenizer: %w", err)
+	}
+	if prev < len(runes) {
+		ids, err := t.word(string(runes[prev:]))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ids...)
+	}
+	return out, nil
+}
+
+// word byte-level encodes one pre-tokenized piece and applies the BPE merges.
+func (t *Tokenizer) word(w string) ([]int, error) {
+	if v, ok := t.cache.Load(w); ok {
+		return v.([]int), nil
+	}
+	syms := make([]string, 0, len(w))
+	for i := 0; i < len(w); i++ {
+		syms = append(syms, string(t.byteEnc[w[i]]))
+	}
+	for len(syms) > 1 {
+		best, at := -1, -1
+		for i := 0; i+1 < len(syms); i++ {
+			if r, ok := t.ranks[[2]string{syms[i], syms[i+1]}]; ok && (best < 0 || r < best) {
+				best, at = r, i
+			}
+		}
+		if at < 0 {
+			break
+		}
+		a, b := syms[at], syms[at+1]
+		merged := syms[:0:0]
+		for i := 0; i < len(syms); i++ {
+			if i+1 < len(syms) && syms[i] == a && syms[i+1] == b {
+				merged = append(merged, a+b)
+				i++
+			} else {
+				merged = append(merged, syms[i])
+			}
+		}
+		syms = merged
+	}
+	ids := make([]int, len(syms))
+	for i, s := range syms {
+		id, ok := t.vocab[s]
+		if !ok {
+			return nil, fmt.Errorf("token %q of %q is not in the vocabulary (broken tokenizer.json?)", s, w)
+		}
+		ids[i] = id
+	}
+	if len(w) < 64 {
+		t.cache.Store(w, ids)
+	}
+	return ids, nil
+}
+
+// Decode turns ids back into text; invalid UTF-8 (a token boundary inside a character)
+// becomes U+FFFD, as the tokenizers library does.
+func (t *Tokenizer) Decode(ids []int, skipSpecial bool) (string, error) {
+	b, err := t.decodeBytes(ids, skipSpecial)
+	if err != nil {
+		return "", err
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD"), nil
+}
+
+func (t *Tokenizer) decodeBytes(ids []int, skipSpecial bool) ([]byte, error) {
+	var out []byte
+	for _, id := range ids {
+		if id < 0 || id >= len(t.tokens) || t.tokens[id] == "" {
+			return nil, fmt.Errorf("token id %d is not in the vocabulary (0..%d)", id, len(t.tokens)-1)
+		}
+		if a, ok := t.addedID[id]; ok {
+			if !(skipSpecial && a.Special) {
+				out = append(out, a.Content...)
+			}
+			continue
+		}
+		for _, r := range t.tokens[id] {
+			c, ok := t.byteDec[r]
+			if !ok {
+				return nil, fmt.Errorf("token %d (%q) is not byte-level encoded", id, t.tokens[id])
+			}
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// Stream detokenises incrementally for streaming: Add returns the text that became complete,
+// holding back bytes of a character split across tokens so no broken UTF-8 is ever emitted.
+type Stream struct {
+	t           *Tokenizer
+	skipSpecial bool
+	pending     []byte
+}
+
+// NewStream starts an incremental decoder.
+func (t *Tokenizer) NewStream(skipSpecial bool) *Stream {
+	return &Stream{t: t, skipSpecial: skipSpecial}
+}
+
+// Add decodes one more token.
+func (s *Stream) Add(id int) (string, error) {
+	b, err := s.t.decodeBytes([]int{id}, s.skipSpecial)
+	if err != nil {
+		return "", err
+	}
+	s.pending = append(s.pending, b...)
+	// emit the longest prefix that is complete UTF-8; a trailing partial character waits,
+	// unless it can never complete (then it is replaced, as Decode would)
+	cut := len(s.pending)
+	for back := 1; back <= 3 && back <= len(s.pending); back++ {
+		c := s.pending[len(s.pending)-back]
+		if c&0xC0 != 0x80 { // the start of the last character
+			if !utf8.FullRune(s.pending[len(s.pending)-back:]) {
+				cut = len(s.pending) - back
+			}
+			break
+		}
+	}
+	out := strings.ToValidUTF8(string(s.pending[:cut]), "\uFFFD")
+	s.pending = append(s.pending[:0], s.pending[cut:]...)
+	return out, nil
+}
+
+// Flush returns whatever is held back (as U+FFFD if it never completed).
+func (s *Stream) Flush() string {
+	out := strings.ToValidUTF8(string(s.pending), "\uFFFD")
+	s.pending = s.pending[:0]
+	return out
+}

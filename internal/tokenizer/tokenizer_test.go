@@ -1,0 +1,102 @@
+package tokenizer
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	qwenOnce sync.Once
+	qwen     *Tokenizer
+	qwenErr  error
+)
+
+func load(t *testing.T) *Tokenizer {
+	t.Helper()
+	qwenOnce.Do(func() { qwen, qwenErr = Load("../../testdata/tokenizer/qwen3/tokenizer.json") })
+	if qwenErr != nil {
+		t.Fatal(qwenErr)
+	}
+	return qwen
+}
+
+// TestGolden: encode and decode identical to Hugging Face tokenizers on every golden case.
+func TestGolden(t *testing.T) {
+	tk := load(t)
+	b, err := os.ReadFile("../../testdata/tokenizer/tokenizer-golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct {
+			Text    string `json:"text"`
+			IDs     []int  `json:"ids"`
+			Decoded string `json:"decoded"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range g.Cases {
+		ids, err := tk.Encode(c.Text)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		if fmt.Sprint(ids) != fmt.Sprint(c.IDs) {
+			t.Errorf("case %d %q:\n got %v\nwant %v", i, c.Text, ids, c.IDs)
+		}
+		text, err := tk.Decode(c.IDs, false)
+		if err != nil || text != c.Decoded {
+			t.Errorf("case %d: decoded %q (%v), want %q", i, text, err, c.Decoded)
+		}
+	}
+}
+
+// TestStreamNeverBreaksUTF8: feeding tokens one by one yields only valid UTF-8 pieces that
+// add up to the full decode.
+func TestStreamNeverBreaksUTF8(t *testing.T) {
+	tk := load(t)
+	text := "emoji 😀🎉👩‍👩‍👧 日本語のテキスト 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 café"
+	ids, err := tk.Encode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := tk.NewStream(false)
+	var sb strings.Builder
+	for _, id := range ids {
+		piece, err := s.Add(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsRune(piece, '\uFFFD') {
+			t.Fatalf("token %d produced a replacement character: %q", id, piece)
+		}
+		sb.WriteString(piece)
+	}
+	sb.WriteString(s.Flush())
+	if sb.String() != text {
+		t.Fatalf("streamed %q, want %q", sb.String(), text)
+	}
+}
+
+func TestSpecialTokens(t *testing.T) {
+	tk := load(t)
+	ids, err := tk.Encode("<|im_start|>user\nhi<|im_end|>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids[0] != 151644 || ids[len(ids)-1] != 151645 {
+		t.Fatalf("special tokens not matched: %v", ids)
+	}
+	text, _ := tk.Decode(ids, true)
+	if text != "user\nhi" {
+		t.Fatalf("skip special: %q", text)
+	}
+	if _, err := tk.Decode([]int{1 << 30}, false); err == nil {
+		t.Fatal("out-of-range id decoded")
+	}
+}
