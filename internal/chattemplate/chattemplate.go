@@ -1,0 +1,350 @@
+// Package chattemplate renders a model's Jinja chat template (tokenizer_config.json's
+// chat_template) as transformers' apply_chat_template does, with gonja as the Jinja engine
+// and transformers' tojson filter: JSON with Python's separators, non-ASCII kept, and object
+// keys in the order the request gave them.
+package chattemplate
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/nikolalohinski/gonja/v2"
+	"github.com/nikolalohinski/gonja/v2/builtins"
+	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/nikolalohinski/gonja/v2/loaders"
+)
+
+// Template is a parsed chat template.
+type Template struct {
+	tpl     *exec.Template
+	special map[string]any // bos_token, eos_token, ... as transformers passes them
+}
+
+var (
+	envOnce sync.Once
+	env     *exec.Environment
+)
+
+// environment is gonja's default with transformers' tojson in place of gonja's.
+func environment() *exec.Environment {
+	envOnce.Do(func() {
+		filters := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
+		_ = filters.Replace("tojson", toJSONFilter)
+		env = &exec.Environment{
+			Context:           gonja.DefaultContext,
+			Filters:           filters,
+			Tests:             builtins.Tests,
+			ControlStructures: builtins.ControlStructures,
+			Methods:           builtins.Methods,
+		}
+	})
+	return env
+}
+
+// Parse compiles template source.
+func Parse(src string) (*Template, error) {
+	id := fmt.Sprintf("chat-%x", sha256.Sum256([]byte(src)))
+	base, err := loaders.NewFileSystemLoader("")
+	if err != nil {
+		return nil, err
+	}
+	ld, err := loaders.NewShiftedLoader(id, bytes.NewReader([]byte(src)), base)
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := exec.NewTemplate(id, gonja.DefaultConfig, ld, environment())
+	if err != nil {
+		return nil, fmt.Errorf("chat template does not parse: %w", err)
+	}
+	return &Template{tpl: tpl, special: map[string]any{}}, nil
+}
+
+// Load reads chat_template (and the special tokens templates refer to) from a
+// tokenizer_config.json, or a chat_template.jinja beside it when the config has none.
+func Load(tokenizerConfig string) (*Template, error) {
+	b, err := os.ReadFile(tokenizerConfig)
+	if err != nil {
+		return nil, err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", tokenizerConfig, err)
+	}
+	src, _ := cfg["chat_template"].(string)
+	if src == "" {
+		jinja := strings.TrimSuffix(tokenizerConfig, "tokenizer_config.json") + "chat_template.jinja"
+		if jb, err := os.ReadFile(jinja); err == nil {
+			src = string(jb)
+		}
+	}
+	if src == "" {
+		return nil, fmt.Errorf("%s has no chat_template (and there is no chat_template.jinja beside it)", tokenizerConfig)
+	}
+	t, err := Parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", tokenizerConfig, err)
+	}
+	for _, k := range []string{"bos_token", "eos_token", "unk_token", "pad_token"} {
+		switch v := cfg[k].(type) {
+		case string:
+			t.special[k] = v
+		case map[string]any: // {"content": "<|endoftext|>", ...}
+			if c, ok := v["content"].(string); ok {
+				t.special[k] = c
+			}
+		}
+	}
+	return t, nil
+}
+
+// Render fills the template. vars holds messages, tools, add_generation_prompt,
+// enable_thinking and anything else the template reads, decoded with DecodeJSON so that
+// tojson keeps the caller's key order.
+func (t *Template) Render(vars map[string]any) (string, error) {
+	ctx := map[string]any{}
+	for k, v := range t.special {
+		ctx[k] = v
+	}
+	for k, v := range vars {
+		ctx[k] = v
+	}
+	out, err := t.tpl.ExecuteToString(exec.NewContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("rendering the chat template: %w", err)
+	}
+	return out, nil
+}
+
+// keyOrder remembers, for every object DecodeJSON built, the order its keys came in (Go maps
+// have none; Python dicts keep insertion order and transformers' tojson shows it).
+var keyOrder sync.Map // map pointer -> []string
+
+// DecodeJSON decodes JSON into maps, slices, strings, json.Number, bools and nil, recording
+// each object's key order for tojson.
+func DecodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	v, err := decodeValue(dec)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("trailing data after the JSON value")
+	}
+	return v, nil
+}
+
+func decodeValue(dec *json.Decoder) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch d := tok.(type) {
+	case json.Delim:
+		switch d {
+		case '{':
+			m := map[string]any{}
+			var keys []string
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				k := kt.(string)
+				v, err := decodeValue(dec)
+				if err != nil {
+					return nil, err
+				}
+				if _, dup := m[k]; !dup {
+					keys = append(keys, k)
+				}
+				m[k] = v
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, err
+			}
+			keyOrder.Store(reflect.ValueOf(m).UnsafePointer(), keys)
+			return m, nil
+		case '[':
+			s := []any{}
+			for dec.More() {
+				v, err := decodeValue(dec)
+				if err != nil {
+					return nil, err
+				}
+				s = append(s, v)
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, err
+			}
+			return s, nil
+		}
+		return nil, fmt.Errorf("unexpected %v", d)
+	default:
+		return tok, nil
+	}
+}
+
+// toJSONFilter is transformers' tojson: json.dumps(x, ensure_ascii=False, indent=indent,
+// separators=None, sort_keys=False).
+func toJSONFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	indent := -1
+	if v, ok := params.KwArgs["indent"]; ok && !v.IsNil() {
+		if !v.IsInteger() {
+			return exec.AsValue(exec.ErrInvalidCall(errors.New("tojson: indent must be an integer")))
+		}
+		indent = v.Integer()
+	}
+	var sb strings.Builder
+	if err := writePyJSON(&sb, in.Interface(), indent, 0); err != nil {
+		return exec.AsValue(exec.ErrInvalidCall(err))
+	}
+	return exec.AsSafeValue(sb.String())
+}
+
+func writePyJSON(sb *strings.Builder, v any, indent, depth int) error {
+	nl := func(d int) {
+		if indent >= 0 {
+			sb.WriteByte('\n')
+			sb.WriteString(strings.Repeat(" ", indent*d))
+		}
+	}
+	itemSep := ", "
+	if indent >= 0 {
+		itemSep = ","
+	}
+	switch x := v.(type) {
+	case nil:
+		sb.WriteString("null")
+	case bool:
+		sb.WriteString(strconv.FormatBool(x))
+	case string:
+		writePyString(sb, x)
+	case json.Number:
+		sb.WriteString(string(x))
+	case int:
+		sb.WriteString(strconv.Itoa(x))
+	case int64:
+		sb.WriteString(strconv.FormatInt(x, 10))
+	case float64:
+		sb.WriteString(pyFloat(x))
+	case []any:
+		if len(x) == 0 {
+			sb.WriteString("[]")
+			return nil
+		}
+		sb.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				sb.WriteString(itemSep)
+			}
+			nl(depth + 1)
+			if err := writePyJSON(sb, e, indent, depth+1); err != nil {
+				return err
+			}
+		}
+		nl(depth)
+		sb.WriteByte(']')
+	case map[string]any:
+		if len(x) == 0 {
+			sb.WriteString("{}")
+			return nil
+		}
+		var keys []string
+		if ko, ok := keyOrder.Load(reflect.ValueOf(x).UnsafePointer()); ok && len(ko.([]string)) == len(x) {
+			keys = ko.([]string)
+		} else {
+			for k := range x {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+		}
+		sb.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				sb.WriteString(itemSep)
+			}
+			nl(depth + 1)
+			writePyString(sb, k)
+			sb.WriteString(": ")
+			if err := writePyJSON(sb, x[k], indent, depth+1); err != nil {
+				return err
+			}
+		}
+		nl(depth)
+		sb.WriteByte('}')
+	default:
+		// values gonja built itself (its own maps, lists, numbers): go through encoding/json
+		b, err := json.Marshal(x)
+		if err != nil {
+			return fmt.Errorf("tojson: %T: %w", x, err)
+		}
+		var back any
+		if err := json.Unmarshal(b, &back); err != nil {
+			return err
+		}
+		return writePyJSON(sb, back, indent, depth)
+	}
+	return nil
+}
+
+// writePyString quotes like Python's json.dumps with ensure_ascii=False.
+func writePyString(sb *strings.Builder, s string) {
+	sb.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			sb.WriteString(`\"`)
+		case '\\':
+			sb.WriteString(`\\`)
+		case '\n':
+			sb.WriteString(`\n`)
+		case '\r':
+			sb.WriteString(`\r`)
+		case '\t':
+			sb.WriteString(`\t`)
+		case '\b':
+			sb.WriteString(`\b`)
+		case '\f':
+			sb.WriteString(`\f`)
+		default:
+			if r < 0x20 {
+				fmt.Fprintf(sb, `\u%04x`, r)
+			} else {
+				sb.WriteRune(r)
+			}
+		}
+	}
+	sb.WriteByte('"')
+}
+
+// pyFloat formats like Python's repr of a float.
+func pyFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	s := strconv.FormatFloat(f, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eEn") {
+		s += ".0"
+	}
+	return s
+}
