@@ -16,6 +16,7 @@ import (
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/safetensors"
 	"github.com/strata-ai/strata/internal/sampling"
+	"github.com/strata-ai/strata/internal/tokenizer"
 )
 
 // parseIDs reads "1,2,3" (spaces allowed) into token ids.
@@ -111,25 +112,40 @@ func eosIDs(dir string) []int {
 }
 
 func newGenerateCmd() *cobra.Command {
-	var dir, ids string
+	var dir, ids, promptText string
 	var maxTokens int
 	var p sampling.Params
 	var jsonOut, ignoreEOS bool
 	cmd := &cobra.Command{
-		Use:   "generate --model DIR --prompt-ids 1,2,3 [--max-tokens N --temperature T --top-p P --top-k K --seed S] [--json]",
+		Use:   "generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N --temperature T --top-p P --top-k K --seed S] [--json]",
 		Short: "Generate tokens after a prompt",
-		Long: `Generate up to --max-tokens tokens after a prompt given as token ids, stopping early at the
-model's end-of-sequence token (generation_config.json). Temperature 0 is greedy; otherwise
-temperature, top-k and top-p apply and --seed makes the draw repeatable. With --json it
-prints {"token_ids": [...], "text": null} (generated tokens only; text needs a tokenizer,
-which this build does not read yet).`,
+		Long: `Generate up to --max-tokens tokens after a prompt, stopping early at the model's
+end-of-sequence token (generation_config.json). The prompt is text (the folder needs a
+tokenizer.json; it is used as is, without the chat template: see strata tokenize) or token
+ids (any folder). Temperature 0 is greedy; otherwise temperature, top-k and top-p apply and
+--seed makes the draw repeatable. With --json it prints {"token_ids": [...], "text": ...}
+with the generated tokens only; text is null when the folder has no tokenizer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dir == "" || ids == "" {
-				return errors.New("--model and --prompt-ids are required")
+			if dir == "" || (ids == "") == (promptText == "") {
+				return errors.New("give --model and exactly one of --prompt or --prompt-ids")
 			}
-			prompt, err := parseIDs("--prompt-ids", ids)
-			if err != nil {
+			var tk *tokenizer.Tokenizer
+			if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil || promptText != "" {
+				if tk, err = loadTokenizer(dir); err != nil {
+					return err
+				}
+			}
+			var prompt []int
+			var err error
+			if promptText != "" {
+				if prompt, err = tk.Encode(promptText); err != nil {
+					return err
+				}
+				if len(prompt) == 0 {
+					return errors.New("--prompt is empty")
+				}
+			} else if prompt, err = parseIDs("--prompt-ids", ids); err != nil {
 				return err
 			}
 			if maxTokens < 1 {
@@ -167,11 +183,25 @@ which this build does not read yet).`,
 				}
 			}
 			w := cmd.OutOrStdout()
+			var text *string
+			if tk != nil {
+				s, err := tk.Decode(out, true)
+				if err != nil {
+					return err
+				}
+				text = &s
+			}
 			if jsonOut {
-				return json.NewEncoder(w).Encode(struct {
+				enc := json.NewEncoder(w)
+				enc.SetEscapeHTML(false)
+				return enc.Encode(struct {
 					TokenIDs []int   `json:"token_ids"`
 					Text     *string `json:"text"`
-				}{out, nil})
+				}{out, text})
+			}
+			if text != nil {
+				fmt.Fprintln(w, *text)
+				return nil
 			}
 			strs := make([]string, len(out))
 			for i, id := range out {
@@ -184,6 +214,7 @@ which this build does not read yet).`,
 	f := cmd.Flags()
 	f.StringVar(&dir, "model", "", "Hugging Face model folder (config.json, *.safetensors)")
 	f.StringVar(&ids, "prompt-ids", "", "prompt as token ids, comma-separated")
+	f.StringVar(&promptText, "prompt", "", "prompt as text (needs tokenizer.json in the folder)")
 	f.IntVar(&maxTokens, "max-tokens", 16, "most tokens to generate")
 	f.Float64Var(&p.Temperature, "temperature", 0, "0: greedy; otherwise sampling temperature")
 	f.Float64Var(&p.TopP, "top-p", 1, "nucleus sampling: keep the smallest set of tokens whose probability reaches this")

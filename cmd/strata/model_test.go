@@ -82,6 +82,8 @@ func TestModelCommandsBadInput(t *testing.T) {
 		{[]string{"generate", "--model", dense, "--prompt-ids", "1", "--temperature", "-1"}, "temperature"},
 		{[]string{"generate", "--model", broken, "--prompt-ids", "1"}, "config.json"},
 		{[]string{"generate", "--prompt-ids", "1"}, "--model"},
+		{[]string{"generate", "--model", dense, "--prompt", "hello"}, "no tokenizer.json"},
+		{[]string{"generate", "--model", dense, "--prompt", "hello", "--prompt-ids", "1"}, "exactly one"},
 		{[]string{"logits", "--model", dense, "--prompt-ids", "1"}, "--out"},
 		{[]string{"logits", "--model", dense, "--prompt-ids", "1", "--out", "/nonexistent-dir/x.safetensors"}, "nonexistent"},
 	}

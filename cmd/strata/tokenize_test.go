@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const qwenTok = "../../testdata/tokenizer/qwen3"
+
+// TestTokenizeChatGolden runs every chat-template golden case through `strata tokenize` as a
+// user would (messages and tools files, flags) and requires transformers' text and ids.
+func TestTokenizeChatGolden(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/tokenizer/chat-template-golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct {
+			Input struct {
+				Messages            json.RawMessage `json:"messages"`
+				Tools               json.RawMessage `json:"tools"`
+				AddGenerationPrompt bool            `json:"add_generation_prompt"`
+				EnableThinking      *bool           `json:"enable_thinking"`
+			} `json:"input"`
+			Rendered string `json:"rendered"`
+			IDs      []int  `json:"ids"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range g.Cases {
+		dir := t.TempDir()
+		mf := filepath.Join(dir, "messages.json")
+		os.WriteFile(mf, c.Input.Messages, 0o644)
+		args := []string{"tokenize", "--model", qwenTok, "--messages", mf, "--print-text"}
+		if len(c.Input.Tools) > 0 && string(c.Input.Tools) != "null" {
+			tf := filepath.Join(dir, "tools.json")
+			os.WriteFile(tf, c.Input.Tools, 0o644)
+			args = append(args, "--tools", tf)
+		}
+		if c.Input.AddGenerationPrompt {
+			args = append(args, "--add-generation-prompt")
+		}
+		if c.Input.EnableThinking != nil {
+			args = append(args, fmt.Sprintf("--enable-thinking=%v", *c.Input.EnableThinking))
+		}
+		out, err := runCLI(args...)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		var res struct {
+			Tokens []int  `json:"tokens"`
+			Count  int    `json:"count"`
+			Text   string `json:"text"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("case %d: printed %q", i, out)
+		}
+		if res.Text != c.Rendered {
+			t.Errorf("case %d text:\n got %q\nwant %q", i, res.Text, c.Rendered)
+		}
+		if fmt.Sprint(res.Tokens) != fmt.Sprint(c.IDs) || res.Count != len(c.IDs) {
+			t.Errorf("case %d ids: got %v, want %v", i, res.Tokens, c.IDs)
+		}
+	}
+}
+
+func TestTokenizeBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"role": "user"`), 0o644)
+	obj := filepath.Join(dir, "obj.json")
+	os.WriteFile(obj, []byte(`{"role": "user", "content": "hi"}`), 0o644)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tokenize", "--model", qwenTok}, "exactly one of --text or --messages"},
+		{[]string{"tokenize", "--model", qwenTok, "--messages", bad}, "not valid JSON"},
+		{[]string{"tokenize", "--model", qwenTok, "--messages", obj}, "JSON array"},
+		{[]string{"tokenize", "--model", "../../testdata/models/qwen3-dense-tiny", "--text", "hi"}, "no tokenizer.json"},
+		{[]string{"detokenize", "--model", qwenTok, "--ids", "999999999"}, "not in the vocabulary"},
+	}
+	for _, c := range cases {
+		_, err := runCLI(c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: want an error mentioning %q, got %v", c.args, c.want, err)
+		}
+	}
+	out, err := runCLI("detokenize", "--model", qwenTok, "--ids", "9707,11,847,5562,374,18838")
+	if err != nil || !strings.Contains(out, `"Hello, my dog is cute"`) {
+		t.Fatalf("detokenize: %q %v", out, err)
+	}
+}
