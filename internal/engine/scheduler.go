@@ -68,6 +68,8 @@ type Scheduler struct {
 	waiting []*Sequence
 	running []*Sequence
 	byID    map[string]*Sequence
+	// Preemptions counts sequences sent back to waiting (vLLM's num_preemptions).
+	Preemptions int64
 }
 
 // Errors for requests the scheduler can never run.
@@ -163,6 +165,7 @@ func (s *Scheduler) preempt() *Sequence {
 	s.bm.Free(victim.Table)
 	victim.Table, victim.Computed, victim.running = nil, 0, false
 	victim.Preemptions++
+	s.Preemptions++
 	s.waiting = append([]*Sequence{victim}, s.waiting...)
 	return victim
 }

@@ -1,0 +1,169 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/strata-ai/strata/internal/kvcache"
+	"github.com/strata-ai/strata/internal/model/qwen3"
+	"github.com/strata-ai/strata/internal/sampling"
+)
+
+// Config sizes an engine.
+type Config struct {
+	SchedulerConfig
+	BlockSize     int   // --block-size: token slots per KV block
+	KVCacheBytes  int64 // memory for the paged KV cache
+	PrefixCaching bool  // --enable-prefix-caching
+}
+
+// Request is one generation request.
+type Request struct {
+	ID        string
+	Prompt    []int
+	MaxTokens int
+	Sampling  sampling.Params
+	StopIDs   []int // end the sequence when one of these is sampled
+}
+
+// Event reports a sampled token, and whether its sequence finished.
+type Event struct {
+	ID       string
+	Token    int
+	Finished bool
+	Reason   string // "stop" or "length" when finished
+}
+
+// Engine runs requests through one model with continuous batching.
+type Engine struct {
+	m     *qwen3.Model
+	kv    *qwen3.PagedKV
+	bm    *kvcache.Manager
+	sched *Scheduler
+	reqs  map[*Sequence]*active
+}
+
+type active struct {
+	req     Request
+	sampler *sampling.Sampler
+	stop    map[int]bool
+}
+
+// New sizes the KV cache from cfg.KVCacheBytes and builds the scheduler.
+func New(m *qwen3.Model, cfg Config) (*Engine, error) {
+	if cfg.BlockSize < 1 {
+		return nil, fmt.Errorf("engine: block size %d must be positive", cfg.BlockSize)
+	}
+	per := m.BytesPerBlock(cfg.BlockSize)
+	n := int(cfg.KVCacheBytes / per)
+	if n < 1 {
+		return nil, fmt.Errorf("engine: %d bytes of KV cache hold no %d-token block (one needs %d bytes)", cfg.KVCacheBytes, cfg.BlockSize, per)
+	}
+	if cfg.MaxModelLen == 0 {
+		cfg.MaxModelLen = m.Cfg.MaxPositions
+	}
+	bm := kvcache.NewManager(n, cfg.BlockSize, cfg.PrefixCaching)
+	s, err := NewScheduler(cfg.SchedulerConfig, bm)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{m: m, kv: m.NewPagedKV(n, cfg.BlockSize), bm: bm, sched: s, reqs: map[*Sequence]*active{}}, nil
+}
+
+// Blocks reports the pool: total and free.
+func (e *Engine) Blocks() (total, free int) { return e.bm.NumBlocks(), e.bm.FreeBlocks() }
+
+// Add queues a request.
+func (e *Engine) Add(r Request) error {
+	if err := r.Sampling.Validate(); err != nil {
+		return fmt.Errorf("request %s: %w", r.ID, err)
+	}
+	if r.MaxTokens < 1 {
+		return fmt.Errorf("request %s: max tokens %d must be at least 1", r.ID, r.MaxTokens)
+	}
+	for _, id := range r.Prompt {
+		if id < 0 || id >= e.m.Cfg.Vocab {
+			return fmt.Errorf("request %s: prompt token %d is outside the vocabulary (0..%d)", r.ID, id, e.m.Cfg.Vocab-1)
+		}
+	}
+	seq := &Sequence{ID: r.ID, Tokens: append([]int(nil), r.Prompt...), MaxTokens: r.MaxTokens}
+	if err := e.sched.Add(seq); err != nil {
+		return err
+	}
+	a := &active{req: r, sampler: sampling.New(r.Sampling), stop: map[int]bool{}}
+	for _, id := range r.StopIDs {
+		a.stop[id] = true
+	}
+	e.reqs[seq] = a
+	return nil
+}
+
+// Abort ends a request and frees its blocks.
+func (e *Engine) Abort(id string) bool {
+	for seq := range e.reqs {
+		if seq.ID == id {
+			delete(e.reqs, seq)
+			return e.sched.Abort(id)
+		}
+	}
+	return false
+}
+
+// Pending is the number of requests not finished.
+func (e *Engine) Pending() int { return len(e.reqs) }
+
+// Step runs one scheduled forward pass and returns the tokens it produced.
+func (e *Engine) Step() ([]Event, error) {
+	st := e.sched.Schedule()
+	if len(st.Items) == 0 {
+		return nil, nil
+	}
+	items := make([]qwen3.BatchItem, len(st.Items))
+	for i, it := range st.Items {
+		table := make([]int32, len(it.Seq.Table))
+		for j, b := range it.Seq.Table {
+			table[j] = int32(b)
+		}
+		items[i] = qwen3.BatchItem{Tokens: it.Seq.Tokens[it.Start:it.End], Start: it.Start, Table: table, WantLogits: it.Samples()}
+	}
+	logits, err := e.m.ForwardBatch(e.kv, items)
+	if err != nil {
+		return nil, err
+	}
+	sampled := map[*Sequence]int{}
+	finished := map[*Sequence]bool{}
+	var events []Event
+	for i, it := range st.Items {
+		if !it.Samples() {
+			continue
+		}
+		a := e.reqs[it.Seq]
+		tok := a.sampler.Next(logits[i])
+		sampled[it.Seq] = tok
+		ev := Event{ID: it.Seq.ID, Token: tok}
+		if a.stop[tok] {
+			finished[it.Seq], ev.Finished, ev.Reason = true, true, "stop"
+		} else if it.Seq.Generated()+1 >= it.Seq.MaxTokens {
+			ev.Finished, ev.Reason = true, "length"
+		}
+		events = append(events, ev)
+	}
+	for _, seq := range e.sched.Complete(st, sampled, finished) {
+		delete(e.reqs, seq)
+	}
+	return events, nil
+}
+
+// RunAll steps until every request has finished and returns each request's tokens.
+func (e *Engine) RunAll() (map[string][]int, error) {
+	out := map[string][]int{}
+	for e.Pending() > 0 {
+		evs, err := e.Step()
+		if err != nil {
+			return out, err
+		}
+		for _, ev := range evs {
+			out[ev.ID] = append(out[ev.ID], ev.Token)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/strata-ai/strata/internal/model/qwen3"
+	"github.com/strata-ai/strata/internal/sampling"
+)
+
+type goldenFile struct {
+	Prompts [][]int `json:"prompts"`
+	Greedy  [][]int `json:"greedy"`
+}
+
+func loadModel(t *testing.T, name string) (*qwen3.Model, goldenFile) {
+	t.Helper()
+	dir := filepath.Join("../../testdata/models", name)
+	m, err := qwen3.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	b, _ := os.ReadFile(filepath.Join(dir, "golden.json"))
+	var g goldenFile
+	json.Unmarshal(b, &g)
+	return m, g
+}
+
+// TestEngineMatchesAlone: every golden prompt submitted at once, decoded greedily by the
+// batched engine, gives exactly the tokens transformers gives for it alone, under every
+// scheduling regime: plain, chunked prefill with a small budget, prefix caching with repeated
+// prompts, and a cache so small that sequences are preempted and recomputed.
+func TestEngineMatchesAlone(t *testing.T) {
+	regimes := []struct {
+		name string
+		cfg  Config
+		dup  bool
+	}{
+		{"plain", Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 512, MaxModelLen: 512}, BlockSize: 16, KVCacheBytes: 64 << 20}, false},
+		{"chunked", Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 20, ChunkedPrefill: true, MaxModelLen: 512}, BlockSize: 4, KVCacheBytes: 64 << 20}, false},
+		{"prefix", Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 3, MaxNumBatchedTokens: 512, MaxModelLen: 512}, BlockSize: 4, KVCacheBytes: 64 << 20, PrefixCaching: true}, true},
+		{"preempt", Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 40, ChunkedPrefill: true, MaxModelLen: 512}, BlockSize: 4}, false},
+	}
+	for _, name := range []string{"qwen3-dense-tiny", "qwen3-moe-tiny"} {
+		m, g := loadModel(t, name)
+		for _, rg := range regimes {
+			t.Run(name+"/"+rg.name, func(t *testing.T) {
+				cfg := rg.cfg
+				if cfg.KVCacheBytes == 0 {
+					// room for the longest sequence plus a little: forces preemption
+					cfg.KVCacheBytes = int64(45) * m.BytesPerBlock(cfg.BlockSize)
+				}
+				e, err := New(m, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				copies := 1
+				if rg.dup {
+					copies = 2
+				}
+				for c := range copies {
+					for p, prompt := range g.Prompts {
+						if err := e.Add(Request{ID: fmt.Sprintf("%d/%d", p, c), Prompt: prompt, MaxTokens: len(g.Greedy[p]), Sampling: sampling.Params{TopP: 1}}); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				got, err := e.RunAll()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for c := range copies {
+					for p := range g.Prompts {
+						id := fmt.Sprintf("%d/%d", p, c)
+						if fmt.Sprint(got[id]) != fmt.Sprint(g.Greedy[p]) {
+							t.Errorf("%s: got %v, want %v", id, got[id], g.Greedy[p])
+						}
+					}
+				}
+				if total, free := e.Blocks(); total != free {
+					t.Errorf("%d of %d blocks still held after every request finished", total-free, total)
+				}
+				if rg.name == "prefix" && e.bm.Hits == 0 {
+					t.Error("repeated prompts never hit the prefix cache")
+				}
+				if rg.name == "preempt" && e.sched.Preemptions == 0 {
+					t.Error("the small cache never forced a preemption: the regime tests nothing")
+				}
+			})
+		}
+	}
+}
+
+func TestEngineAbortFreesBlocks(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 4, MaxNumBatchedTokens: 512, MaxModelLen: 512}, BlockSize: 4, KVCacheBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Add(Request{ID: "a", Prompt: g.Prompts[2], MaxTokens: 50, Sampling: sampling.Params{TopP: 1}})
+	e.Add(Request{ID: "b", Prompt: g.Prompts[1], MaxTokens: 50, Sampling: sampling.Params{TopP: 1}})
+	for range 3 {
+		if _, err := e.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !e.Abort("a") || e.Abort("nope") {
+		t.Fatal("abort")
+	}
+	got, err := e.RunAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got["b"]) == 0 {
+		t.Fatal("b produced nothing after a was aborted")
+	}
+	if total, free := e.Blocks(); total != free {
+		t.Fatalf("%d blocks leaked", total-free)
+	}
+	if err := e.Add(Request{ID: "c", Prompt: []int{5000}, MaxTokens: 1, Sampling: sampling.Params{TopP: 1}}); err == nil {
+		t.Fatal("out-of-vocabulary prompt accepted")
+	}
+}

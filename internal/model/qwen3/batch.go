@@ -1,0 +1,178 @@
+package qwen3
+
+import (
+	"fmt"
+	"math"
+)
+
+// PagedKV stores keys and values for many sequences in fixed-size blocks: slot
+// table[p/BlockSize]*BlockSize + p%BlockSize holds position p of a sequence whose block table
+// is table. The engine's block manager decides which blocks a sequence owns.
+type PagedKV struct {
+	BlockSize int
+	NumBlocks int
+	kvDim     int
+	k, v      [][]float32 // [layer][slot*kvDim]
+}
+
+// NewPagedKV allocates numBlocks blocks of blockSize token slots for every layer.
+func (m *Model) NewPagedKV(numBlocks, blockSize int) *PagedKV {
+	kvDim := m.Cfg.KVHeads * m.Cfg.HeadDim
+	kv := &PagedKV{BlockSize: blockSize, NumBlocks: numBlocks, kvDim: kvDim}
+	for range m.layers {
+		kv.k = append(kv.k, make([]float32, numBlocks*blockSize*kvDim))
+		kv.v = append(kv.v, make([]float32, numBlocks*blockSize*kvDim))
+	}
+	return kv
+}
+
+// BytesPerBlock is the memory one block takes across all layers (keys and values, float32).
+func (m *Model) BytesPerBlock(blockSize int) int64 {
+	return int64(len(m.layers)) * 2 * int64(blockSize) * int64(m.Cfg.KVHeads*m.Cfg.HeadDim) * 4
+}
+
+func (kv *PagedKV) slot(table []int32, p int) int {
+	return int(table[p/kv.BlockSize])*kv.BlockSize + p%kv.BlockSize
+}
+
+// BatchItem is one sequence's share of a batched forward pass: Tokens at positions
+// Start, Start+1, ...; earlier positions are already in the cache under Table.
+type BatchItem struct {
+	Tokens     []int
+	Start      int
+	Table      []int32
+	WantLogits bool // return the logits of the last token
+}
+
+// ForwardBatch runs every item's tokens through the model in one pass: the linear layers see
+// all tokens of all sequences at once (each weight is read once per step, which is what makes
+// batching pay), attention runs per token over its own sequence's cached positions. It returns
+// the last token's logits for items that want them.
+func (m *Model) ForwardBatch(kv *PagedKV, items []BatchItem) ([][]float32, error) {
+	cfg := m.Cfg
+	type row struct {
+		item, pos int
+	}
+	var rows []row
+	for i, it := range items {
+		if len(it.Tokens) == 0 {
+			return nil, fmt.Errorf("batch item %d has no tokens", i)
+		}
+		if need := (it.Start + len(it.Tokens) + kv.BlockSize - 1) / kv.BlockSize; need > len(it.Table) {
+			return nil, fmt.Errorf("batch item %d: %d positions need %d blocks, table has %d", i, it.Start+len(it.Tokens), need, len(it.Table))
+		}
+		for j := range it.Tokens {
+			rows = append(rows, row{i, it.Start + j})
+		}
+	}
+	h := make([][]float32, len(rows))
+	cos := make([][]float32, len(rows))
+	sin := make([][]float32, len(rows))
+	r := 0
+	for _, it := range items {
+		for j, id := range it.Tokens {
+			if id < 0 || id >= cfg.Vocab {
+				return nil, errTokenRange(id, cfg.Vocab)
+			}
+			h[r] = make([]float32, cfg.Hidden)
+			m.embed.row(id, h[r])
+			c, s := ropeTables(it.Start+j, it.Start+j+1, cfg.HeadDim, cfg.RopeTheta, cfg.DType)
+			cos[r], sin[r] = c[0], s[0]
+			r++
+		}
+	}
+	hd := cfg.HeadDim
+	group := cfg.Heads / cfg.KVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for li := range m.layers {
+		l := &m.layers[li]
+		x := make([][]float32, len(rows))
+		for t := range h {
+			x[t] = rmsNorm(h[t], l.inNorm, cfg.RMSEps)
+		}
+		q, k, v := l.q.apply(x), l.k.apply(x), l.v.apply(x)
+		K, V := kv.k[li], kv.v[li]
+		for t, rw := range rows {
+			for hh := range cfg.Heads {
+				headNormRope(q[t][hh*hd:(hh+1)*hd], l.qNorm, cfg.RMSEps, cos[t], sin[t])
+			}
+			for hh := range cfg.KVHeads {
+				headNormRope(k[t][hh*hd:(hh+1)*hd], l.kNorm, cfg.RMSEps, cos[t], sin[t])
+			}
+			sl := kv.slot(items[rw.item].Table, rw.pos)
+			copy(K[sl*kv.kvDim:(sl+1)*kv.kvDim], k[t])
+			copy(V[sl*kv.kvDim:(sl+1)*kv.kvDim], v[t])
+		}
+		attn := make([][]float32, len(rows))
+		var scores []float32
+		for t, rw := range rows {
+			table := items[rw.item].Table
+			if cap(scores) < rw.pos+1 {
+				scores = make([]float32, rw.pos+1)
+			}
+			scores = scores[:rw.pos+1]
+			attn[t] = make([]float32, cfg.Heads*hd)
+			for hh := range cfg.Heads {
+				kvh := hh / group
+				qh := q[t][hh*hd : (hh+1)*hd]
+				mx := float32(math.Inf(-1))
+				for s := 0; s <= rw.pos; s++ {
+					off := kv.slot(table, s)*kv.kvDim + kvh*hd
+					scores[s] = dot(qh, K[off:off+hd]) * scale
+					mx = max(mx, scores[s])
+				}
+				var sum float32
+				for s := range scores {
+					scores[s] = float32(math.Exp(float64(scores[s] - mx)))
+					sum += scores[s]
+				}
+				o := attn[t][hh*hd : (hh+1)*hd]
+				for s := range scores {
+					p := scores[s] / sum
+					off := kv.slot(table, s)*kv.kvDim + kvh*hd
+					vs := V[off : off+hd]
+					for d := range o {
+						o[d] += p * vs[d]
+					}
+				}
+			}
+		}
+		ao := l.o.apply(attn)
+		for t := range h {
+			for d := range h[t] {
+				h[t][d] += ao[t][d]
+			}
+			x[t] = rmsNorm(h[t], l.postNorm, cfg.RMSEps)
+		}
+		var mo [][]float32
+		if l.dense != nil {
+			mo = l.dense.forward(x)
+		} else {
+			mo = m.moeForward(l, x)
+		}
+		for t := range h {
+			for d := range h[t] {
+				h[t][d] += mo[t][d]
+			}
+		}
+	}
+	// only the rows whose logits are wanted go through the final norm and the vocabulary
+	var last [][]float32
+	var which []int
+	r = 0
+	for i, it := range items {
+		r += len(it.Tokens)
+		if it.WantLogits {
+			last = append(last, rmsNorm(h[r-1], m.norm, cfg.RMSEps))
+			which = append(which, i)
+		}
+	}
+	out := make([][]float32, len(items))
+	if len(last) > 0 {
+		logits := m.lmHead.apply(last)
+		for j, i := range which {
+			out[i] = logits[j]
+		}
+	}
+	return out, nil
+}
