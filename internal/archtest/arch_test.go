@@ -17,6 +17,11 @@ var allowed = map[string][]string{
 	"internal/comm/...": {"internal/comm", "internal/tensor"},
 	// element types depend on nothing of ours
 	"internal/tensor": {},
+	// kernels are math: element types only
+	"internal/kernels": {"internal/tensor"},
+	// the scheduler and block manager are state machines over the model, never the network
+	"internal/kvcache":  {},
+	"internal/sampling": {},
 }
 
 func TestDependencyRules(t *testing.T) {

@@ -6,7 +6,9 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"unsafe"
 
+	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/safetensors"
 	"github.com/strata-ai/strata/internal/tensor"
 )
@@ -45,6 +47,11 @@ func (l *linear) apply(xs [][]float32) [][]float32 {
 	ys := make([][]float32, len(xs))
 	for t := range ys {
 		ys[t] = make([]float32, l.out)
+	}
+	if l.dt == safetensors.BF16 && len(l.data) > 0 && uintptr(unsafe.Pointer(&l.data[0]))%2 == 0 {
+		w := unsafe.Slice((*uint16)(unsafe.Pointer(&l.data[0])), len(l.data)/2)
+		kernels.MatBF16(w, l.out, l.in, xs, ys)
+		return ys
 	}
 	w := make([]float32, l.in)
 	for o := range l.out {

@@ -1,0 +1,66 @@
+// Package kernels holds the CPU math the forward pass spends its time in, each with a portable
+// Go version and, where the CPU allows, an assembly one picked at run time; every variant is
+// tested against the portable one.
+package kernels
+
+import (
+	"math"
+	"runtime"
+	"sync"
+)
+
+// DotBF16 returns Σ w[i]·x[i] for bfloat16 weights (as bit patterns) and float32 x.
+func DotBF16(w []uint16, x []float32) float32 {
+	if len(w) == 0 {
+		return 0
+	}
+	x = x[:len(w)]
+	if hasAVX2FMA && len(w) >= 16 {
+		n := len(w) &^ 15
+		s := dotBF16AVX2(&w[0], &x[0], n)
+		return s + dotBF16Go(w[n:], x[n:])
+	}
+	return dotBF16Go(w, x)
+}
+
+func dotBF16Go(w []uint16, x []float32) float32 {
+	x = x[:len(w)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(w); i += 4 {
+		s0 += math.Float32frombits(uint32(w[i])<<16) * x[i]
+		s1 += math.Float32frombits(uint32(w[i+1])<<16) * x[i+1]
+		s2 += math.Float32frombits(uint32(w[i+2])<<16) * x[i+2]
+		s3 += math.Float32frombits(uint32(w[i+3])<<16) * x[i+3]
+	}
+	for ; i < len(w); i++ {
+		s0 += math.Float32frombits(uint32(w[i])<<16) * x[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// MatBF16 computes ys[t][o] = Σ_i W[o][i]·xs[t][i] for W [out, in] in bfloat16, reading each
+// weight row once for every row of xs (so a batch costs little more than one row), and
+// splitting the output rows across the machine's cores when the matrix is large enough.
+func MatBF16(w []uint16, out, in int, xs, ys [][]float32) {
+	work := func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			row := w[o*in : (o+1)*in]
+			for t, x := range xs {
+				ys[t][o] = DotBF16(row, x)
+			}
+		}
+	}
+	procs := runtime.GOMAXPROCS(0)
+	if procs == 1 || out*in*len(xs) < 1<<16 {
+		work(0, out)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (out + procs - 1) / procs
+	for lo := 0; lo < out; lo += chunk {
+		wg.Add(1)
+		go func(lo, hi int) { defer wg.Done(); work(lo, hi) }(lo, min(lo+chunk, out))
+	}
+	wg.Wait()
+}

@@ -1,0 +1,7 @@
+//go:build !amd64
+
+package kernels
+
+const hasAVX2FMA = false
+
+func dotBF16AVX2(w *uint16, x *float32, n int) float32 { panic("no AVX2 on this architecture") }
