@@ -165,7 +165,7 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 					stop[id] = true
 				}
 			}
-			s := sampling.New(p)
+			s := sampling.New(p, prompt...)
 			c := m.NewCache()
 			o, err := m.Step(c, prompt, false)
 			if err != nil {
@@ -219,6 +219,10 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 	f.Float64Var(&p.Temperature, "temperature", 0, "0: greedy; otherwise sampling temperature")
 	f.Float64Var(&p.TopP, "top-p", 1, "nucleus sampling: keep the smallest set of tokens whose probability reaches this")
 	f.IntVar(&p.TopK, "top-k", 0, "keep only the k most likely tokens (0: all)")
+	f.Float64Var(&p.MinP, "min-p", 0, "drop tokens below this fraction of the top token's probability")
+	f.Float64Var(&p.PresencePenalty, "presence-penalty", 0, "subtract this from tokens already generated (-2..2)")
+	f.Float64Var(&p.FrequencyPenalty, "frequency-penalty", 0, "subtract this per earlier occurrence (-2..2)")
+	f.Float64Var(&p.RepetitionPenalty, "repetition-penalty", 1, "divide logits of tokens seen in prompt or output by this (1: off)")
 	f.Uint64Var(&p.Seed, "seed", 0, "random seed for sampling")
 	f.BoolVar(&jsonOut, "json", false, `print {"token_ids": [...], "text": null}`)
 	f.BoolVar(&ignoreEOS, "ignore-eos", false, "keep generating past the end-of-sequence token")

@@ -89,7 +89,7 @@ func (e *Engine) Add(r Request) error {
 	if err := e.sched.Add(seq); err != nil {
 		return err
 	}
-	a := &active{req: r, sampler: sampling.New(r.Sampling), stop: map[int]bool{}}
+	a := &active{req: r, sampler: sampling.New(r.Sampling, r.Prompt...), stop: map[int]bool{}}
 	for _, id := range r.StopIDs {
 		a.stop[id] = true
 	}

@@ -1,6 +1,7 @@
-// Package sampling picks the next token from logits: greedy at temperature 0, otherwise
-// temperature, top-k and top-p (nucleus) filtering and a seeded random draw, so the same seed
-// gives the same output.
+// Package sampling picks the next token from logits as vLLM does: repetition, presence and
+// frequency penalties first, then greedy at temperature 0, otherwise temperature, top-k,
+// top-p (nucleus) and min-p filtering and a seeded random draw, so the same seed gives the
+// same output. It also reports log-probabilities of the raw distribution.
 package sampling
 
 import (
@@ -12,10 +13,14 @@ import (
 
 // Params are the usual OpenAI/vLLM sampling parameters.
 type Params struct {
-	Temperature float64 // 0: greedy
-	TopP        float64 // (0, 1]; 1 keeps everything
-	TopK        int     // 0 or -1 keeps everything
-	Seed        uint64
+	Temperature       float64 // 0: greedy
+	TopP              float64 // (0, 1]; 1 keeps everything
+	TopK              int     // 0 or -1 keeps everything
+	MinP              float64 // [0, 1]: drop tokens below MinP × the top token's probability
+	PresencePenalty   float64 // [-2, 2]: subtracted once from every token already generated
+	FrequencyPenalty  float64 // [-2, 2]: subtracted per occurrence in the generated tokens
+	RepetitionPenalty float64 // > 0, 1 (or 0) off: divides positive logits of tokens seen in prompt or output, multiplies negative ones
+	Seed              uint64
 }
 
 // Validate says what is out of range.
@@ -27,23 +32,109 @@ func (p Params) Validate() error {
 		return fmt.Errorf("top_p %v must be in (0, 1]", p.TopP)
 	case p.TopK < -1:
 		return fmt.Errorf("top_k %d must be -1 (off), 0 (off) or positive", p.TopK)
+	case p.MinP < 0 || p.MinP > 1 || math.IsNaN(p.MinP):
+		return fmt.Errorf("min_p %v must be in [0, 1]", p.MinP)
+	case math.Abs(p.PresencePenalty) > 2 || math.IsNaN(p.PresencePenalty):
+		return fmt.Errorf("presence_penalty %v must be in [-2, 2]", p.PresencePenalty)
+	case math.Abs(p.FrequencyPenalty) > 2 || math.IsNaN(p.FrequencyPenalty):
+		return fmt.Errorf("frequency_penalty %v must be in [-2, 2]", p.FrequencyPenalty)
+	case p.RepetitionPenalty < 0 || math.IsNaN(p.RepetitionPenalty) || math.IsInf(p.RepetitionPenalty, 0):
+		return fmt.Errorf("repetition_penalty %v must be positive", p.RepetitionPenalty)
 	}
 	return nil
 }
 
-// Sampler draws tokens for one sequence.
+// Sampler draws tokens for one sequence and remembers what it drew (for the penalties).
 type Sampler struct {
-	p   Params
-	rng *rand.Rand
+	p      Params
+	rng    *rand.Rand
+	prompt map[int]bool
+	counts map[int]int // generated token -> occurrences
 }
 
-// New returns a sampler seeded by p.Seed.
-func New(p Params) *Sampler {
-	return &Sampler{p: p, rng: rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15))}
+// New returns a sampler seeded by p.Seed; prompt feeds the repetition penalty.
+func New(p Params, prompt ...int) *Sampler {
+	s := &Sampler{p: p, rng: rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15)), prompt: map[int]bool{}, counts: map[int]int{}}
+	if p.RepetitionPenalty != 0 && p.RepetitionPenalty != 1 {
+		for _, t := range prompt {
+			s.prompt[t] = true
+		}
+	}
+	return s
 }
 
-// Next picks a token id from logits.
+// TokenLogprob is a token and its log-probability.
+type TokenLogprob struct {
+	Token   int
+	Logprob float32
+}
+
+// Logprobs returns log-softmax(logits)[tok] and the n most likely tokens with theirs, from the
+// model's raw distribution (before penalties and filters), as vLLM reports by default.
+func Logprobs(logits []float32, tok, n int) (float32, []TokenLogprob) {
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v))
+	}
+	var sum float64
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - mx)
+	}
+	lse := mx + math.Log(sum)
+	lp := func(i int) float32 { return float32(float64(logits[i]) - lse) }
+	var top []TokenLogprob
+	if n > 0 {
+		idx := make([]int, len(logits))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return logits[idx[a]] > logits[idx[b]] })
+		for _, i := range idx[:min(n, len(idx))] {
+			top = append(top, TokenLogprob{i, lp(i)})
+		}
+	}
+	return lp(tok), top
+}
+
+// Next picks a token id from logits and records it.
 func (s *Sampler) Next(logits []float32) int {
+	tok := s.pick(s.penalize(logits))
+	s.counts[tok]++
+	return tok
+}
+
+// penalize applies the repetition, presence and frequency penalties to a copy of logits.
+func (s *Sampler) penalize(logits []float32) []float32 {
+	rp := s.p.RepetitionPenalty
+	useRP := rp != 0 && rp != 1
+	if !useRP && s.p.PresencePenalty == 0 && s.p.FrequencyPenalty == 0 {
+		return logits
+	}
+	out := append([]float32(nil), logits...)
+	if useRP {
+		apply := func(t int) {
+			if out[t] > 0 {
+				out[t] = float32(float64(out[t]) / rp)
+			} else {
+				out[t] = float32(float64(out[t]) * rp)
+			}
+		}
+		for t := range s.prompt {
+			apply(t)
+		}
+		for t := range s.counts {
+			if !s.prompt[t] {
+				apply(t)
+			}
+		}
+	}
+	for t, c := range s.counts {
+		out[t] -= float32(s.p.FrequencyPenalty*float64(c) + s.p.PresencePenalty)
+	}
+	return out
+}
+
+func (s *Sampler) pick(logits []float32) int {
 	if s.p.Temperature == 0 {
 		best := 0
 		for i, v := range logits {
@@ -71,6 +162,18 @@ func (s *Sampler) Next(logits []float32) int {
 	for i := range c {
 		c[i].p = math.Exp(c[i].p - mx)
 		sum += c[i].p
+	}
+	if s.p.MinP > 0 {
+		floor := s.p.MinP * c[0].p // c is sorted: c[0] holds the largest weight
+		keep := 0
+		for keep < len(c) && c[keep].p >= floor {
+			keep++
+		}
+		c = c[:keep]
+		sum = 0
+		for _, x := range c {
+			sum += x.p
+		}
 	}
 	if s.p.TopP < 1 {
 		var cum float64

@@ -62,3 +62,45 @@ func TestDistribution(t *testing.T) {
 		t.Fatal("top_p 0 accepted")
 	}
 }
+
+func TestPenaltiesAndMinP(t *testing.T) {
+	// token 0 leads; penalties on it hand the greedy choice to token 1
+	logits := []float32{2, 1.5, -1}
+	s := New(Params{TopP: 1, FrequencyPenalty: 1})
+	if a, b := s.Next(logits), s.Next(logits); a != 0 || b != 1 {
+		t.Fatalf("frequency penalty: drew %d then %d, want 0 then 1", a, b)
+	}
+	s = New(Params{TopP: 1, RepetitionPenalty: 2}, 0) // token 0 in the prompt: 2/2 = 1 < 1.5
+	if got := s.Next(logits); got != 1 {
+		t.Fatalf("repetition penalty over the prompt: drew %d, want 1", got)
+	}
+	// negative logits get multiplied, so a penalised negative token sinks further
+	s = New(Params{TopP: 1, RepetitionPenalty: 2}, 1)
+	if out := s.penalize([]float32{-1, -1, 3}); out[1] != -2 || out[0] != -1 {
+		t.Fatalf("repetition penalty on negatives: %v", out)
+	}
+	// min_p 0.5 keeps only tokens with at least half the top probability
+	s = New(Params{Temperature: 1, TopP: 1, MinP: 0.5, Seed: 3})
+	for range 300 {
+		if s.Next([]float32{0, float32(math.Log(0.4)), -5}) == 2 {
+			t.Fatal("min_p let a token below the floor through")
+		}
+	}
+	for _, bad := range []Params{{TopP: 1, MinP: 1.5}, {TopP: 1, PresencePenalty: 3}, {TopP: 1, FrequencyPenalty: -2.5}, {TopP: 1, RepetitionPenalty: -1}} {
+		if bad.Validate() == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+func TestLogprobs(t *testing.T) {
+	logits := []float32{1, 3, 2}
+	lp, top := Logprobs(logits, 2, 2)
+	z := math.Log(math.Exp(1) + math.Exp(3) + math.Exp(2))
+	if math.Abs(float64(lp)-(2-z)) > 1e-6 {
+		t.Fatalf("logprob of token 2: %v, want %v", lp, 2-z)
+	}
+	if len(top) != 2 || top[0].Token != 1 || top[1].Token != 2 || math.Abs(float64(top[0].Logprob)-(3-z)) > 1e-6 {
+		t.Fatalf("top-2: %+v", top)
+	}
+}
