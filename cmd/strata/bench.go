@@ -15,14 +15,16 @@ import (
 
 	"github.com/strata-ai/strata/internal/comm"
 	"github.com/strata-ai/strata/internal/commbench"
+	"github.com/strata-ai/strata/internal/enginebench"
+	"github.com/strata-ai/strata/internal/model/qwen3"
 )
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure strata's parts (comm: collectives, like nccl-tests)",
+		Short: "Measure strata's parts: comm (collectives, like nccl-tests) and engine (prefill and decode)",
 	}
-	cmd.AddCommand(newBenchCommCmd())
+	cmd.AddCommand(newBenchCommCmd(), newBenchEngineCmd())
 	return cmd
 }
 
@@ -277,4 +279,78 @@ func stepText(o commbench.Options) string {
 		return fmt.Sprintf("%d(bytes)", o.StepBytes)
 	}
 	return fmt.Sprintf("%g(factor)", o.StepFactor)
+}
+
+func newBenchEngineCmd() *cobra.Command {
+	var dir, random string
+	var o enginebench.Options
+	var batches string
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "engine (--model DIR | --random-model CONFIG.json) [--json]",
+		Short: "Measure prefill and decode speed, and decode against the memory-bandwidth roofline",
+		Long: `Measure the forward pass on one node: prefill tokens/s for one prompt, decode tokens/s at
+each batch size, and decode's fraction of the roofline (weight and KV bytes read per step ÷
+the memory bandwidth, measured in the same run). --random-model builds a model of a
+config.json's shape with random bf16 weights in memory, so no checkpoint is needed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (dir == "") == (random == "") {
+				return errors.New("give exactly one of --model DIR or --random-model CONFIG.json")
+			}
+			var err error
+			if o.Batches, err = parseIDs("--batches", batches); err != nil {
+				return err
+			}
+			for _, b := range o.Batches {
+				if b < 1 {
+					return errors.New("--batches: batch sizes must be at least 1")
+				}
+			}
+			if o.PromptLen < 1 || o.ContextLen < 1 || o.DecodeSteps < 1 {
+				return errors.New("--prompt-len, --context-len and --decode-steps must be at least 1")
+			}
+			var m *qwen3.Model
+			if dir != "" {
+				m, err = qwen3.Load(dir)
+			} else {
+				var b []byte
+				if b, err = os.ReadFile(random); err != nil {
+					return err
+				}
+				var c *qwen3.Config
+				if c, err = qwen3.ParseConfig(b); err != nil {
+					return fmt.Errorf("%s: %w", random, err)
+				}
+				m, err = qwen3.Random(c, 1)
+			}
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			res, err := enginebench.Run(m, o)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if jsonOut {
+				return json.NewEncoder(w).Encode(res)
+			}
+			fmt.Fprintf(w, "# model: %s\n# memory bandwidth %.1f GB/s (%d threads)\n", enginebench.Describe(m), res.BandwidthGBs, res.Threads)
+			fmt.Fprintf(w, "prefill  %6d tokens   %10.1f tokens/s\n", o.PromptLen, res.PrefillTokensPerS)
+			for _, d := range res.Decode {
+				fmt.Fprintf(w, "decode   batch %4d   %10.1f tokens/s   %7.2f ms/step   roofline %5.1f%%\n", d.Batch, d.TokensPerS, d.StepMs, 100*d.RooflineFraction)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "model", "", "Hugging Face model folder")
+	f.StringVar(&random, "random-model", "", "config.json whose shape to build with random weights")
+	f.IntVar(&o.PromptLen, "prompt-len", 128, "tokens in the prefill measurement")
+	f.IntVar(&o.ContextLen, "context-len", 64, "tokens cached before decoding")
+	f.IntVar(&o.DecodeSteps, "decode-steps", 16, "decode steps timed per batch size")
+	f.StringVar(&batches, "batches", "1,8,32", "decode batch sizes")
+	f.BoolVar(&jsonOut, "json", false, `print {"prefill_tokens_per_s", "decode": [{"batch", "tokens_per_s", "roofline_fraction"}], "bandwidth_gb_s"}`)
+	return cmd
 }

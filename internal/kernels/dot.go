@@ -43,11 +43,29 @@ func dotBF16Go(w []uint16, x []float32) float32 {
 // weight row once for every row of xs (so a batch costs little more than one row), and
 // splitting the output rows across the machine's cores when the matrix is large enough.
 func MatBF16(w []uint16, out, in int, xs, ys [][]float32) {
+	// With four or more rows, pack them contiguously so one pass over a weight row feeds four
+	// dot products at once (each weight widened once, used four times).
+	var packed []float32
+	block := hasAVX2FMA && len(xs) >= 4 && in%8 == 0 && in >= 8
+	if block {
+		packed = make([]float32, len(xs)*in)
+		for t, x := range xs {
+			copy(packed[t*in:(t+1)*in], x[:in])
+		}
+	}
 	work := func(lo, hi int) {
+		var acc [4]float32
 		for o := lo; o < hi; o++ {
 			row := w[o*in : (o+1)*in]
-			for t, x := range xs {
-				ys[t][o] = DotBF16(row, x)
+			t := 0
+			if block {
+				for ; t+4 <= len(xs); t += 4 {
+					dot4BF16AVX2(&row[0], &packed[t*in], in, in, &acc)
+					ys[t][o], ys[t+1][o], ys[t+2][o], ys[t+3][o] = acc[0], acc[1], acc[2], acc[3]
+				}
+			}
+			for ; t < len(xs); t++ {
+				ys[t][o] = DotBF16(row, xs[t])
 			}
 		}
 	}

@@ -8,3 +8,8 @@ var hasAVX2FMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //
 //go:noescape
 func dotBF16AVX2(w *uint16, x *float32, n int) float32
+
+// dot4BF16AVX2 computes four dot products of w with x rows stride floats apart.
+//
+//go:noescape
+func dot4BF16AVX2(w *uint16, x *float32, stride int, n int, out *[4]float32)

@@ -1,35 +1,120 @@
 #include "textflag.h"
 
 // func dotBF16AVX2(w *uint16, x *float32, n int) float32
-// Widens 8 bfloat16 values at a time to float32 (zero-extend to 32 bits, shift left 16) and
-// multiplies-adds them into two accumulators, 16 elements per iteration.
+// Widens bfloat16 to float32 in registers (zero-extend to 32 bits, shift left 16) and
+// multiply-adds into four accumulators, 32 elements per iteration (then 16), so the FMA
+// latency is hidden. n is a multiple of 16.
 TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-28
 	MOVQ w+0(FP), SI
 	MOVQ x+8(FP), DI
 	MOVQ n+16(FP), CX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
 
-loop:
+loop32:
+	CMPQ CX, $32
+	JL   loop16
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD 16(SI), Y5
+	VPMOVZXWD 32(SI), Y6
+	VPMOVZXWD 48(SI), Y7
+	VPSLLD    $16, Y4, Y4
+	VPSLLD    $16, Y5, Y5
+	VPSLLD    $16, Y6, Y6
+	VPSLLD    $16, Y7, Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $64, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  loop32
+
+loop16:
 	CMPQ CX, $16
 	JL   done
-	VPMOVZXWD (SI), Y2
-	VPMOVZXWD 16(SI), Y3
-	VPSLLD    $16, Y2, Y2
-	VPSLLD    $16, Y3, Y3
-	VFMADD231PS (DI), Y2, Y0
-	VFMADD231PS 32(DI), Y3, Y1
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD 16(SI), Y5
+	VPSLLD    $16, Y4, Y4
+	VPSLLD    $16, Y5, Y5
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
 	ADDQ $32, SI
 	ADDQ $64, DI
 	SUBQ $16, CX
-	JMP  loop
+	JMP  loop16
 
 done:
 	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VADDPS       X1, X0, X0
 	VHADDPS      X0, X0, X0
 	VHADDPS      X0, X0, X0
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
+	RET
+
+// func dot4BF16AVX2(w *uint16, x *float32, stride int, n int, out *[4]float32)
+// Four dot products of one bfloat16 row with four float32 rows (x, x+stride, x+2·stride,
+// x+3·stride floats apart): each weight is loaded and widened once and used four times.
+// n is a multiple of 8.
+TEXT ·dot4BF16AVX2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ stride+16(FP), R8
+	SHLQ $2, R8
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DX
+	LEAQ (DI)(R8*1), R9
+	LEAQ (R9)(R8*1), R10
+	LEAQ (R10)(R8*1), R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+loop8:
+	CMPQ CX, $8
+	JL   fin
+	VPMOVZXWD (SI), Y4
+	VPSLLD    $16, Y4, Y4
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS (R9), Y4, Y1
+	VFMADD231PS (R10), Y4, Y2
+	VFMADD231PS (R11), Y4, Y3
+	ADDQ $16, SI
+	ADDQ $32, DI
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $32, R11
+	SUBQ $8, CX
+	JMP  loop8
+
+fin:
+	VEXTRACTF128 $1, Y0, X4
+	VADDPS       X4, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, 0(DX)
+	VEXTRACTF128 $1, Y1, X4
+	VADDPS       X4, X1, X1
+	VHADDPS      X1, X1, X1
+	VHADDPS      X1, X1, X1
+	MOVSS        X1, 4(DX)
+	VEXTRACTF128 $1, Y2, X4
+	VADDPS       X4, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS      X2, X2, X2
+	MOVSS        X2, 8(DX)
+	VEXTRACTF128 $1, Y3, X4
+	VADDPS       X4, X3, X3
+	VHADDPS      X3, X3, X3
+	VHADDPS      X3, X3, X3
+	MOVSS        X3, 12(DX)
+	VZEROUPPER
 	RET

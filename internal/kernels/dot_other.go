@@ -5,3 +5,7 @@ package kernels
 const hasAVX2FMA = false
 
 func dotBF16AVX2(w *uint16, x *float32, n int) float32 { panic("no AVX2 on this architecture") }
+
+func dot4BF16AVX2(w *uint16, x *float32, stride int, n int, out *[4]float32) {
+	panic("no AVX2 on this architecture")
+}

@@ -64,3 +64,33 @@ func BenchmarkDotBF16(b *testing.B) {
 		DotBF16(w, x)
 	}
 }
+
+// TestMatBF16Blocked runs the four-row path (with a remainder row) against the portable dot.
+func TestMatBF16Blocked(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, rows := range []int{4, 5, 9} {
+		out, in := 67, 264
+		w := make([]uint16, out*in)
+		for i := range w {
+			w[i] = tensor.F32ToBF16(float32(r.NormFloat64()))
+		}
+		xs := make([][]float32, rows)
+		ys := make([][]float32, rows)
+		for i := range xs {
+			xs[i] = make([]float32, in)
+			for j := range xs[i] {
+				xs[i][j] = float32(r.NormFloat64())
+			}
+			ys[i] = make([]float32, out)
+		}
+		MatBF16(w, out, in, xs, ys)
+		for i := range xs {
+			for o := range out {
+				want := dotBF16Go(w[o*in:(o+1)*in], xs[i])
+				if math.Abs(float64(ys[i][o]-want)) > 1e-3 {
+					t.Fatalf("rows %d: y[%d][%d] = %v, want %v", rows, i, o, ys[i][o], want)
+				}
+			}
+		}
+	}
+}

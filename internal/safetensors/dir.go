@@ -119,3 +119,18 @@ func (s *Set) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// NewSet gathers already open files (for example images built in memory) into a Set.
+func NewSet(dir string, files ...*File) (*Set, error) {
+	s := &Set{Dir: dir, where: map[string]*File{}}
+	for _, f := range files {
+		for _, n := range f.Names() {
+			if _, dup := s.where[n]; dup {
+				return nil, fmt.Errorf("%s: tensor %q appears in two files", dir, n)
+			}
+			s.where[n] = f
+		}
+		s.files = append(s.files, f)
+	}
+	return s, nil
+}

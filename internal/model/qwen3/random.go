@@ -1,0 +1,107 @@
+package qwen3
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/strata-ai/strata/internal/safetensors"
+	"github.com/strata-ai/strata/internal/tensor"
+)
+
+// Random builds a model of cfg's shape with random bf16 weights in memory, for benchmarks
+// that need a realistic size without a checkpoint on disk.
+func Random(cfg *Config, seed uint64) (*Model, error) {
+	r := rand.New(rand.NewPCG(seed, 1))
+	var ts []safetensors.Tensor
+	add := func(name string, shape ...int) {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		data := make([]byte, 2*n)
+		norm := len(shape) == 1
+		for i := range n {
+			v := float32(r.NormFloat64() * 0.02)
+			if norm {
+				v = 1
+			}
+			binary.LittleEndian.PutUint16(data[2*i:], tensor.F32ToBF16(v))
+		}
+		ts = append(ts, safetensors.Tensor{Name: name, DType: safetensors.BF16, Shape: shape, Data: data})
+	}
+	H, hd := cfg.Hidden, cfg.HeadDim
+	add("model.embed_tokens.weight", cfg.Vocab, H)
+	for i := range cfg.Layers {
+		p := fmt.Sprintf("model.layers.%d", i)
+		add(p+".input_layernorm.weight", H)
+		add(p+".post_attention_layernorm.weight", H)
+		add(p+".self_attn.q_proj.weight", cfg.Heads*hd, H)
+		add(p+".self_attn.k_proj.weight", cfg.KVHeads*hd, H)
+		add(p+".self_attn.v_proj.weight", cfg.KVHeads*hd, H)
+		add(p+".self_attn.o_proj.weight", H, cfg.Heads*hd)
+		add(p+".self_attn.q_norm.weight", hd)
+		add(p+".self_attn.k_norm.weight", hd)
+		mlp := func(prefix string, inter int) {
+			add(prefix+".gate_proj.weight", inter, H)
+			add(prefix+".up_proj.weight", inter, H)
+			add(prefix+".down_proj.weight", H, inter)
+		}
+		if cfg.Sparse(i) {
+			add(p+".mlp.gate.weight", cfg.Experts, H)
+			for e := range cfg.Experts {
+				mlp(fmt.Sprintf("%s.mlp.experts.%d", p, e), cfg.MoEIntermediate)
+			}
+		} else {
+			mlp(p+".mlp", cfg.Intermediate)
+		}
+	}
+	add("model.norm.weight", H)
+	if !cfg.TieEmbeddings {
+		add("lm_head.weight", cfg.Vocab, H)
+	}
+	img, err := safetensors.Encode(ts, nil)
+	if err != nil {
+		return nil, err
+	}
+	ts = nil
+	f, err := safetensors.FromBytes("random", img)
+	if err != nil {
+		return nil, err
+	}
+	set, err := safetensors.NewSet("random", f)
+	if err != nil {
+		return nil, err
+	}
+	return build(cfg, set)
+}
+
+// WeightBytes is the size of every weight a decode step reads (the embedding table is read
+// one row per token, so it counts only when tied to the output layer).
+func (m *Model) WeightBytes() int64 {
+	var n int64
+	lin := func(l *linear) {
+		if l != nil {
+			n += int64(len(l.data))
+		}
+	}
+	for _, l := range m.layers {
+		lin(l.q)
+		lin(l.k)
+		lin(l.v)
+		lin(l.o)
+		if l.dense != nil {
+			lin(l.dense.gate)
+			lin(l.dense.up)
+			lin(l.dense.down)
+		}
+		lin(l.router)
+		for i := range l.experts {
+			lin(l.experts[i].gate)
+			lin(l.experts[i].up)
+			lin(l.experts[i].down)
+		}
+	}
+	lin(m.lmHead)
+	return n
+}
