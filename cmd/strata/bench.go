@@ -284,7 +284,7 @@ func stepText(o commbench.Options) string {
 func newBenchEngineCmd() *cobra.Command {
 	var dir, random string
 	var o enginebench.Options
-	var batches string
+	var batches, cpuProfile string
 	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "engine (--model DIR | --random-model CONFIG.json) [--json]",
@@ -328,6 +328,17 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 				return err
 			}
 			defer m.Close()
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			res, err := enginebench.Run(m, o)
 			if err != nil {
 				return err
@@ -351,6 +362,7 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 	f.IntVar(&o.ContextLen, "context-len", 64, "tokens cached before decoding")
 	f.IntVar(&o.DecodeSteps, "decode-steps", 16, "decode steps timed per batch size")
 	f.StringVar(&batches, "batches", "1,8,32", "decode batch sizes")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measurement to this file")
 	f.BoolVar(&jsonOut, "json", false, `print {"prefill_tokens_per_s", "decode": [{"batch", "tokens_per_s", "roofline_fraction"}], "bandwidth_gb_s"}`)
 	return cmd
 }

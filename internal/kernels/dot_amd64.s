@@ -62,7 +62,8 @@ done:
 // func dot4BF16AVX2(w *uint16, x *float32, stride int, n int, out *[4]float32)
 // Four dot products of one bfloat16 row with four float32 rows (x, x+stride, x+2·stride,
 // x+3·stride floats apart): each weight is loaded and widened once and used four times.
-// n is a multiple of 8.
+// Two 8-element chunks per iteration keep eight independent FMA chains in flight (Y0-Y3
+// for the first chunk, Y8-Y11 for the second). n is a multiple of 8.
 TEXT ·dot4BF16AVX2(SB), NOSPLIT, $0-40
 	MOVQ w+0(FP), SI
 	MOVQ x+8(FP), DI
@@ -77,6 +78,33 @@ TEXT ·dot4BF16AVX2(SB), NOSPLIT, $0-40
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+loop16:
+	CMPQ CX, $16
+	JL   loop8
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD 16(SI), Y5
+	VPSLLD    $16, Y4, Y4
+	VPSLLD    $16, Y5, Y5
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS (R9), Y4, Y1
+	VFMADD231PS (R10), Y4, Y2
+	VFMADD231PS (R11), Y4, Y3
+	VFMADD231PS 32(DI), Y5, Y8
+	VFMADD231PS 32(R9), Y5, Y9
+	VFMADD231PS 32(R10), Y5, Y10
+	VFMADD231PS 32(R11), Y5, Y11
+	ADDQ $32, SI
+	ADDQ $64, DI
+	ADDQ $64, R9
+	ADDQ $64, R10
+	ADDQ $64, R11
+	SUBQ $16, CX
+	JMP  loop16
 
 loop8:
 	CMPQ CX, $8
@@ -96,6 +124,10 @@ loop8:
 	JMP  loop8
 
 fin:
+	VADDPS       Y8, Y0, Y0
+	VADDPS       Y9, Y1, Y1
+	VADDPS       Y10, Y2, Y2
+	VADDPS       Y11, Y3, Y3
 	VEXTRACTF128 $1, Y0, X4
 	VADDPS       X4, X0, X0
 	VHADDPS      X0, X0, X0
