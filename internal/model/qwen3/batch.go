@@ -137,24 +137,7 @@ func (m *Model) ForwardBatch(kv *PagedKV, items []BatchItem) ([][]float32, error
 				}
 			}
 		}
-		ao := l.o.apply(attn)
-		for t := range h {
-			for d := range h[t] {
-				h[t][d] += ao[t][d]
-			}
-			x[t] = rmsNorm(h[t], l.postNorm, cfg.RMSEps)
-		}
-		var mo [][]float32
-		if l.dense != nil {
-			mo = l.dense.forward(x)
-		} else {
-			mo = m.moeForward(l, x)
-		}
-		for t := range h {
-			for d := range h[t] {
-				h[t][d] += mo[t][d]
-			}
-		}
+		m.finishLayer(l, h, attn)
 	}
 	// only the rows whose logits are wanted go through the final norm and the vocabulary
 	var last [][]float32

@@ -128,12 +128,21 @@ func (m *Model) layerForward(li int, c *Cache, h [][]float32, cos, sin [][]float
 			}
 		}
 	}
+	m.finishLayer(l, h, attn)
+	return h
+}
+
+// finishLayer is the rest of a decoder layer once attention has produced its per-head outputs:
+// the output projection and residual, the post-attention norm, the MLP (or the experts) and the
+// second residual, in place on h.
+func (m *Model) finishLayer(l *layer, h, attn [][]float32) {
 	ao := l.o.apply(attn)
+	x := make([][]float32, len(h))
 	for t := range h {
 		for d := range h[t] {
 			h[t][d] += ao[t][d]
 		}
-		x[t] = rmsNorm(h[t], l.postNorm, cfg.RMSEps)
+		x[t] = rmsNorm(h[t], l.postNorm, m.Cfg.RMSEps)
 	}
 	var mo [][]float32
 	if l.dense != nil {
@@ -146,7 +155,6 @@ func (m *Model) layerForward(li int, c *Cache, h [][]float32, cos, sin [][]float
 			h[t][d] += mo[t][d]
 		}
 	}
-	return h
 }
 
 func (p *mlp) forward(x [][]float32) [][]float32 {
