@@ -53,6 +53,7 @@ func MatBF16(w []uint16, out, in int, xs, ys [][]float32) {
 			copy(packed[t*in:(t+1)*in], x[:in])
 		}
 	}
+	use512 := block && hasAVX512 && in%16 == 0 && !forceAVX2
 	work := func(lo, hi int) {
 		var acc [4]float32
 		for o := lo; o < hi; o++ {
@@ -60,7 +61,11 @@ func MatBF16(w []uint16, out, in int, xs, ys [][]float32) {
 			t := 0
 			if block {
 				for ; t+4 <= len(xs); t += 4 {
-					dot4BF16AVX2(&row[0], &packed[t*in], in, in, &acc)
+					if use512 {
+						dot4BF16AVX512(&row[0], &packed[t*in], in, in, &acc)
+					} else {
+						dot4BF16AVX2(&row[0], &packed[t*in], in, in, &acc)
+					}
 					ys[t][o], ys[t+1][o], ys[t+2][o], ys[t+3][o] = acc[0], acc[1], acc[2], acc[3]
 				}
 			}
@@ -82,3 +87,6 @@ func MatBF16(w []uint16, out, in int, xs, ys [][]float32) {
 	}
 	wg.Wait()
 }
+
+// forceAVX2 lets tests run the AVX2 micro-kernel on machines that also have AVX-512.
+var forceAVX2 = false

@@ -13,3 +13,10 @@ func dotBF16AVX2(w *uint16, x *float32, n int) float32
 //
 //go:noescape
 func dot4BF16AVX2(w *uint16, x *float32, stride int, n int, out *[4]float32)
+
+var hasAVX512 = cpu.X86.HasAVX512F
+
+// dot4BF16AVX512 is dot4BF16AVX2 with sixteen lanes; n is a multiple of 16.
+//
+//go:noescape
+func dot4BF16AVX512(w *uint16, x *float32, stride int, n int, out *[4]float32)

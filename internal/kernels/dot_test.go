@@ -67,9 +67,18 @@ func BenchmarkDotBF16(b *testing.B) {
 
 // TestMatBF16Blocked runs the four-row path (with a remainder row) against the portable dot.
 func TestMatBF16Blocked(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		forceAVX2 = force
+		testMatBF16Blocked(t, 264) // not a multiple of 16: the AVX2 kernel
+		testMatBF16Blocked(t, 272) // a multiple of 16: AVX-512 where the CPU has it
+	}
+	forceAVX2 = false
+}
+
+func testMatBF16Blocked(t *testing.T, in int) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, rows := range []int{4, 5, 9} {
-		out, in := 67, 264
+		out := 67
 		w := make([]uint16, out*in)
 		for i := range w {
 			w[i] = tensor.F32ToBF16(float32(r.NormFloat64()))
@@ -92,5 +101,30 @@ func TestMatBF16Blocked(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func BenchmarkMatBF16Batch32(b *testing.B) {
+	out, in := 1024, 1024
+	w := make([]uint16, out*in)
+	xs := make([][]float32, 32)
+	ys := make([][]float32, 32)
+	for i := range xs {
+		xs[i] = make([]float32, in)
+		ys[i] = make([]float32, out)
+	}
+	for _, force := range []bool{false, true} {
+		name := "best"
+		if force {
+			name = "avx2"
+		}
+		b.Run(name, func(b *testing.B) {
+			forceAVX2 = force
+			b.SetBytes(int64(2 * out * in * 32)) // FLOPs, reported as bytes
+			for range b.N {
+				MatBF16(w, out, in, xs, ys)
+			}
+			forceAVX2 = false
+		})
 	}
 }
