@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 var (
@@ -99,4 +102,29 @@ func TestSpecialTokens(t *testing.T) {
 	if _, err := tk.Decode([]int{1 << 30}, false); err == nil {
 		t.Fatal("out-of-range id decoded")
 	}
+}
+
+// FuzzRoundTrip: byte-level BPE loses nothing but normalisation, so decoding what encoding
+// produced gives back the NFC form of any valid UTF-8 text, special tokens included.
+func FuzzRoundTrip(f *testing.F) {
+	for _, s := range []string{"Hello, my dog is cute", "  x\r\n\t", "😀👩‍👧 café", "<|im_start|>user\nhi<|im_end|>", "<think>\n</think>", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tk := load(t)
+		if !utf8.ValidString(s) {
+			return
+		}
+		ids, err := tk.Encode(s)
+		if err != nil {
+			t.Fatalf("encode %q: %v", s, err)
+		}
+		back, err := tk.Decode(ids, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := norm.NFC.String(s); back != want {
+			t.Fatalf("%q -> %v -> %q", s, ids, back)
+		}
+	})
 }
