@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -81,9 +82,19 @@ func Load(tokenizerConfig string) (*Template, error) {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", tokenizerConfig, err)
 	}
-	src, _ := cfg["chat_template"].(string)
+	var src string
+	switch ct := cfg["chat_template"].(type) {
+	case string:
+		src = ct
+	case []any: // [{"name": "default", "template": ...}, {"name": "tool_use", ...}]
+		for _, e := range ct {
+			if m, ok := e.(map[string]any); ok && m["name"] == "default" {
+				src, _ = m["template"].(string)
+			}
+		}
+	}
 	if src == "" {
-		jinja := strings.TrimSuffix(tokenizerConfig, "tokenizer_config.json") + "chat_template.jinja"
+		jinja := filepath.Join(filepath.Dir(tokenizerConfig), "chat_template.jinja")
 		if jb, err := os.ReadFile(jinja); err == nil {
 			src = string(jb)
 		}
@@ -128,7 +139,7 @@ func (t *Template) Render(vars map[string]any) (string, error) {
 
 // keyOrder remembers, for every object DecodeJSON built, the order its keys came in (Go maps
 // have none; Python dicts keep insertion order and transformers' tojson shows it).
-var keyOrder sync.Map // map pointer -> []string
+var keyOrder sync.Map // map address (uintptr, which keeps nothing alive) -> []string
 
 // DecodeJSON decodes JSON into maps, slices, strings, json.Number, bools and nil, recording
 // each object's key order for tojson.
@@ -174,7 +185,9 @@ func decodeValue(dec *json.Decoder) (any, error) {
 			if _, err := dec.Token(); err != nil {
 				return nil, err
 			}
-			keyOrder.Store(reflect.ValueOf(m).UnsafePointer(), keys)
+			// keyed by address, which keeps nothing alive; Forget drops the entries, and a map
+			// that reuses a stale address is caught by orderOf's key check
+			keyOrder.Store(uintptr(reflect.ValueOf(m).UnsafePointer()), keys)
 			return m, nil
 		case '[':
 			s := []any{}
@@ -235,7 +248,15 @@ func writePyJSON(sb *strings.Builder, v any, indent, depth int) error {
 	case string:
 		writePyString(sb, x)
 	case json.Number:
-		sb.WriteString(string(x))
+		if strings.ContainsAny(string(x), ".eE") { // Python parsed it as a float
+			f, err := x.Float64()
+			if err != nil {
+				return err
+			}
+			sb.WriteString(pyFloat(f))
+		} else {
+			sb.WriteString(string(x))
+		}
 	case int:
 		sb.WriteString(strconv.Itoa(x))
 	case int64:
@@ -264,10 +285,8 @@ func writePyJSON(sb *strings.Builder, v any, indent, depth int) error {
 			sb.WriteString("{}")
 			return nil
 		}
-		var keys []string
-		if ko, ok := keyOrder.Load(reflect.ValueOf(x).UnsafePointer()); ok && len(ko.([]string)) == len(x) {
-			keys = ko.([]string)
-		} else {
+		keys := orderOf(x)
+		if keys == nil {
 			for k := range x {
 				keys = append(keys, k)
 			}
@@ -300,6 +319,40 @@ func writePyJSON(sb *strings.Builder, v any, indent, depth int) error {
 		return writePyJSON(sb, back, indent, depth)
 	}
 	return nil
+}
+
+// Forget drops the key orders DecodeJSON recorded for v and everything inside it; a server
+// calls it once a request's template has been rendered.
+func Forget(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		keyOrder.Delete(uintptr(reflect.ValueOf(x).UnsafePointer()))
+		for _, e := range x {
+			Forget(e)
+		}
+	case []any:
+		for _, e := range x {
+			Forget(e)
+		}
+	}
+}
+
+// orderOf returns the key order DecodeJSON recorded for m, if it still describes m exactly.
+func orderOf(m map[string]any) []string {
+	ko, ok := keyOrder.Load(uintptr(reflect.ValueOf(m).UnsafePointer()))
+	if !ok {
+		return nil
+	}
+	keys := ko.([]string)
+	if len(keys) != len(m) {
+		return nil
+	}
+	for _, k := range keys {
+		if _, ok := m[k]; !ok {
+			return nil
+		}
+	}
+	return keys
 }
 
 // writePyString quotes like Python's json.dumps with ensure_ascii=False.

@@ -68,3 +68,26 @@ func TestToJSONLikePython(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestNumbersListTemplatesAndForget(t *testing.T) {
+	v, _ := DecodeJSON([]byte(`{"a": 1e2, "b": 1.50, "c": 7}`))
+	tpl, _ := Parse(`{{ x | tojson }}`)
+	got, err := tpl.Render(map[string]any{"x": v})
+	if err != nil || got != `{"a": 100.0, "b": 1.5, "c": 7}` {
+		t.Fatalf("got %q %v", got, err)
+	}
+	Forget(v)
+	if orderOf(v.(map[string]any)) != nil {
+		t.Fatal("Forget left the key order behind")
+	}
+	dir := t.TempDir()
+	cfg := `{"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D{{ messages|length }}"}]}`
+	os.WriteFile(dir+"/tokenizer_config.json", []byte(cfg), 0o644)
+	lt, err := Load(dir + "/tokenizer_config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := lt.Render(map[string]any{"messages": []any{1, 2}}); out != "D2" {
+		t.Fatalf("list-form template rendered %q", out)
+	}
+}

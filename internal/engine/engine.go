@@ -60,6 +60,9 @@ func New(m *qwen3.Model, cfg Config) (*Engine, error) {
 	}
 	if cfg.MaxModelLen == 0 {
 		cfg.MaxModelLen = m.Cfg.MaxPositions
+		if !cfg.ChunkedPrefill && cfg.MaxModelLen > cfg.MaxNumBatchedTokens {
+			return nil, fmt.Errorf("engine: the model's max_position_embeddings (%d, from config.json) exceeds max-num-batched-tokens %d: enable chunked prefill, raise the token budget, or set a smaller max-model-len", cfg.MaxModelLen, cfg.MaxNumBatchedTokens)
+		}
 	}
 	bm := kvcache.NewManager(n, cfg.BlockSize, cfg.PrefixCaching)
 	s, err := NewScheduler(cfg.SchedulerConfig, bm)
@@ -160,6 +163,9 @@ func (e *Engine) RunAll() (map[string][]int, error) {
 		evs, err := e.Step()
 		if err != nil {
 			return out, err
+		}
+		if len(evs) == 0 && e.sched.NumRunning() == 0 {
+			return out, fmt.Errorf("engine: %d requests wait but none can be scheduled", e.Pending())
 		}
 		for _, ev := range evs {
 			out[ev.ID] = append(out[ev.ID], ev.Token)

@@ -101,6 +101,10 @@ func (s *Scheduler) Add(seq *Sequence) error {
 	case s.cfg.MaxModelLen > 0 && len(seq.Tokens)+seq.MaxTokens > s.cfg.MaxModelLen:
 		return fmt.Errorf("request %s: %d prompt tokens + %d to generate exceed max-model-len %d: %w",
 			seq.ID, len(seq.Tokens), seq.MaxTokens, s.cfg.MaxModelLen, ErrTooLong)
+	case !s.cfg.ChunkedPrefill && len(seq.Tokens)+seq.MaxTokens > s.cfg.MaxNumBatchedTokens:
+		// a preempted sequence is recomputed whole, prompt and output, in one step
+		return fmt.Errorf("request %s: %d prompt tokens + %d to generate exceed max-num-batched-tokens %d without chunked prefill (enable it or raise the limit): %w",
+			seq.ID, len(seq.Tokens), seq.MaxTokens, s.cfg.MaxNumBatchedTokens, ErrTooLong)
 	case s.bm.BlocksFor(len(seq.Tokens)+seq.MaxTokens) > s.bm.NumBlocks():
 		return fmt.Errorf("request %s: %d tokens need %d KV blocks but the cache has %d: %w",
 			seq.ID, len(seq.Tokens)+seq.MaxTokens, s.bm.BlocksFor(len(seq.Tokens)+seq.MaxTokens), s.bm.NumBlocks(), ErrNoCapacity)

@@ -131,6 +131,10 @@ func TestAddRefusals(t *testing.T) {
 	if err := s.Add(seq("c", 2, 1)); err == nil {
 		t.Fatal("duplicate id accepted")
 	}
+	s2, _ := NewScheduler(SchedulerConfig{MaxNumSeqs: 4, MaxNumBatchedTokens: 8}, bm)
+	if err := s2.Add(seq("d", 6, 4)); err == nil {
+		t.Fatal("without chunked prefill, a request over the token budget would wait forever but was accepted")
+	}
 	if _, err := NewScheduler(SchedulerConfig{MaxNumSeqs: 1, MaxNumBatchedTokens: 8, MaxModelLen: 64}, bm); err == nil {
 		t.Fatal("budget below max-model-len without chunked prefill accepted")
 	}

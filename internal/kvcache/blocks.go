@@ -6,8 +6,8 @@
 package kvcache
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
-	"hash/fnv"
 )
 
 // BlockID names a block in the pool.
@@ -16,8 +16,9 @@ type BlockID int32
 type block struct {
 	ref        int    // sequences using the block
 	hash       uint64 // valid when hashed: the block is full and registered for reuse
+	parent     uint64 // the hash of the block before it (0 for a sequence's first block)
 	hashed     bool
-	tokens     []int // the block's tokens when hashed (guards against hash collisions)
+	tokens     []int // the block's tokens when hashed (with parent, guards against collisions)
 	prev, next BlockID
 	inFree     bool
 }
@@ -110,9 +111,11 @@ func (m *Manager) take() BlockID {
 	return id
 }
 
-// hashBlock chains a block's tokens onto its parent's hash.
+// hashBlock chains a block's tokens onto its parent's hash with SHA-256 (truncated): a hash
+// an attacker can collide on purpose would let a crafted prompt read another request's cache,
+// as vLLM learned (CVE-2025-25183). Hits are also checked against the stored tokens and parent.
 func hashBlock(parent uint64, tokens []int) uint64 {
-	h := fnv.New64a()
+	h := sha256.New()
 	var buf [8]byte
 	binary.LittleEndian.PutUint64(buf[:], parent)
 	h.Write(buf[:])
@@ -120,7 +123,8 @@ func hashBlock(parent uint64, tokens []int) uint64 {
 		binary.LittleEndian.PutUint64(buf[:], uint64(t))
 		h.Write(buf[:])
 	}
-	return h.Sum64()
+	var sum [sha256.Size]byte
+	return binary.LittleEndian.Uint64(h.Sum(sum[:0]))
 }
 
 func sameTokens(a, b []int) bool {
@@ -150,7 +154,7 @@ func (m *Manager) MatchPrefix(tokens []int) ([]BlockID, int) {
 		chunk := tokens[end-bs : end]
 		h := hashBlock(parent, chunk)
 		id, ok := m.cached[h]
-		if !ok || !sameTokens(m.blocks[id].tokens, chunk) {
+		if !ok || m.blocks[id].parent != parent || !sameTokens(m.blocks[id].tokens, chunk) {
 			break
 		}
 		b := &m.blocks[id]
@@ -199,7 +203,7 @@ func (m *Manager) Commit(table []BlockID, tokens []int, computed int) {
 			continue
 		}
 		h := hashBlock(parent, chunk)
-		b.hash, b.hashed, b.tokens = h, true, append([]int(nil), chunk...)
+		b.hash, b.parent, b.hashed, b.tokens = h, parent, true, append([]int(nil), chunk...)
 		if _, exists := m.cached[h]; !exists {
 			m.cached[h] = table[i]
 		}

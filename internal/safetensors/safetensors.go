@@ -131,7 +131,12 @@ func ParseHeader(header []byte, dataLen int64) ([]Info, map[string]string, error
 		}
 		out = append(out, info)
 	}
-	byStart := append([]Info(nil), out...)
+	var byStart []Info // empty tensors occupy nothing and cannot overlap
+	for _, i := range out {
+		if i.End > i.Begin {
+			byStart = append(byStart, i)
+		}
+	}
 	sort.Slice(byStart, func(a, b int) bool { return byStart[a].Begin < byStart[b].Begin })
 	for i := 1; i < len(byStart); i++ {
 		if byStart[i].Begin < byStart[i-1].End {

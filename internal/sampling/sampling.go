@@ -135,7 +135,7 @@ func (s *Sampler) penalize(logits []float32) []float32 {
 }
 
 func (s *Sampler) pick(logits []float32) int {
-	if s.p.Temperature == 0 {
+	if s.p.Temperature < 1e-5 { // as vLLM: a vanishing temperature is greedy (and avoids Inf/NaN)
 		best := 0
 		for i, v := range logits {
 			if v > logits[best] {
@@ -151,7 +151,11 @@ func (s *Sampler) pick(logits []float32) int {
 	c := make([]cand, len(logits))
 	mx := math.Inf(-1)
 	for i, v := range logits {
-		c[i] = cand{i, float64(v) / s.p.Temperature}
+		x := float64(v) / s.p.Temperature
+		if math.IsNaN(x) {
+			x = math.Inf(-1) // a NaN logit can never be drawn
+		}
+		c[i] = cand{i, x}
 		mx = math.Max(mx, c[i].p)
 	}
 	sort.SliceStable(c, func(a, b int) bool { return c[a].p > c[b].p })

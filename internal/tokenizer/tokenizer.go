@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/dlclark/regexp2"
@@ -39,7 +40,13 @@ type Tokenizer struct {
 	byteEnc [256]rune
 	byteDec map[rune]byte
 	cache   sync.Map // pre-tokenized word -> []int
+	cached  atomic.Int64
+	// ignoreMerges: a word that is itself in the vocabulary is one token (Llama 3 style)
+	ignoreMerges bool
 }
+
+// maxCached bounds the word cache so a long-running server does not grow without end.
+const maxCached = 200_000
 
 type fileFormat struct {
 	AddedTokens []struct {
@@ -133,8 +140,13 @@ func Parse(b []byte) (*Tokenizer, error) {
 	if err := t.parsePreTokenizer(f.PreTokenizer); err != nil {
 		return nil, err
 	}
+	t.ignoreMerges = f.Model.IgnoreMerges
 	maxID := -1
-	for _, id := range t.vocab {
+	limit := len(t.vocab) + len(f.AddedTokens) + 1<<16 // ids are dense in practice
+	for tok, id := range t.vocab {
+		if id < 0 || id > limit {
+			return nil, fmt.Errorf("vocabulary entry %q has id %d, outside 0..%d", tok, id, limit)
+		}
 		maxID = max(maxID, id)
 	}
 	var pats []string
@@ -142,6 +154,9 @@ func Parse(b []byte) (*Tokenizer, error) {
 		if a.LStrip || a.RStrip || a.SingleWord || a.Normalized {
 			// none of the supported families uses these; refuse rather than mis-tokenise
 			return nil, fmt.Errorf("%w: added token %q uses lstrip/rstrip/single_word/normalized", ErrUnsupported, a.Content)
+		}
+		if a.Content == "" || a.ID < 0 || a.ID > limit {
+			return nil, fmt.Errorf("added token %q with id %d: content must be non-empty and the id in 0..%d", a.Content, a.ID, limit)
 		}
 		at := AddedToken{ID: a.ID, Content: a.Content, Special: a.Special}
 		t.added = append(t.added, at)
@@ -333,6 +348,11 @@ func (t *Tokenizer) word(w string) ([]int, error) {
 	for i := 0; i < len(w); i++ {
 		syms = append(syms, string(t.byteEnc[w[i]]))
 	}
+	if t.ignoreMerges {
+		if id, ok := t.vocab[strings.Join(syms, "")]; ok {
+			return []int{id}, nil
+		}
+	}
 	for len(syms) > 1 {
 		best, at := -1, -1
 		for i := 0; i+1 < len(syms); i++ {
@@ -363,8 +383,9 @@ func (t *Tokenizer) word(w string) ([]int, error) {
 		}
 		ids[i] = id
 	}
-	if len(w) < 64 {
+	if len(w) < 64 && t.cached.Load() < maxCached {
 		t.cache.Store(w, ids)
+		t.cached.Add(1)
 	}
 	return ids, nil
 }
@@ -376,7 +397,62 @@ func (t *Tokenizer) Decode(ids []int, skipSpecial bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD"), nil
+	return lossyUTF8(b), nil
+}
+
+// lossyUTF8 converts bytes to text the way the tokenizers library does (Rust's
+// from_utf8_lossy): each maximal invalid subpart becomes one U+FFFD.
+func lossyUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	var sb strings.Builder
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r != utf8.RuneError || n > 1 {
+			sb.Write(b[:n])
+			b = b[n:]
+			continue
+		}
+		sb.WriteRune(utf8.RuneError)
+		b = b[maximalSubpart(b):]
+	}
+	return sb.String()
+}
+
+// maximalSubpart is the length of the longest prefix of b that starts a well-formed UTF-8
+// sequence but does not complete it (at least 1), per Unicode's table of well-formed bytes.
+func maximalSubpart(b []byte) int {
+	c := b[0]
+	var need int
+	lo, hi := byte(0x80), byte(0xBF)
+	switch {
+	case c >= 0xC2 && c <= 0xDF:
+		need = 1
+	case c == 0xE0:
+		need, lo = 2, 0xA0
+	case c >= 0xE1 && c <= 0xEC, c == 0xEE, c == 0xEF:
+		need = 2
+	case c == 0xED:
+		need, hi = 2, 0x9F
+	case c == 0xF0:
+		need, lo = 3, 0x90
+	case c >= 0xF1 && c <= 0xF3:
+		need = 3
+	case c == 0xF4:
+		need, hi = 3, 0x8F
+	default:
+		return 1
+	}
+	n := 1
+	for n <= need && n < len(b) {
+		x := b[n]
+		if n == 1 && (x < lo || x > hi) || n > 1 && (x < 0x80 || x > 0xBF) {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 func (t *Tokenizer) decodeBytes(ids []int, skipSpecial bool) ([]byte, error) {
@@ -434,14 +510,14 @@ func (s *Stream) Add(id int) (string, error) {
 			break
 		}
 	}
-	out := strings.ToValidUTF8(string(s.pending[:cut]), "\uFFFD")
+	out := lossyUTF8(s.pending[:cut])
 	s.pending = append(s.pending[:0], s.pending[cut:]...)
 	return out, nil
 }
 
 // Flush returns whatever is held back (as U+FFFD if it never completed).
 func (s *Stream) Flush() string {
-	out := strings.ToValidUTF8(string(s.pending), "\uFFFD")
+	out := lossyUTF8(s.pending)
 	s.pending = s.pending[:0]
 	return out
 }

@@ -128,3 +128,29 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestLossyDecodeLikeTokenizers(t *testing.T) {
+	cases := map[string]string{
+		"\x80\x80":       "\uFFFD\uFFFD",       // two stray continuation bytes: two replacements
+		"\xe2\x82":       "\uFFFD",             // a truncated 3-byte sequence: one
+		"a\xf0\x9f\x98x": "a\uFFFDx",           // truncated 4-byte sequence then ASCII
+		"\xed\xa0\x80":   "\uFFFD\uFFFD\uFFFD", // a surrogate: ED A0 is not a valid start
+		"ok \xc3\xa9":    "ok é",
+	}
+	for in, want := range cases {
+		if got := lossyUTF8([]byte(in)); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseRefusesBadIDs(t *testing.T) {
+	for _, js := range []string{
+		`{"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}, "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "."}, "behavior": "Isolated"}, {"type": "ByteLevel"}]}}`,
+		`{"added_tokens": [{"id": 5, "content": ""}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "."}, "behavior": "Isolated"}, {"type": "ByteLevel"}]}}`,
+	} {
+		if _, err := Parse([]byte(js)); err == nil {
+			t.Errorf("accepted %s", js)
+		}
+	}
+}
