@@ -55,12 +55,10 @@ func environment() *exec.Environment {
 
 // Parse compiles template source.
 func Parse(src string) (*Template, error) {
-	id := fmt.Sprintf("chat-%x", sha256.Sum256([]byte(src)))
-	base, err := loaders.NewFileSystemLoader("")
-	if err != nil {
-		return nil, err
-	}
-	ld, err := loaders.NewShiftedLoader(id, bytes.NewReader([]byte(src)), base)
+	id := fmt.Sprintf("/chat-%x", sha256.Sum256([]byte(src)))
+	// The loader knows this one template and nothing else: a template shipped with a model
+	// must not {% include %} files from the machine.
+	ld, err := loaders.NewMemoryLoader(map[string]string{id: src})
 	if err != nil {
 		return nil, err
 	}

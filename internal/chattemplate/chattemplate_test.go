@@ -91,3 +91,13 @@ func TestNumbersListTemplatesAndForget(t *testing.T) {
 		t.Fatalf("list-form template rendered %q", out)
 	}
 }
+
+// TestNoFileIncludes: a model's template cannot read files from the machine.
+func TestNoFileIncludes(t *testing.T) {
+	tpl, err := Parse(`{% include "/etc/hostname" %}`)
+	if err == nil {
+		if out, err := tpl.Render(map[string]any{}); err == nil {
+			t.Fatalf("the template included a file from disk: %q", out)
+		}
+	}
+}
