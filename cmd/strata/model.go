@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-ai/strata/internal/engine"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/safetensors"
 	"github.com/strata-ai/strata/internal/sampling"
@@ -116,6 +117,7 @@ func newGenerateCmd() *cobra.Command {
 	var maxTokens int
 	var p sampling.Params
 	var jsonOut, ignoreEOS bool
+	var n int
 	cmd := &cobra.Command{
 		Use:   "generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N --temperature T --top-p P --top-k K --seed S] [--json]",
 		Short: "Generate tokens after a prompt",
@@ -165,49 +167,74 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 					stop[id] = true
 				}
 			}
-			s := sampling.New(p, prompt...)
-			c := m.NewCache()
-			o, err := m.Step(c, prompt, false)
+			if n < 1 || n > 256 {
+				return fmt.Errorf("--n %d: want 1 to 256 completions", n)
+			}
+			// the engine runs the n completions together: continuous batching over a paged
+			// KV cache sized for all of them
+			var stopIDs []int
+			for id := range stop {
+				stopIDs = append(stopIDs, id)
+			}
+			const bs = 16
+			total := len(prompt) + maxTokens
+			cfg := engine.Config{
+				SchedulerConfig: engine.SchedulerConfig{MaxNumSeqs: n, MaxNumBatchedTokens: max(2048, total), ChunkedPrefill: true, MaxModelLen: total},
+				BlockSize:       bs,
+				KVCacheBytes:    int64(n*((total+bs-1)/bs)) * m.BytesPerBlock(bs),
+			}
+			e, err := engine.New(m, cfg)
 			if err != nil {
 				return err
 			}
-			var out []int
-			for len(out) < maxTokens {
-				next := s.Next(o.Logits[len(o.Logits)-1])
-				out = append(out, next)
-				if stop[next] || len(out) == maxTokens {
-					break
-				}
-				if o, err = m.Step(c, []int{next}, false); err != nil {
+			for i := range n {
+				sp := p
+				sp.Seed = p.Seed + uint64(i)
+				if err := e.Add(engine.Request{ID: strconv.Itoa(i), Prompt: prompt, MaxTokens: maxTokens, Sampling: sp, StopIDs: stopIDs}); err != nil {
 					return err
+				}
+			}
+			outs, err := e.RunAll()
+			if err != nil {
+				return err
+			}
+			type choice struct {
+				TokenIDs []int   `json:"token_ids"`
+				Text     *string `json:"text"`
+			}
+			choices := make([]choice, n)
+			for i := range n {
+				choices[i].TokenIDs = outs[strconv.Itoa(i)]
+				if tk != nil {
+					s, err := tk.Decode(choices[i].TokenIDs, true)
+					if err != nil {
+						return err
+					}
+					choices[i].Text = &s
 				}
 			}
 			w := cmd.OutOrStdout()
-			var text *string
-			if tk != nil {
-				s, err := tk.Decode(out, true)
-				if err != nil {
-					return err
-				}
-				text = &s
-			}
 			if jsonOut {
 				enc := json.NewEncoder(w)
 				enc.SetEscapeHTML(false)
+				if n == 1 {
+					return enc.Encode(choices[0])
+				}
 				return enc.Encode(struct {
-					TokenIDs []int   `json:"token_ids"`
-					Text     *string `json:"text"`
-				}{out, text})
+					Choices []choice `json:"choices"`
+				}{choices})
 			}
-			if text != nil {
-				fmt.Fprintln(w, *text)
-				return nil
+			for _, c := range choices {
+				if c.Text != nil {
+					fmt.Fprintln(w, *c.Text)
+					continue
+				}
+				strs := make([]string, len(c.TokenIDs))
+				for i, id := range c.TokenIDs {
+					strs[i] = strconv.Itoa(id)
+				}
+				fmt.Fprintln(w, strings.Join(strs, ","))
 			}
-			strs := make([]string, len(out))
-			for i, id := range out {
-				strs[i] = strconv.Itoa(id)
-			}
-			fmt.Fprintln(w, strings.Join(strs, ","))
 			return nil
 		},
 	}
@@ -226,5 +253,6 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 	f.Uint64Var(&p.Seed, "seed", 0, "random seed for sampling")
 	f.BoolVar(&jsonOut, "json", false, `print {"token_ids": [...], "text": null}`)
 	f.BoolVar(&ignoreEOS, "ignore-eos", false, "keep generating past the end-of-sequence token")
+	f.IntVar(&n, "n", 1, `completions to sample (seeds seed, seed+1, ...); with n > 1, --json prints {"choices": [...]}`)
 	return cmd
 }
