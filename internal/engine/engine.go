@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/strata-ai/strata/internal/kvcache"
 	"github.com/strata-ai/strata/internal/model/qwen3"
@@ -22,7 +23,14 @@ type Request struct {
 	Prompt    []int
 	MaxTokens int
 	Sampling  sampling.Params
-	StopIDs   []int // end the sequence when one of these is sampled
+	StopIDs   []int    // end the sequence when one of these is sampled
+	StopText  []string // end it when the generated text contains one of these (needs SetTokenizer)
+	Logprobs  int      // with each token, report its log-probability and the top Logprobs alternatives (0: none, -1: the chosen token only)
+}
+
+// Detokenizer turns ids into text for stop strings.
+type Detokenizer interface {
+	Decode(ids []int, skipSpecial bool) (string, error)
 }
 
 // Event reports a sampled token, and whether its sequence finished.
@@ -31,6 +39,11 @@ type Event struct {
 	Token    int
 	Finished bool
 	Reason   string // "stop" or "length" when finished
+	// StopText is the stop string that ended the sequence, if one did; the text generated up
+	// to it (without it) is what vLLM returns.
+	StopText    string
+	Logprob     float32
+	TopLogprobs []sampling.TokenLogprob
 }
 
 // Engine runs requests through one model with continuous batching.
@@ -40,7 +53,11 @@ type Engine struct {
 	bm    *kvcache.Manager
 	sched *Scheduler
 	reqs  map[*Sequence]*active
+	tok   Detokenizer
 }
+
+// SetTokenizer lets requests stop on strings.
+func (e *Engine) SetTokenizer(t Detokenizer) { e.tok = t }
 
 type active struct {
 	req     Request
@@ -82,6 +99,12 @@ func (e *Engine) Add(r Request) error {
 	}
 	if r.MaxTokens < 1 {
 		return fmt.Errorf("request %s: max tokens %d must be at least 1", r.ID, r.MaxTokens)
+	}
+	if len(r.StopText) > 0 && e.tok == nil {
+		return fmt.Errorf("request %s: stop strings need a tokenizer", r.ID)
+	}
+	if r.Logprobs < -1 || r.Logprobs > 20 {
+		return fmt.Errorf("request %s: logprobs %d must be between 0 and 20", r.ID, r.Logprobs)
 	}
 	for _, id := range r.Prompt {
 		if id < 0 || id >= e.m.Cfg.Vocab {
@@ -143,10 +166,18 @@ func (e *Engine) Step() ([]Event, error) {
 		tok := a.sampler.Next(logits[i])
 		sampled[it.Seq] = tok
 		ev := Event{ID: it.Seq.ID, Token: tok}
-		if a.stop[tok] {
+		if a.req.Logprobs != 0 {
+			ev.Logprob, ev.TopLogprobs = sampling.Logprobs(logits[i], tok, max(a.req.Logprobs, 0))
+		}
+		switch {
+		case a.stop[tok]:
 			finished[it.Seq], ev.Finished, ev.Reason = true, true, "stop"
-		} else if it.Seq.Generated()+1 >= it.Seq.MaxTokens {
-			ev.Finished, ev.Reason = true, "length"
+		default:
+			if s := e.stopString(it.Seq, a, tok); s != "" {
+				finished[it.Seq], ev.Finished, ev.Reason, ev.StopText = true, true, "stop", s
+			} else if it.Seq.Generated()+1 >= it.Seq.MaxTokens {
+				ev.Finished, ev.Reason = true, "length"
+			}
 		}
 		events = append(events, ev)
 	}
@@ -172,4 +203,30 @@ func (e *Engine) RunAll() (map[string][]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// stopString reports the first of the request's stop strings that the generated text ends
+// up containing once tok is added. Only the tail that could hold a new match is decoded.
+func (e *Engine) stopString(seq *Sequence, a *active, tok int) string {
+	if len(a.req.StopText) == 0 {
+		return ""
+	}
+	out := append(append([]int(nil), seq.Tokens[seq.PromptLen:]...), tok)
+	text, err := e.tok.Decode(out, true)
+	if err != nil {
+		return ""
+	}
+	longest := 0
+	for _, s := range a.req.StopText {
+		longest = max(longest, len(s))
+	}
+	prev, _ := e.tok.Decode(out[:len(out)-1], true)
+	// a match must end in the new text: search from just before where the old text ended
+	from := max(0, len(prev)-longest)
+	for _, s := range a.req.StopText {
+		if s != "" && strings.Contains(text[from:], s) {
+			return s
+		}
+	}
+	return ""
 }

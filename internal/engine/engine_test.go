@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/sampling"
+	"github.com/strata-ai/strata/internal/tokenizer"
 )
 
 type goldenFile struct {
@@ -123,5 +125,53 @@ func TestEngineAbortFreesBlocks(t *testing.T) {
 	}
 	if err := e.Add(Request{ID: "c", Prompt: []int{5000}, MaxTokens: 1, Sampling: sampling.Params{TopP: 1}}); err == nil {
 		t.Fatal("out-of-vocabulary prompt accepted")
+	}
+}
+
+// TestStopStringsAndLogprobs: a request ends at the token whose text completes a stop string,
+// and reports log-probabilities with the top alternatives when asked.
+func TestStopStringsAndLogprobs(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := g.Greedy[0] // the model's ids are all inside Qwen3's vocabulary, so they decode
+	stopAt := 11        // the first 654
+	stop, _ := tk.Decode(want[stopAt:stopAt+1], true)
+	before, _ := tk.Decode(want[:stopAt], true)
+	if strings.Contains(before, stop) {
+		t.Fatalf("test data: %q already occurs before token %d; pick another stop token", stop, stopAt)
+	}
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 2, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Add(Request{ID: "s", Prompt: g.Prompts[0], MaxTokens: 24, Sampling: sampling.Params{TopP: 1}, StopText: []string{stop}}); err == nil {
+		t.Fatal("stop strings accepted without a tokenizer")
+	}
+	e.SetTokenizer(tk)
+	if err := e.Add(Request{ID: "s", Prompt: g.Prompts[0], MaxTokens: 24, Sampling: sampling.Params{TopP: 1}, StopText: []string{stop}, Logprobs: 3}); err != nil {
+		t.Fatal(err)
+	}
+	var evs []Event
+	for e.Pending() > 0 {
+		got, err := e.Step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, got...)
+	}
+	if len(evs) != stopAt+1 {
+		t.Fatalf("stopped after %d tokens, want %d", len(evs), stopAt+1)
+	}
+	last := evs[len(evs)-1]
+	if !last.Finished || last.Reason != "stop" || last.StopText != stop {
+		t.Fatalf("last event %+v", last)
+	}
+	for i, ev := range evs {
+		if ev.Token != want[i] || ev.Logprob > 0 || len(ev.TopLogprobs) != 3 || ev.TopLogprobs[0].Token != ev.Token {
+			t.Fatalf("event %d: %+v (greedy token must be the top alternative)", i, ev)
+		}
 	}
 }
