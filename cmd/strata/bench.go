@@ -203,17 +203,11 @@ func runBenchComm(cmd *cobra.Command, f *benchCommFlags) error {
 		return fmt.Errorf("--ranks-per-node %d: need at least 1", f.ranksPerNode)
 	}
 
-	if f.cpuProfile != "" {
-		pf, err := os.Create(f.cpuProfile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(f.cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 
 	ctx := cmd.Context()
 	var comms []*comm.Comm
@@ -328,17 +322,11 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 				return err
 			}
 			defer m.Close()
-			if cpuProfile != "" {
-				pf, err := os.Create(cpuProfile)
-				if err != nil {
-					return fmt.Errorf("--cpuprofile: %w", err)
-				}
-				defer pf.Close()
-				if err := pprof.StartCPUProfile(pf); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+			stopProfile, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return err
 			}
+			defer stopProfile()
 			res, err := enginebench.Run(m, o)
 			if err != nil {
 				return err
@@ -365,4 +353,21 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measurement to this file")
 	f.BoolVar(&jsonOut, "json", false, `print {"prefill_tokens_per_s", "decode": [{"batch", "tokens_per_s", "roofline_fraction"}], "bandwidth_gb_s"}`)
 	return cmd
+}
+
+// startCPUProfile writes a Go CPU profile to path (nothing when path is empty) until the
+// returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	pf, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); pf.Close() }, nil
 }
