@@ -23,14 +23,22 @@ func dot4BF16AVX512(w *uint16, x *float32, stride int, n int, out *[4]float32)
 
 // hasAVX512BF16 says VDPBF16PS is there: two bfloat16 products per float32 lane per
 // instruction, twice the rate of widening bf16 and using FMA.
-var hasAVX512BF16 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BF16
+var hasAVX512BF16 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512BF16
 
-// dpbf16Tile4x4 computes out[4·j+i] = Σ w[i·wstride+k]·x[j·xstride+k] over k < n for four
-// bfloat16 weight rows and four bfloat16 activation rows; n is a multiple of 32. If pf is not
-// nil it first prefetches pfBytes from pf (the next weight block) into L2.
+// dpbf16Tile4x4 computes out[j][i] = Σ w[i·wstride+k]·x[j·xstride+k] over k < n for four
+// bfloat16 weight rows and four bfloat16 activation rows, storing four float32 at each out[j];
+// n is a multiple of 32. If loOff is not 0, x[j·xstride+loOff+k] (the activation's low half)
+// is added into the same sums. If add is not 0 the sums are added to out instead of stored.
+// If pf is not nil, the next weight block is prefetched from pf while the tile computes.
 //
 //go:noescape
-func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[16]float32, pf *uint16, pfBytes int)
+func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)
+
+// bf16PackAVX512 rounds x to bfloat16 into hi and, if lo is not nil, the rest x-hi into lo; n
+// is a multiple of 16.
+//
+//go:noescape
+func bf16PackAVX512(hi, lo *uint16, x *float32, n int)
 
 // dotF32AVX2 returns Σ a[i]·b[i]; n is a positive multiple of 32.
 //

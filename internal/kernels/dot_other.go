@@ -18,9 +18,11 @@ func dot4BF16AVX512(w *uint16, x *float32, stride int, n int, out *[4]float32) {
 
 const hasAVX512BF16 = false
 
-func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[16]float32, pf *uint16, pfBytes int) {
+func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int) {
 	panic("no AVX-512 BF16 on this architecture")
 }
+
+func bf16PackAVX512(hi, lo *uint16, x *float32, n int) { panic("no AVX-512 on this architecture") }
 
 func dotF32AVX2(a, b *float32, n int) float32 { panic("no AVX2 on this architecture") }
 

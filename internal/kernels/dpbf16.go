@@ -3,8 +3,6 @@ package kernels
 import (
 	"sync"
 	"sync/atomic"
-
-	"github.com/strata-ai/strata/internal/tensor"
 )
 
 //go:generate go run gen_dpbf16.go
@@ -49,17 +47,25 @@ var forceNoBF16 = false
 
 var packPool sync.Pool
 
-// matBF16Tiled is MatBF16's path on AVX-512 BF16: activations packed as bfloat16 rows (two per
-// input row at Float32 precision), weight rows split across cores in blocks of four, each block
-// meeting every packed group of four activation rows in one 4×4 register tile.
+// tileWChunk is how many weight rows one work item covers: every activation group of a
+// block meets all of them, so the group's packed rows are read from L2 once per chunk.
+var tileWChunk = 128
+
+// tileK bounds the row slice one tile call covers (see matBF16Tiled).
+var tileK = 1024
+
+// matBF16Tiled is MatBF16's path on AVX-512 BF16: activations packed as bfloat16 rows (at
+// Float32 precision each with a second row holding the low half, stored npad rows further on),
+// weight rows split across cores in blocks of four, each block meeting every packed group of four
+// activations in one 4×4 register tile that stores straight into the output rows.
 func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 	parts := 1
 	if p == Float32 {
 		parts = 2
 	}
-	n := len(xs) * parts
+	n := len(xs)
 	npad := (n + 3) &^ 3
-	need := npad * in
+	need := parts * npad * in
 	var packed []uint16
 	if v, ok := packPool.Get().(*[]uint16); ok && cap(*v) >= need {
 		packed = (*v)[:need]
@@ -67,38 +73,40 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 		packed = make([]uint16, need)
 	}
 	defer packPool.Put(&packed)
-	ParallelFor(len(xs), GrainFor(in), func(lo, hi int) {
+	loOff := 0
+	if parts == 2 {
+		loOff = npad * in
+	}
+	ParallelFor(n, GrainFor(in), func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			x := xs[t][:in]
-			if parts == 1 {
-				dst := packed[t*in : (t+1)*in]
-				for i, v := range x {
-					dst[i] = tensor.F32ToBF16(v)
-				}
-				continue
+			var loRow *uint16
+			if parts == 2 {
+				loRow = &packed[loOff+t*in]
 			}
-			hiRow := packed[2*t*in : (2*t+1)*in]
-			loRow := packed[(2*t+1)*in : (2*t+2)*in]
-			for i, v := range x {
-				h := tensor.F32ToBF16(v)
-				hiRow[i] = h
-				loRow[i] = tensor.F32ToBF16(v - tensor.BF16ToF32(h))
-			}
+			bf16PackAVX512(&packed[t*in], loRow, &xs[t][:in][0], in)
 		}
 	})
-	clear(packed[n*in:])
+	for part := range parts {
+		clear(packed[part*loOff+n*in : part*loOff+npad*in])
+	}
 
 	out4 := out &^ 3
-	blockRows := actRowsPerBlock(in)
-	// Work items are (activation block, 16 weight rows), handed out by a counter so a core that
-	// the host slows down takes fewer of them.
-	const wChunk = 16
+	// Long rows are cut into slices of at most tileK, so the eight packed rows of one
+	// activation group (hi and lo of four) stay in L1 while a chunk of weight rows streams by
+	// from L2; later slices add into the sums the first one stored.
+	slices := (in + tileK - 1) / tileK
+	kc := (in/32 + slices - 1) / slices * 32
+	blockRows := actRowsPerBlock(parts * kc)
+	// Work items are (activation block, tileWChunk weight rows), handed out by a counter so a
+	// core that the host slows down takes fewer of them.
+	wChunk := tileWChunk
 	wChunks := (out4 + wChunk - 1) / wChunk
 	aBlocks := (npad + blockRows - 1) / blockRows
 	total := wChunks * aBlocks
 	var next atomic.Int64
 	work := func() {
-		var tile [16]float32
+		var dst [4]*float32
+		var sink [4]float32 // where the padding rows' sums go
 		for {
 			item := int(next.Add(1) - 1)
 			if item >= total {
@@ -106,30 +114,25 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 			}
 			ab, wc := item/wChunks, item%wChunks
 			alo, ahi := ab*blockRows, min((ab+1)*blockRows, npad)
-			for o := wc * wChunk; o < min((wc+1)*wChunk, out4); o += 4 {
-				// the first activation group of each weight block streams in the next block
-				var pf *uint16
-				pfBytes := 0
-				if next := o + 4; next < out4 {
-					pf, pfBytes = &w[next*in], 2*4*in
-				}
+			olo, ohi := wc*wChunk, min((wc+1)*wChunk, out4)
+			for k0 := 0; k0 < in; k0 += kc {
+				kn := min(kc, in-k0)
 				for g := alo; g < ahi; g += 4 {
-					dpbf16Tile4x4(&w[o*in], in, &packed[g*in], in, in, &tile, pf, pfBytes)
-					pf = nil
-					for j := range 4 {
-						r := g + j
-						if r >= n {
-							break
+					for o := olo; o < ohi; o += 4 {
+						for j := range 4 {
+							if r := g + j; r < n {
+								dst[j] = &ys[r][o : o+4][0]
+							} else {
+								dst[j] = &sink[0]
+							}
 						}
-						y := ys[r/parts][o : o+4]
-						if parts == 2 && r&1 == 1 {
-							y[0] += tile[4*j]
-							y[1] += tile[4*j+1]
-							y[2] += tile[4*j+2]
-							y[3] += tile[4*j+3]
-						} else {
-							copy(y, tile[4*j:4*j+4])
+						// The first group's tiles stream in the next block of whole rows;
+						// sliced rows are left to the hardware prefetcher.
+						var pf *uint16
+						if next := o + 4; next < out4 && g == alo && kn == in {
+							pf = &w[next*in]
 						}
+						dpbf16Tile4x4(&w[o*in+k0], in, &packed[g*in+k0], in, kn, &dst, pf, loOff, k0)
 					}
 				}
 			}

@@ -2,16 +2,20 @@
 
 #include "textflag.h"
 
-// func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[16]float32, pf *uint16, pfBytes int)
-// out[4·j+i] = Σ_k w[i][k]·x[j][k] for four bfloat16 weight rows i and four bfloat16
+// func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)
+// out[j][i] = Σ_k w[i][k]·x[j][k] for four bfloat16 weight rows i and four bfloat16
 // activation rows j (strides in elements, n a multiple of 32). Each step loads four weight
 // and four activation vectors of 32 elements and issues sixteen VDPBF16PS into Z0-Z15, so
-// every load feeds four instructions; the sixteen sums are reduced once at the end.
+// every load feeds four instructions; the sixteen sums are reduced once at the end and
+// stored straight into the four output rows, or added to them when add is not 0 (a later
+// slice of a long row).
+// When loOff is not 0, every activation row j has a second, low half loOff elements after
+// it (x ≈ hi + lo); both halves go into the same sums, so a float32 activation costs two
+// instructions per weight vector but one reduction and one store.
 // When pf is not nil (the next weight block, four contiguous rows), every step also
 // prefetches 256 bytes of it, so the weights stream from memory while this tile computes:
 // without it a cold block arrives only as fast as four sequential streams start up.
-// pfBytes is unused: the step count covers exactly the next block.
-TEXT ·dpbf16Tile4x4(SB), NOSPLIT, $0-64
+TEXT ·dpbf16Tile4x4(SB), NOSPLIT, $0-72
 	MOVQ w+0(FP), SI
 	MOVQ wstride+8(FP), R8
 	SHLQ $1, R8
@@ -20,7 +24,6 @@ TEXT ·dpbf16Tile4x4(SB), NOSPLIT, $0-64
 	SHLQ $1, R9
 	MOVQ n+32(FP), CX
 	SHLQ $1, CX
-	MOVQ out+40(FP), DX
 	LEAQ (SI)(R8*1), R10
 	LEAQ (R10)(R8*1), R11
 	LEAQ (R11)(R8*1), R12
@@ -45,6 +48,10 @@ TEXT ·dpbf16Tile4x4(SB), NOSPLIT, $0-64
 	VPXORD Z15, Z15, Z15
 	MOVQ pf+48(FP), R15
 	XORQ AX, AX
+	MOVQ loOff+56(FP), R9
+	SHLQ $1, R9
+	TESTQ R9, R9
+	JNE  split
 	TESTQ R15, R15
 	JNE  looppf
 
@@ -111,9 +118,123 @@ looppf:
 	ADDQ $64, AX
 	CMPQ AX, CX
 	JLT  looppf
+	JMP  reduce
+
+split:
+	MOVQ R9, R8 // R8 walks the low halves
+	TESTQ R15, R15
+	JNE  splitpf
+
+splitloop:
+	VMOVDQU32 (SI)(AX*1), Z16
+	VMOVDQU32 (R10)(AX*1), Z17
+	VMOVDQU32 (R11)(AX*1), Z18
+	VMOVDQU32 (R12)(AX*1), Z19
+	VMOVDQU32 (DI)(AX*1), Z20
+	VMOVDQU32 (DI)(R8*1), Z24
+	BYTE $0x62; BYTE $0xB2; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xC4 // VDPBF16PS Z20, Z16, Z0
+	BYTE $0x62; BYTE $0xB2; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xCC // VDPBF16PS Z20, Z17, Z1
+	BYTE $0x62; BYTE $0xB2; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xD4 // VDPBF16PS Z20, Z18, Z2
+	BYTE $0x62; BYTE $0xB2; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xDC // VDPBF16PS Z20, Z19, Z3
+	BYTE $0x62; BYTE $0x92; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xC0 // VDPBF16PS Z24, Z16, Z0
+	BYTE $0x62; BYTE $0x92; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xC8 // VDPBF16PS Z24, Z17, Z1
+	BYTE $0x62; BYTE $0x92; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xD0 // VDPBF16PS Z24, Z18, Z2
+	BYTE $0x62; BYTE $0x92; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xD8 // VDPBF16PS Z24, Z19, Z3
+	VMOVDQU32 (R13)(AX*1), Z21
+	VMOVDQU32 (R13)(R8*1), Z25
+	BYTE $0x62; BYTE $0xB2; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xE5 // VDPBF16PS Z21, Z16, Z4
+	BYTE $0x62; BYTE $0xB2; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xED // VDPBF16PS Z21, Z17, Z5
+	BYTE $0x62; BYTE $0xB2; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xF5 // VDPBF16PS Z21, Z18, Z6
+	BYTE $0x62; BYTE $0xB2; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xFD // VDPBF16PS Z21, Z19, Z7
+	BYTE $0x62; BYTE $0x92; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xE1 // VDPBF16PS Z25, Z16, Z4
+	BYTE $0x62; BYTE $0x92; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xE9 // VDPBF16PS Z25, Z17, Z5
+	BYTE $0x62; BYTE $0x92; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xF1 // VDPBF16PS Z25, Z18, Z6
+	BYTE $0x62; BYTE $0x92; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xF9 // VDPBF16PS Z25, Z19, Z7
+	VMOVDQU32 (R14)(AX*1), Z22
+	VMOVDQU32 (R14)(R8*1), Z26
+	BYTE $0x62; BYTE $0x32; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xC6 // VDPBF16PS Z22, Z16, Z8
+	BYTE $0x62; BYTE $0x32; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xCE // VDPBF16PS Z22, Z17, Z9
+	BYTE $0x62; BYTE $0x32; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xD6 // VDPBF16PS Z22, Z18, Z10
+	BYTE $0x62; BYTE $0x32; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xDE // VDPBF16PS Z22, Z19, Z11
+	BYTE $0x62; BYTE $0x12; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xC2 // VDPBF16PS Z26, Z16, Z8
+	BYTE $0x62; BYTE $0x12; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xCA // VDPBF16PS Z26, Z17, Z9
+	BYTE $0x62; BYTE $0x12; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xD2 // VDPBF16PS Z26, Z18, Z10
+	BYTE $0x62; BYTE $0x12; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xDA // VDPBF16PS Z26, Z19, Z11
+	VMOVDQU32 (BX)(AX*1), Z23
+	VMOVDQU32 (BX)(R8*1), Z27
+	BYTE $0x62; BYTE $0x32; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xE7 // VDPBF16PS Z23, Z16, Z12
+	BYTE $0x62; BYTE $0x32; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xEF // VDPBF16PS Z23, Z17, Z13
+	BYTE $0x62; BYTE $0x32; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xF7 // VDPBF16PS Z23, Z18, Z14
+	BYTE $0x62; BYTE $0x32; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xFF // VDPBF16PS Z23, Z19, Z15
+	BYTE $0x62; BYTE $0x12; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xE3 // VDPBF16PS Z27, Z16, Z12
+	BYTE $0x62; BYTE $0x12; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xEB // VDPBF16PS Z27, Z17, Z13
+	BYTE $0x62; BYTE $0x12; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xF3 // VDPBF16PS Z27, Z18, Z14
+	BYTE $0x62; BYTE $0x12; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xFB // VDPBF16PS Z27, Z19, Z15
+	ADDQ $64, AX
+	ADDQ $64, R8
+	CMPQ AX, CX
+	JLT  splitloop
+	JMP  reduce
+
+splitpf:
+	PREFETCHT0 0(R15)
+	PREFETCHT0 64(R15)
+	PREFETCHT0 128(R15)
+	PREFETCHT0 192(R15)
+	ADDQ $256, R15
+	VMOVDQU32 (SI)(AX*1), Z16
+	VMOVDQU32 (R10)(AX*1), Z17
+	VMOVDQU32 (R11)(AX*1), Z18
+	VMOVDQU32 (R12)(AX*1), Z19
+	VMOVDQU32 (DI)(AX*1), Z20
+	VMOVDQU32 (DI)(R8*1), Z24
+	BYTE $0x62; BYTE $0xB2; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xC4 // VDPBF16PS Z20, Z16, Z0
+	BYTE $0x62; BYTE $0xB2; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xCC // VDPBF16PS Z20, Z17, Z1
+	BYTE $0x62; BYTE $0xB2; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xD4 // VDPBF16PS Z20, Z18, Z2
+	BYTE $0x62; BYTE $0xB2; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xDC // VDPBF16PS Z20, Z19, Z3
+	BYTE $0x62; BYTE $0x92; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xC0 // VDPBF16PS Z24, Z16, Z0
+	BYTE $0x62; BYTE $0x92; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xC8 // VDPBF16PS Z24, Z17, Z1
+	BYTE $0x62; BYTE $0x92; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xD0 // VDPBF16PS Z24, Z18, Z2
+	BYTE $0x62; BYTE $0x92; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xD8 // VDPBF16PS Z24, Z19, Z3
+	VMOVDQU32 (R13)(AX*1), Z21
+	VMOVDQU32 (R13)(R8*1), Z25
+	BYTE $0x62; BYTE $0xB2; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xE5 // VDPBF16PS Z21, Z16, Z4
+	BYTE $0x62; BYTE $0xB2; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xED // VDPBF16PS Z21, Z17, Z5
+	BYTE $0x62; BYTE $0xB2; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xF5 // VDPBF16PS Z21, Z18, Z6
+	BYTE $0x62; BYTE $0xB2; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xFD // VDPBF16PS Z21, Z19, Z7
+	BYTE $0x62; BYTE $0x92; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xE1 // VDPBF16PS Z25, Z16, Z4
+	BYTE $0x62; BYTE $0x92; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xE9 // VDPBF16PS Z25, Z17, Z5
+	BYTE $0x62; BYTE $0x92; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xF1 // VDPBF16PS Z25, Z18, Z6
+	BYTE $0x62; BYTE $0x92; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xF9 // VDPBF16PS Z25, Z19, Z7
+	VMOVDQU32 (R14)(AX*1), Z22
+	VMOVDQU32 (R14)(R8*1), Z26
+	BYTE $0x62; BYTE $0x32; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xC6 // VDPBF16PS Z22, Z16, Z8
+	BYTE $0x62; BYTE $0x32; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xCE // VDPBF16PS Z22, Z17, Z9
+	BYTE $0x62; BYTE $0x32; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xD6 // VDPBF16PS Z22, Z18, Z10
+	BYTE $0x62; BYTE $0x32; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xDE // VDPBF16PS Z22, Z19, Z11
+	BYTE $0x62; BYTE $0x12; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xC2 // VDPBF16PS Z26, Z16, Z8
+	BYTE $0x62; BYTE $0x12; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xCA // VDPBF16PS Z26, Z17, Z9
+	BYTE $0x62; BYTE $0x12; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xD2 // VDPBF16PS Z26, Z18, Z10
+	BYTE $0x62; BYTE $0x12; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xDA // VDPBF16PS Z26, Z19, Z11
+	VMOVDQU32 (BX)(AX*1), Z23
+	VMOVDQU32 (BX)(R8*1), Z27
+	BYTE $0x62; BYTE $0x32; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xE7 // VDPBF16PS Z23, Z16, Z12
+	BYTE $0x62; BYTE $0x32; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xEF // VDPBF16PS Z23, Z17, Z13
+	BYTE $0x62; BYTE $0x32; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xF7 // VDPBF16PS Z23, Z18, Z14
+	BYTE $0x62; BYTE $0x32; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xFF // VDPBF16PS Z23, Z19, Z15
+	BYTE $0x62; BYTE $0x12; BYTE $0x7E; BYTE $0x40; BYTE $0x52; BYTE $0xE3 // VDPBF16PS Z27, Z16, Z12
+	BYTE $0x62; BYTE $0x12; BYTE $0x76; BYTE $0x40; BYTE $0x52; BYTE $0xEB // VDPBF16PS Z27, Z17, Z13
+	BYTE $0x62; BYTE $0x12; BYTE $0x6E; BYTE $0x40; BYTE $0x52; BYTE $0xF3 // VDPBF16PS Z27, Z18, Z14
+	BYTE $0x62; BYTE $0x12; BYTE $0x66; BYTE $0x40; BYTE $0x52; BYTE $0xFB // VDPBF16PS Z27, Z19, Z15
+	ADDQ $64, AX
+	ADDQ $64, R8
+	CMPQ AX, CX
+	JLT  splitpf
+	JMP  reduce
 
 reduce:
-
+	MOVQ out+40(FP), DX
+	MOVQ add+64(FP), CX
 	VEXTRACTF64X4 $1, Z0, Y24
 	VADDPS        Y24, Y0, Y0
 	VEXTRACTF64X4 $1, Z1, Y24
@@ -127,7 +248,12 @@ reduce:
 	VHADDPS       Y2, Y0, Y0
 	VEXTRACTF128  $1, Y0, X1
 	VADDPS        X1, X0, X0
-	VMOVUPS       X0, 0(DX)
+	MOVQ          0(DX), R8
+	TESTQ         CX, CX
+	JEQ           store0
+	VADDPS        (R8), X0, X0
+store0:
+	VMOVUPS       X0, (R8)
 	VEXTRACTF64X4 $1, Z4, Y24
 	VADDPS        Y24, Y4, Y4
 	VEXTRACTF64X4 $1, Z5, Y24
@@ -141,7 +267,12 @@ reduce:
 	VHADDPS       Y6, Y4, Y4
 	VEXTRACTF128  $1, Y4, X5
 	VADDPS        X5, X4, X4
-	VMOVUPS       X4, 16(DX)
+	MOVQ          8(DX), R8
+	TESTQ         CX, CX
+	JEQ           store1
+	VADDPS        (R8), X4, X4
+store1:
+	VMOVUPS       X4, (R8)
 	VEXTRACTF64X4 $1, Z8, Y24
 	VADDPS        Y24, Y8, Y8
 	VEXTRACTF64X4 $1, Z9, Y24
@@ -155,7 +286,12 @@ reduce:
 	VHADDPS       Y10, Y8, Y8
 	VEXTRACTF128  $1, Y8, X9
 	VADDPS        X9, X8, X8
-	VMOVUPS       X8, 32(DX)
+	MOVQ          16(DX), R8
+	TESTQ         CX, CX
+	JEQ           store2
+	VADDPS        (R8), X8, X8
+store2:
+	VMOVUPS       X8, (R8)
 	VEXTRACTF64X4 $1, Z12, Y24
 	VADDPS        Y24, Y12, Y12
 	VEXTRACTF64X4 $1, Z13, Y24
@@ -169,6 +305,46 @@ reduce:
 	VHADDPS       Y14, Y12, Y12
 	VEXTRACTF128  $1, Y12, X13
 	VADDPS        X13, X12, X12
-	VMOVUPS       X12, 48(DX)
+	MOVQ          24(DX), R8
+	TESTQ         CX, CX
+	JEQ           store3
+	VADDPS        (R8), X12, X12
+store3:
+	VMOVUPS       X12, (R8)
+	VZEROUPPER
+	RET
+
+// func bf16PackAVX512(hi, lo *uint16, x *float32, n int)
+// hi[k] = bf16(x[k]) rounded to nearest even and, when lo is not nil, lo[k] = bf16(x[k] - hi[k]),
+// so hi + lo carries 16 significant bits of x; n is a multiple of 16.
+TEXT ·bf16PackAVX512(SB), NOSPLIT, $0-32
+	MOVQ hi+0(FP), DI
+	MOVQ lo+8(FP), R8
+	MOVQ x+16(FP), SI
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+	TESTQ R8, R8
+	JNE  packsplit
+packhi:
+	VMOVUPS (SI)(AX*4), Z0
+	BYTE $0x62; BYTE $0xF2; BYTE $0x7E; BYTE $0x48; BYTE $0x72; BYTE $0xC8 // VCVTNEPS2BF16 Z0, Y1
+	VMOVDQU Y1, (DI)(AX*2)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT  packhi
+	VZEROUPPER
+	RET
+packsplit:
+	VMOVUPS (SI)(AX*4), Z0
+	BYTE $0x62; BYTE $0xF2; BYTE $0x7E; BYTE $0x48; BYTE $0x72; BYTE $0xC8 // VCVTNEPS2BF16 Z0, Y1
+	VMOVDQU Y1, (DI)(AX*2)
+	VPMOVZXWD Y1, Z2
+	VPSLLD $16, Z2, Z2
+	VSUBPS Z2, Z0, Z3
+	BYTE $0x62; BYTE $0xF2; BYTE $0x7E; BYTE $0x48; BYTE $0x72; BYTE $0xE3 // VCVTNEPS2BF16 Z3, Y4
+	VMOVDQU Y4, (R8)(AX*2)
+	ADDQ $16, AX
+	CMPQ AX, CX
+	JLT  packsplit
 	VZEROUPPER
 	RET

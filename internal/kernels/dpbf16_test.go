@@ -25,28 +25,97 @@ func randBF16(r *rand.Rand, n int) []uint16 {
 }
 
 // TestDPBF16Tile checks the assembly tile against float64 sums of the same bfloat16 products
-// (each product is exact in float32, so only the float32 additions can differ).
+// (each product is exact in float32, so only the float32 additions can differ), with and
+// without low halves, with and without prefetching, stored whole or as two added halves.
 func TestDPBF16Tile(t *testing.T) {
 	needBF16(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{32, 64, 1024, 3072} {
-		const ws, xs = 5, 7 // rows further apart than n, to test the strides
-		w := randBF16(r, 4*(n+ws))
-		x := randBF16(r, 4*(n+xs))
-		var out [16]float32
-		dpbf16Tile4x4(&w[0], n+ws, &x[0], n+xs, n, &out, &w[n], 2*n)
-		for j := range 4 {
-			for i := range 4 {
-				var ref, mag float64
-				for k := range n {
-					p := float64(tensor.BF16ToF32(w[i*(n+ws)+k])) * float64(tensor.BF16ToF32(x[j*(n+xs)+k]))
-					ref += p
-					mag += math.Abs(p)
+		for _, split := range []bool{false, true} {
+			for _, prefetch := range []bool{false, true} {
+				const ws, xs = 5, 7 // rows further apart than n, to test the strides
+				w := randBF16(r, 4*(n+ws))
+				x := randBF16(r, 8*(n+xs))
+				loOff := 0
+				if split {
+					loOff = 4 * (n + xs)
 				}
-				if d := math.Abs(float64(out[4*j+i]) - ref); d > 1e-6*mag {
-					t.Fatalf("n=%d w%d·x%d = %v, want %v (|diff| %g, scale %g)", n, i, j, out[4*j+i], ref, d, mag)
+				var pf *uint16
+				if prefetch {
+					pf = &w[n]
+				}
+				ys := make([]float32, 4*6)
+				var dst [4]*float32
+				for j := range 4 {
+					dst[j] = &ys[6*j+1] // rows with gaps, so a store past four floats shows
+				}
+				for j := range 4 {
+					ys[6*j+1] = 1e9 // overwritten, not added to
+				}
+				dpbf16Tile4x4(&w[0], n+ws, &x[0], n+xs, n, &dst, pf, loOff, 0)
+				if n >= 64 { // the second half again, added: the sums come out the same
+					half := n / 2
+					dpbf16Tile4x4(&w[0], n+ws, &x[0], n+xs, half, &dst, pf, loOff, 0)
+					dpbf16Tile4x4(&w[half], n+ws, &x[half], n+xs, half, &dst, nil, loOff, 1)
+				}
+				for j := range 4 {
+					if ys[6*j] != 0 || ys[6*j+5] != 0 {
+						t.Fatalf("n=%d split=%v: the tile wrote outside row %d's four floats: %v", n, split, j, ys[6*j:6*j+6])
+					}
+					for i := range 4 {
+						var ref, mag float64
+						for k := range n {
+							xv := float64(tensor.BF16ToF32(x[j*(n+xs)+k]))
+							if split {
+								xv += float64(tensor.BF16ToF32(x[loOff+j*(n+xs)+k]))
+							}
+							p := float64(tensor.BF16ToF32(w[i*(n+ws)+k])) * xv
+							ref += p
+							mag += math.Abs(p)
+						}
+						if got := ys[6*j+1+i]; math.Abs(float64(got)-ref) > 1e-6*mag {
+							t.Fatalf("n=%d split=%v w%d·x%d = %v, want %v (scale %g)", n, split, i, j, got, ref, mag)
+						}
+					}
 				}
 			}
+		}
+	}
+}
+
+// TestBF16Pack checks the vector packing against the portable rounding: hi is x rounded to
+// nearest even, lo the rounded remainder, for ordinary values, ties, infinities and NaN.
+func TestBF16Pack(t *testing.T) {
+	needBF16(t)
+	r := rand.New(rand.NewPCG(7, 8))
+	x := make([]float32, 256)
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(12)-6)))
+	}
+	x[0], x[1], x[2] = float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())
+	x[3] = math.Float32frombits(0x3f808000) // a tie that rounds down to even
+	x[4] = math.Float32frombits(0x3f818000) // a tie that rounds up to even
+	x[5], x[6] = 0, float32(math.Copysign(0, -1))
+	hi, lo := make([]uint16, len(x)), make([]uint16, len(x))
+	bf16PackAVX512(&hi[0], &lo[0], &x[0], len(x))
+	only := make([]uint16, len(x))
+	bf16PackAVX512(&only[0], nil, &x[0], len(x))
+	for i, v := range x {
+		wantHi := tensor.F32ToBF16(v)
+		if v != v { // NaN: any quiet NaN will do
+			if h := tensor.BF16ToF32(hi[i]); h == h || only[i] != hi[i] {
+				t.Fatalf("x[%d] = NaN packs to %#04x / %#04x, want a NaN", i, hi[i], only[i])
+			}
+			continue
+		}
+		if hi[i] != wantHi || only[i] != wantHi {
+			t.Fatalf("x[%d] = %v (%#08x): hi %#04x (alone %#04x), want %#04x", i, v, math.Float32bits(v), hi[i], only[i], wantHi)
+		}
+		if math.IsInf(float64(v), 0) {
+			continue
+		}
+		if wantLo := tensor.F32ToBF16(v - tensor.BF16ToF32(wantHi)); lo[i] != wantLo {
+			t.Fatalf("x[%d] = %v: lo %#04x, want %#04x", i, v, lo[i], wantLo)
 		}
 	}
 }
@@ -134,10 +203,36 @@ func TestMatBF16TiledBatchInvariant(t *testing.T) {
 	}
 }
 
-// BenchmarkMatBF16Decode32 is one batch-32 decode matmul of Qwen3-0.6B's MLP shape on each
-// path; the reported MB/s is MFLOP/s.
+// BenchmarkDPBF16Tile runs the register tile on rows that sit in L1, so it shows the core's
+// VDPBF16PS rate (Gdp/s: instructions per second) that the matmul can at best reach.
+func BenchmarkDPBF16Tile(b *testing.B) {
+	needBF16(b)
+	r := rand.New(rand.NewPCG(1, 2))
+	n := 1024
+	w, x := randBF16(r, 4*n), randBF16(r, 8*n)
+	ys := make([]float32, 16)
+	var dst [4]*float32
+	for j := range 4 {
+		dst[j] = &ys[4*j]
+	}
+	for _, loOff := range []int{0, 4 * n} {
+		name, dps := "bfloat16", 16*n/32
+		if loOff != 0 {
+			name, dps = "split", 2*dps
+		}
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				dpbf16Tile4x4(&w[0], n, &x[0], n, n, &dst, nil, loOff, 0)
+			}
+			b.ReportMetric(float64(dps*b.N)/b.Elapsed().Seconds()/1e9, "Gdp/s")
+		})
+	}
+}
+
+// BenchmarkMatBF16Decode32 is one batch-32 decode matmul of Qwen3-0.6B's MLP and output-layer
+// shapes on each path; the reported MB/s is MFLOP/s.
 func BenchmarkMatBF16Decode32(b *testing.B) {
-	for _, shape := range [][2]int{{3072, 1024}, {1024, 3072}} {
+	for _, shape := range [][2]int{{3072, 1024}, {1024, 3072}, {151936, 1024}} {
 		out, in := shape[0], shape[1]
 		r := rand.New(rand.NewPCG(1, 1))
 		w := randBF16(r, out*in)

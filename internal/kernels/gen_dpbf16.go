@@ -23,6 +23,16 @@ func vdpbf16ps(dst, src1, src2 int) string {
 		p0, p1, p2, modrm, src2, src1, dst)
 }
 
+// vcvtneps2bf16 encodes VCVTNEPS2BF16 ymm(dst), zmm(src): sixteen float32 rounded to bfloat16
+// to nearest even, NaN kept quiet (EVEX.512.F3.0F38.W0 72 /r, register form).
+func vcvtneps2bf16(dst, src int) string {
+	inv := func(b int) int { return (^b) & 1 }
+	p0 := inv(dst>>3)<<7 | inv(src>>4)<<6 | inv(src>>3&1)<<5 | inv(dst>>4)<<4 | 0b0010
+	modrm := 0xC0 | (dst&7)<<3 | src&7
+	return fmt.Sprintf("BYTE $0x62; BYTE $0x%02X; BYTE $0x7E; BYTE $0x48; BYTE $0x72; BYTE $0x%02X // VCVTNEPS2BF16 Z%d, Y%d",
+		p0, modrm, src, dst)
+}
+
 func main() {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
@@ -30,16 +40,20 @@ func main() {
 	p("")
 	p("#include \"textflag.h\"")
 	p("")
-	p("// func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[16]float32, pf *uint16, pfBytes int)")
-	p("// out[4·j+i] = Σ_k w[i][k]·x[j][k] for four bfloat16 weight rows i and four bfloat16")
+	p("// func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)")
+	p("// out[j][i] = Σ_k w[i][k]·x[j][k] for four bfloat16 weight rows i and four bfloat16")
 	p("// activation rows j (strides in elements, n a multiple of 32). Each step loads four weight")
 	p("// and four activation vectors of 32 elements and issues sixteen VDPBF16PS into Z0-Z15, so")
-	p("// every load feeds four instructions; the sixteen sums are reduced once at the end.")
+	p("// every load feeds four instructions; the sixteen sums are reduced once at the end and")
+	p("// stored straight into the four output rows, or added to them when add is not 0 (a later")
+	p("// slice of a long row).")
+	p("// When loOff is not 0, every activation row j has a second, low half loOff elements after")
+	p("// it (x ≈ hi + lo); both halves go into the same sums, so a float32 activation costs two")
+	p("// instructions per weight vector but one reduction and one store.")
 	p("// When pf is not nil (the next weight block, four contiguous rows), every step also")
 	p("// prefetches 256 bytes of it, so the weights stream from memory while this tile computes:")
 	p("// without it a cold block arrives only as fast as four sequential streams start up.")
-	p("// pfBytes is unused: the step count covers exactly the next block.")
-	p("TEXT ·dpbf16Tile4x4(SB), NOSPLIT, $0-64")
+	p("TEXT ·dpbf16Tile4x4(SB), NOSPLIT, $0-72")
 	p("\tMOVQ w+0(FP), SI")
 	p("\tMOVQ wstride+8(FP), R8")
 	p("\tSHLQ $1, R8")
@@ -48,7 +62,6 @@ func main() {
 	p("\tSHLQ $1, R9")
 	p("\tMOVQ n+32(FP), CX")
 	p("\tSHLQ $1, CX")
-	p("\tMOVQ out+40(FP), DX")
 	p("\tLEAQ (SI)(R8*1), R10")
 	p("\tLEAQ (R10)(R8*1), R11")
 	p("\tLEAQ (R11)(R8*1), R12")
@@ -60,10 +73,14 @@ func main() {
 	}
 	p("\tMOVQ pf+48(FP), R15")
 	p("\tXORQ AX, AX")
+	p("\tMOVQ loOff+56(FP), R9")
+	p("\tSHLQ $1, R9")
+	p("\tTESTQ R9, R9")
+	p("\tJNE  split")
 	p("\tTESTQ R15, R15")
 	p("\tJNE  looppf")
 	p("")
-	body := func(label string, prefetch bool) {
+	body := func(label string, prefetch, split bool) {
 		p("%s:", label)
 		if prefetch {
 			// the next block (4 contiguous rows, 4·n·2 bytes) arrives 256 bytes per
@@ -78,21 +95,42 @@ func main() {
 		}
 		for j, r := range []string{"DI", "R13", "R14", "BX"} {
 			p("\tVMOVDQU32 (%s)(AX*1), Z%d", r, 20+j)
+			if split {
+				p("\tVMOVDQU32 (%s)(R8*1), Z%d", r, 24+j)
+			}
 			for i := range 4 {
 				p("\t%s", vdpbf16ps(4*j+i, 16+i, 20+j))
 			}
+			if split {
+				for i := range 4 {
+					p("\t%s", vdpbf16ps(4*j+i, 16+i, 24+j))
+				}
+			}
 		}
 		p("\tADDQ $64, AX")
+		if split {
+			p("\tADDQ $64, R8")
+		}
 		p("\tCMPQ AX, CX")
 		p("\tJLT  %s", label)
+		p("\tJMP  reduce")
 	}
-	body("loop", false)
-	p("\tJMP  reduce")
+	body("loop", false, false)
 	p("")
-	body("looppf", true)
+	body("looppf", true, false)
+	p("")
+	p("split:")
+	p("\tMOVQ R9, R8 // R8 walks the low halves")
+	p("\tTESTQ R15, R15")
+	p("\tJNE  splitpf")
+	p("")
+	body("splitloop", false, true)
+	p("")
+	body("splitpf", true, true)
 	p("")
 	p("reduce:")
-	p("")
+	p("\tMOVQ out+40(FP), DX")
+	p("\tMOVQ add+64(FP), CX")
 	// Per activation row j: fold each 16-lane sum to 8 lanes, then three horizontal adds and a
 	// final fold leave [row0, row1, row2, row3] in one 128-bit register.
 	for j := range 4 {
@@ -106,8 +144,48 @@ func main() {
 		p("\tVHADDPS       Y%d, Y%d, Y%d", a+2, a, a)
 		p("\tVEXTRACTF128  $1, Y%d, X%d", a, a+1)
 		p("\tVADDPS        X%d, X%d, X%d", a+1, a, a)
-		p("\tVMOVUPS       X%d, %d(DX)", a, 16*j)
+		p("\tMOVQ          %d(DX), R8", 8*j)
+		p("\tTESTQ         CX, CX")
+		p("\tJEQ           store%d", j)
+		p("\tVADDPS        (R8), X%d, X%d", a, a)
+		p("store%d:", j)
+		p("\tVMOVUPS       X%d, (R8)", a)
 	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+	p("// func bf16PackAVX512(hi, lo *uint16, x *float32, n int)")
+	p("// hi[k] = bf16(x[k]) rounded to nearest even and, when lo is not nil, lo[k] = bf16(x[k] - hi[k]),")
+	p("// so hi + lo carries 16 significant bits of x; n is a multiple of 16.")
+	p("TEXT ·bf16PackAVX512(SB), NOSPLIT, $0-32")
+	p("\tMOVQ hi+0(FP), DI")
+	p("\tMOVQ lo+8(FP), R8")
+	p("\tMOVQ x+16(FP), SI")
+	p("\tMOVQ n+24(FP), CX")
+	p("\tXORQ AX, AX")
+	p("\tTESTQ R8, R8")
+	p("\tJNE  packsplit")
+	p("packhi:")
+	p("\tVMOVUPS (SI)(AX*4), Z0")
+	p("\t%s", vcvtneps2bf16(1, 0))
+	p("\tVMOVDQU Y1, (DI)(AX*2)")
+	p("\tADDQ $16, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT  packhi")
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("packsplit:")
+	p("\tVMOVUPS (SI)(AX*4), Z0")
+	p("\t%s", vcvtneps2bf16(1, 0))
+	p("\tVMOVDQU Y1, (DI)(AX*2)")
+	p("\tVPMOVZXWD Y1, Z2")
+	p("\tVPSLLD $16, Z2, Z2")
+	p("\tVSUBPS Z2, Z0, Z3")
+	p("\t%s", vcvtneps2bf16(4, 3))
+	p("\tVMOVDQU Y4, (R8)(AX*2)")
+	p("\tADDQ $16, AX")
+	p("\tCMPQ AX, CX")
+	p("\tJLT  packsplit")
 	p("\tVZEROUPPER")
 	p("\tRET")
 	if err := os.WriteFile("dpbf16_amd64.s", []byte(b.String()), 0o644); err != nil {
