@@ -64,3 +64,8 @@ func axpysF32AVX2(p, v *float32, stride, n, hd int, o *float32)
 //
 //go:noescape
 func expF32AVX2(dst, src *float32, n int)
+
+// siluMulAVX2 sets gate[i] = gate[i]/(1+exp(-gate[i]))·u[i]; n is a positive multiple of 8.
+//
+//go:noescape
+func siluMulAVX2(gate, u *float32, n int)

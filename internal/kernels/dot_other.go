@@ -37,3 +37,5 @@ func axpysF32AVX2(p, v *float32, stride, n, hd int, o *float32) {
 }
 
 func expF32AVX2(dst, src *float32, n int) { panic("no AVX2 on this architecture") }
+
+func siluMulAVX2(gate, u *float32, n int) { panic("no AVX2 on this architecture") }

@@ -40,9 +40,18 @@ func Softmax(x []float32) {
 }
 
 // SiluMul sets g[i] = silu(g[i])·u[i], SwiGLU's gate: silu(x) = x / (1 + exp(-x)). tmp is
-// scratch of len(g).
+// scratch of len(g) (used only where there is no vector kernel).
 func SiluMul(g, u, tmp []float32) {
 	u, tmp = u[:len(g)], tmp[:len(g)]
+	n := 0
+	if hasAVX2FMA && len(g) >= 8 {
+		n = len(g) &^ 7
+		siluMulAVX2(&g[0], &u[0], n)
+	}
+	siluMulGo(g[n:], u[n:], tmp[n:])
+}
+
+func siluMulGo(g, u, tmp []float32) {
 	for i, v := range g {
 		tmp[i] = -v
 	}

@@ -73,3 +73,60 @@ eloop:
 	JNZ          eloop
 	VZEROUPPER
 	RET
+
+// func siluMulAVX2(gate, u *float32, n int)
+// gate[i] = gate[i] / (1 + exp(-gate[i])) · u[i] for n a positive multiple of 8: expF32AVX2's
+// exp inline, so the gate is read and written once.
+TEXT ·siluMulAVX2(SB), NOSPLIT, $0-24
+	MOVQ gate+0(FP), DI
+	MOVQ u+8(FP), SI
+	MOVQ n+16(FP), CX
+	LEAQ expconst<>(SB), AX
+	VBROADCASTSS 0(AX), Y10  // hi
+	VBROADCASTSS 4(AX), Y11  // lo
+	VBROADCASTSS 8(AX), Y12  // log2e
+	VBROADCASTSS 12(AX), Y13 // c1
+	VBROADCASTSS 16(AX), Y14 // c2
+	VBROADCASTSS 44(AX), Y15 // one
+	MOVL         $127, BX
+	MOVQ         BX, X9
+	VPBROADCASTD X9, Y9      // exponent bias
+	VXORPS       Y8, Y8, Y8  // zero
+
+sloop:
+	VMOVUPS     (DI), Y6
+	VSUBPS      Y6, Y8, Y0   // x = -g
+	VMINPS      Y10, Y0, Y0
+	VMAXPS      Y11, Y0, Y0
+	VMULPS      Y12, Y0, Y1
+	VROUNDPS    $0, Y1, Y1
+	VFNMADD231PS Y13, Y1, Y0
+	VFNMADD231PS Y14, Y1, Y0
+	VBROADCASTSS 20(AX), Y2
+	VBROADCASTSS 24(AX), Y3
+	VFMADD213PS  Y3, Y0, Y2
+	VBROADCASTSS 28(AX), Y3
+	VFMADD213PS  Y3, Y0, Y2
+	VBROADCASTSS 32(AX), Y3
+	VFMADD213PS  Y3, Y0, Y2
+	VBROADCASTSS 36(AX), Y3
+	VFMADD213PS  Y3, Y0, Y2
+	VBROADCASTSS 40(AX), Y3
+	VFMADD213PS  Y3, Y0, Y2
+	VMULPS       Y0, Y0, Y4
+	VADDPS       Y15, Y0, Y5
+	VFMADD213PS  Y5, Y4, Y2
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       Y9, Y1, Y1
+	VPSLLD       $23, Y1, Y1
+	VMULPS       Y1, Y2, Y2  // exp(-g)
+	VADDPS       Y15, Y2, Y2 // 1 + exp(-g)
+	VDIVPS       Y2, Y6, Y6  // g / (1 + exp(-g))
+	VMULPS       (SI), Y6, Y6
+	VMOVUPS      Y6, (DI)
+	ADDQ         $32, SI
+	ADDQ         $32, DI
+	SUBQ         $8, CX
+	JNZ          sloop
+	VZEROUPPER
+	RET

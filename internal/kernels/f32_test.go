@@ -131,3 +131,30 @@ func TestExpF32(t *testing.T) {
 		}
 	}
 }
+
+// TestSiluMul checks the fused vector SwiGLU gate bit for bit against the portable one (same
+// exp, same float32 operations) and against float64 math, on lengths with a scalar tail.
+func TestSiluMul(t *testing.T) {
+	for _, n := range []int{1, 7, 8, 29, 3072} {
+		g, u := make([]float32, n), make([]float32, n)
+		for i := range g {
+			g[i] = float32(math.Sin(float64(i)*0.77) * 12)
+			u[i] = float32(math.Cos(float64(i)*1.3) * 3)
+		}
+		g[0] = -100 // exp(100) is clamped: the gate is ~0, not NaN
+		want := append([]float32(nil), g...)
+		siluMulGo(want, u, make([]float32, n))
+		got := append([]float32(nil), g...)
+		SiluMul(got, u, make([]float32, n))
+		for i := range g {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n=%d: silu(%v)·%v = %v, portable %v", n, g[i], u[i], got[i], want[i])
+			}
+			x := float64(g[i])
+			ref := x / (1 + math.Exp(-x)) * float64(u[i])
+			if math.Abs(float64(got[i])-ref) > 1e-6*math.Max(1, math.Abs(ref)) {
+				t.Fatalf("n=%d: silu(%v)·%v = %v, want %v", n, g[i], u[i], got[i], ref)
+			}
+		}
+	}
+}

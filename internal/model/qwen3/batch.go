@@ -134,7 +134,7 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 		l := &m.layers[li]
 		a := &kv.layer
 		a.reset()
-		x := a.rows(len(rows), cfg.Hidden)
+		x := rowsOf(a.uncleared(len(rows)*cfg.Hidden), len(rows), cfg.Hidden) // rmsNormInto writes every element
 		kernels.ParallelFor(len(h), kernels.GrainFor(cfg.Hidden), func(lo, hi int) {
 			for t := lo; t < hi; t++ {
 				rmsNormInto(x[t], h[t], l.inNorm, cfg.RMSEps)

@@ -148,7 +148,7 @@ func (m *Model) finishLayer(a *arena, l *layer, h, attn [][]float32) error {
 			return err
 		}
 	}
-	x := a.rows(len(h), m.Cfg.Hidden)
+	x := rowsOf(a.uncleared(len(h)*m.Cfg.Hidden), len(h), m.Cfg.Hidden) // rmsNormInto writes every element
 	kernels.ParallelFor(len(h), kernels.GrainFor(m.Cfg.Hidden), func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			for d := range h[t] {
@@ -387,10 +387,7 @@ func rmsNorm(x, w []float32, eps float64) []float32 {
 
 // rmsNormInto is rmsNorm writing into out.
 func rmsNormInto(out, x, w []float32, eps float64) []float32 {
-	var ss float32
-	for _, v := range x {
-		ss += v * v
-	}
+	ss := kernels.DotF32(x, x)
 	r := float32(1 / math.Sqrt(float64(ss/float32(len(x)))+eps))
 	for i, v := range x {
 		out[i] = v * r * w[i]

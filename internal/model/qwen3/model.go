@@ -55,7 +55,7 @@ func rowsOf(buf []float32, r, n int) [][]float32 {
 // apply computes y[t] = W x[t] for every row t of xs, into rows from a (fresh memory when a
 // is nil).
 func (l *linear) apply(a *arena, xs [][]float32) [][]float32 {
-	return l.applyInto(xs, a.rows(len(xs), l.out))
+	return l.applyInto(xs, rowsOf(a.uncleared(len(xs)*l.out), len(xs), l.out)) // every element is written
 }
 
 // arena hands out zeroed float32 buffers from slabs kept across forward passes and reset
@@ -70,6 +70,14 @@ type arena struct {
 }
 
 func (a *arena) floats(n int) []float32 {
+	r := a.uncleared(n)
+	clear(r)
+	return r
+}
+
+// uncleared is floats for a caller that writes every element before reading any: clearing the
+// outputs of a batch's matmuls cost ~3 % of a batch-32 decode step.
+func (a *arena) uncleared(n int) []float32 {
 	if a == nil {
 		return make([]float32, n)
 	}
@@ -78,7 +86,6 @@ func (a *arena) floats(n int) []float32 {
 		if a.off+n <= len(s) {
 			r := s[a.off : a.off+n : a.off+n]
 			a.off += n
-			clear(r)
 			return r
 		}
 		a.cur++
