@@ -29,7 +29,8 @@ var hasAVX512BF16 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX5
 // bfloat16 weight rows and four bfloat16 activation rows, storing four float32 at each out[j];
 // n is a multiple of 32. If loOff is not 0, x[j·xstride+loOff+k] (the activation's low half)
 // is added into the same sums. If add is not 0 the sums are added to out instead of stored.
-// If pf is not nil, the next weight block is prefetched from pf while the tile computes.
+// If pf is not nil, the next weight block (four rows of n, wstride apart) is prefetched from
+// pf while the tile computes.
 //
 //go:noescape
 func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)

@@ -99,7 +99,8 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 	blockRows := actRowsPerBlock(parts * kc)
 	// Work items are (activation block, tileWChunk weight rows), handed out by a counter so a
 	// core that the host slows down takes fewer of them.
-	wChunk := tileWChunk
+	// Chunks shrink for short matrices so each core still gets several items.
+	wChunk := max(32, min(tileWChunk, out4/(4*Threads())&^3))
 	wChunks := (out4 + wChunk - 1) / wChunk
 	aBlocks := (npad + blockRows - 1) / blockRows
 	total := wChunks * aBlocks
@@ -126,11 +127,10 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 								dst[j] = &sink[0]
 							}
 						}
-						// The first group's tiles stream in the next block of whole rows;
-						// sliced rows are left to the hardware prefetcher.
+						// the first group's tiles stream in the next block's slice
 						var pf *uint16
-						if next := o + 4; next < out4 && g == alo && kn == in {
-							pf = &w[next*in]
+						if next := o + 4; next < out4 && g == alo {
+							pf = &w[next*in+k0]
 						}
 						dpbf16Tile4x4(&w[o*in+k0], in, &packed[g*in+k0], in, kn, &dst, pf, loOff, k0)
 					}

@@ -12,9 +12,10 @@
 // When loOff is not 0, every activation row j has a second, low half loOff elements after
 // it (x ≈ hi + lo); both halves go into the same sums, so a float32 activation costs two
 // instructions per weight vector but one reduction and one store.
-// When pf is not nil (the next weight block, four contiguous rows), every step also
-// prefetches 256 bytes of it, so the weights stream from memory while this tile computes:
-// without it a cold block arrives only as fast as four sequential streams start up.
+// When pf is not nil (the next weight block: four rows wstride apart, n elements each),
+// every step also prefetches 64 bytes of each of its rows, so the weights stream from
+// memory while this tile computes: without it a cold block arrives only as fast as four
+// sequential streams start up.
 TEXT ·dpbf16Tile4x4(SB), NOSPLIT, $0-72
 	MOVQ w+0(FP), SI
 	MOVQ wstride+8(FP), R8
@@ -47,10 +48,12 @@ TEXT ·dpbf16Tile4x4(SB), NOSPLIT, $0-72
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
 	MOVQ pf+48(FP), R15
+	MOVQ R8, R9 // the next block's rows, for prefetching: R15, +R9, +2·R9, +DX
+	LEAQ (R8)(R8*2), DX
 	XORQ AX, AX
-	MOVQ loOff+56(FP), R9
-	SHLQ $1, R9
-	TESTQ R9, R9
+	MOVQ loOff+56(FP), R8
+	SHLQ $1, R8
+	TESTQ R8, R8
 	JNE  split
 	TESTQ R15, R15
 	JNE  looppf
@@ -86,11 +89,11 @@ loop:
 	JMP  reduce
 
 looppf:
-	PREFETCHT0 0(R15)
-	PREFETCHT0 64(R15)
-	PREFETCHT0 128(R15)
-	PREFETCHT0 192(R15)
-	ADDQ $256, R15
+	PREFETCHT0 (R15)
+	PREFETCHT0 (R15)(R9*1)
+	PREFETCHT0 (R15)(R9*2)
+	PREFETCHT0 (R15)(DX*1)
+	ADDQ $64, R15
 	VMOVDQU32 (SI)(AX*1), Z16
 	VMOVDQU32 (R10)(AX*1), Z17
 	VMOVDQU32 (R11)(AX*1), Z18
@@ -120,8 +123,7 @@ looppf:
 	JLT  looppf
 	JMP  reduce
 
-split:
-	MOVQ R9, R8 // R8 walks the low halves
+split: // R8 walks the low halves
 	TESTQ R15, R15
 	JNE  splitpf
 
@@ -177,11 +179,11 @@ splitloop:
 	JMP  reduce
 
 splitpf:
-	PREFETCHT0 0(R15)
-	PREFETCHT0 64(R15)
-	PREFETCHT0 128(R15)
-	PREFETCHT0 192(R15)
-	ADDQ $256, R15
+	PREFETCHT0 (R15)
+	PREFETCHT0 (R15)(R9*1)
+	PREFETCHT0 (R15)(R9*2)
+	PREFETCHT0 (R15)(DX*1)
+	ADDQ $64, R15
 	VMOVDQU32 (SI)(AX*1), Z16
 	VMOVDQU32 (R10)(AX*1), Z17
 	VMOVDQU32 (R11)(AX*1), Z18

@@ -232,7 +232,7 @@ func BenchmarkDPBF16Tile(b *testing.B) {
 // BenchmarkMatBF16Decode32 is one batch-32 decode matmul of Qwen3-0.6B's MLP and output-layer
 // shapes on each path; the reported MB/s is MFLOP/s.
 func BenchmarkMatBF16Decode32(b *testing.B) {
-	for _, shape := range [][2]int{{3072, 1024}, {1024, 3072}, {151936, 1024}} {
+	for _, shape := range benchShapes {
 		out, in := shape[0], shape[1]
 		r := rand.New(rand.NewPCG(1, 1))
 		w := randBF16(r, out*in)
@@ -263,3 +263,7 @@ func BenchmarkMatBF16Decode32(b *testing.B) {
 		}
 	}
 }
+
+// benchShapes are Qwen3-0.6B's batched matmuls as the model runs them: fused q/k/v, the
+// attention output, fused gate/up, down, and the output layer.
+var benchShapes = [][2]int{{4096, 1024}, {1024, 2048}, {6144, 1024}, {1024, 3072}, {151936, 1024}}

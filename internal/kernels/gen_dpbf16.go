@@ -50,9 +50,10 @@ func main() {
 	p("// When loOff is not 0, every activation row j has a second, low half loOff elements after")
 	p("// it (x ≈ hi + lo); both halves go into the same sums, so a float32 activation costs two")
 	p("// instructions per weight vector but one reduction and one store.")
-	p("// When pf is not nil (the next weight block, four contiguous rows), every step also")
-	p("// prefetches 256 bytes of it, so the weights stream from memory while this tile computes:")
-	p("// without it a cold block arrives only as fast as four sequential streams start up.")
+	p("// When pf is not nil (the next weight block: four rows wstride apart, n elements each),")
+	p("// every step also prefetches 64 bytes of each of its rows, so the weights stream from")
+	p("// memory while this tile computes: without it a cold block arrives only as fast as four")
+	p("// sequential streams start up.")
 	p("TEXT ·dpbf16Tile4x4(SB), NOSPLIT, $0-72")
 	p("\tMOVQ w+0(FP), SI")
 	p("\tMOVQ wstride+8(FP), R8")
@@ -72,10 +73,12 @@ func main() {
 		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
 	p("\tMOVQ pf+48(FP), R15")
+	p("\tMOVQ R8, R9 // the next block's rows, for prefetching: R15, +R9, +2·R9, +DX")
+	p("\tLEAQ (R8)(R8*2), DX")
 	p("\tXORQ AX, AX")
-	p("\tMOVQ loOff+56(FP), R9")
-	p("\tSHLQ $1, R9")
-	p("\tTESTQ R9, R9")
+	p("\tMOVQ loOff+56(FP), R8")
+	p("\tSHLQ $1, R8")
+	p("\tTESTQ R8, R8")
 	p("\tJNE  split")
 	p("\tTESTQ R15, R15")
 	p("\tJNE  looppf")
@@ -83,12 +86,13 @@ func main() {
 	body := func(label string, prefetch, split bool) {
 		p("%s:", label)
 		if prefetch {
-			// the next block (4 contiguous rows, 4·n·2 bytes) arrives 256 bytes per
-			// 64-byte step, so it has been fetched by the time this block is done
-			for k := range 4 {
-				p("\tPREFETCHT0 %d(R15)", 64*k)
-			}
-			p("\tADDQ $256, R15")
+			// the next block's four rows (wstride apart, like this block's) arrive 64
+			// bytes each per 64-byte step, so they are in by the time this block is done
+			p("\tPREFETCHT0 (R15)")
+			p("\tPREFETCHT0 (R15)(R9*1)")
+			p("\tPREFETCHT0 (R15)(R9*2)")
+			p("\tPREFETCHT0 (R15)(DX*1)")
+			p("\tADDQ $64, R15")
 		}
 		for i, r := range []string{"SI", "R10", "R11", "R12"} {
 			p("\tVMOVDQU32 (%s)(AX*1), Z%d", r, 16+i)
@@ -119,8 +123,7 @@ func main() {
 	p("")
 	body("looppf", true, false)
 	p("")
-	p("split:")
-	p("\tMOVQ R9, R8 // R8 walks the low halves")
+	p("split: // R8 walks the low halves")
 	p("\tTESTQ R15, R15")
 	p("\tJNE  splitpf")
 	p("")
