@@ -70,3 +70,13 @@ func expF32AVX2(dst, src *float32, n int)
 //
 //go:noescape
 func siluMulAVX2(gate, u *float32, n int)
+
+// dotsBF16AVX2 is dotsF32AVX2 over bfloat16 keys.
+//
+//go:noescape
+func dotsBF16AVX2(q *float32, k *uint16, stride, n, hd int, out *float32)
+
+// axpysBF16AVX2 is axpysF32AVX2 over bfloat16 values.
+//
+//go:noescape
+func axpysBF16AVX2(p *float32, v *uint16, stride, n, hd int, o *float32)

@@ -39,3 +39,11 @@ func axpysF32AVX2(p, v *float32, stride, n, hd int, o *float32) {
 func expF32AVX2(dst, src *float32, n int) { panic("no AVX2 on this architecture") }
 
 func siluMulAVX2(gate, u *float32, n int) { panic("no AVX2 on this architecture") }
+
+func dotsBF16AVX2(q *float32, k *uint16, stride, n, hd int, out *float32) {
+	panic("no AVX2 on this architecture")
+}
+
+func axpysBF16AVX2(p *float32, v *uint16, stride, n, hd int, o *float32) {
+	panic("no AVX2 on this architecture")
+}

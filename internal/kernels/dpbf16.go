@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"github.com/strata-ai/strata/internal/tensor"
 	"sync"
 	"sync/atomic"
 )
@@ -157,5 +158,18 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 		for t := range xs {
 			ys[t][o] = DotBF16(row, xs[t])
 		}
+	}
+}
+
+// ToBF16 rounds src to bfloat16 bit patterns in dst (to nearest even, as the weights were).
+func ToBF16(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	n := 0
+	if hasAVX512BF16 && len(src) >= 16 {
+		n = len(src) &^ 15
+		bf16PackAVX512(&dst[0], nil, &src[0], n)
+	}
+	for i := n; i < len(src); i++ {
+		dst[i] = tensor.F32ToBF16(src[i])
 	}
 }

@@ -1,5 +1,7 @@
 package kernels
 
+import "math"
+
 // DotF32 returns Σ a[i]·b[i] over len(a) elements (attention's query·key).
 func DotF32(a, b []float32) float32 {
 	b = b[:len(a)]
@@ -74,6 +76,42 @@ func AxpysStrided(p, v []float32, stride int, o []float32) {
 		row := v[s*stride : s*stride+hd]
 		for d := range o {
 			o[d] += w * row[d]
+		}
+	}
+}
+
+// DotsStridedBF16 is DotsStrided over a bfloat16 KV cache: keys are widened to float32 (exact)
+// and every product and sum is float32.
+func DotsStridedBF16(q []float32, k []uint16, stride int, out []float32) {
+	n, hd := len(out), len(q)
+	if n == 0 {
+		return
+	}
+	_ = k[(n-1)*stride+hd-1]
+	if hasAVX2FMA && hd%8 == 0 && hd > 0 {
+		dotsBF16AVX2(&q[0], &k[0], stride, n, hd, &out[0])
+		return
+	}
+	for s := range out {
+		out[s] = dotBF16Go(k[s*stride:s*stride+hd], q)
+	}
+}
+
+// AxpysStridedBF16 is AxpysStrided over bfloat16 values.
+func AxpysStridedBF16(p []float32, v []uint16, stride int, o []float32) {
+	n, hd := len(p), len(o)
+	if n == 0 {
+		return
+	}
+	_ = v[(n-1)*stride+hd-1]
+	if hasAVX2FMA && hd%8 == 0 && hd > 0 {
+		axpysBF16AVX2(&p[0], &v[0], stride, n, hd, &o[0])
+		return
+	}
+	for s, w := range p {
+		row := v[s*stride : s*stride+hd]
+		for d := range o {
+			o[d] += w * math.Float32frombits(uint32(row[d])<<16)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"github.com/strata-ai/strata/internal/tensor"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -55,48 +56,57 @@ func TestParallelFor(t *testing.T) {
 	}
 }
 
-// TestStridedKernels checks the block forms against float64 sums, for head sizes with and
-// without the 16-wide loop.
+// TestStridedKernels checks the block forms, over float32 and over bfloat16 caches, against
+// float64 sums, for head sizes with and without the vector loops.
 func TestStridedKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(4, 4))
-	for _, hd := range []int{8, 24, 32, 128, 12} {
-		for _, n := range []int{1, 5, 8, 16, 21} {
-			stride := 3*hd + 8
-			q := make([]float32, hd)
-			k := make([]float32, (n-1)*stride+hd)
-			p := make([]float32, n)
-			for i := range q {
-				q[i] = float32(r.NormFloat64())
-			}
-			for i := range k {
-				k[i] = float32(r.NormFloat64())
-			}
-			for i := range p {
-				p[i] = float32(r.Float64())
-			}
-			out := make([]float32, n)
-			DotsStrided(q, k, stride, out)
-			o := make([]float32, hd)
-			for i := range o {
-				o[i] = 1
-			}
-			AxpysStrided(p, k, stride, o)
-			for s := range n {
-				var ref float64
-				for d := range hd {
-					ref += float64(q[d]) * float64(k[s*stride+d])
+	for _, bf16 := range []bool{false, true} {
+		for _, hd := range []int{8, 24, 32, 128, 12, 40} {
+			for _, n := range []int{1, 5, 8, 16, 21} {
+				stride := 3*hd + 8
+				q := make([]float32, hd)
+				k := make([]float32, (n-1)*stride+hd)
+				k16 := make([]uint16, len(k))
+				p := make([]float32, n)
+				for i := range q {
+					q[i] = float32(r.NormFloat64())
 				}
-				if math.Abs(float64(out[s])-ref) > 1e-5*(1+math.Abs(ref)) {
-					t.Fatalf("hd %d n %d: dot %d = %v, want %v", hd, n, s, out[s], ref)
+				for i := range k {
+					k16[i] = tensor.F32ToBF16(float32(r.NormFloat64()))
+					k[i] = tensor.BF16ToF32(k16[i]) // the same values either way
 				}
-			}
-			for d := range hd {
-				ref := 1.0
+				for i := range p {
+					p[i] = float32(r.Float64())
+				}
+				out := make([]float32, n)
+				o := make([]float32, hd)
+				for i := range o {
+					o[i] = 1
+				}
+				if bf16 {
+					DotsStridedBF16(q, k16, stride, out)
+					AxpysStridedBF16(p, k16, stride, o)
+				} else {
+					DotsStrided(q, k, stride, out)
+					AxpysStrided(p, k, stride, o)
+				}
 				for s := range n {
-					ref += float64(p[s]) * float64(k[s*stride+d])
+					var ref float64
+					for d := range hd {
+						ref += float64(q[d]) * float64(k[s*stride+d])
+					}
+					if math.Abs(float64(out[s])-ref) > 1e-5*(1+math.Abs(ref)) {
+						t.Fatalf("bf16 %v hd %d n %d: dot %d = %v, want %v", bf16, hd, n, s, out[s], ref)
+					}
 				}
-				if math.Abs(float64(o[d])-ref) > 1e-5*(1+math.Abs(ref)) {
-					t.Fatalf("hd %d n %d: axpy %d = %v, want %v", hd, n, d, o[d], ref)
+				for d := range hd {
+					ref := 1.0
+					for s := range n {
+						ref += float64(p[s]) * float64(k[s*stride+d])
+					}
+					if math.Abs(float64(o[d])-ref) > 1e-5*(1+math.Abs(ref)) {
+						t.Fatalf("bf16 %v hd %d n %d: axpy %d = %v, want %v", bf16, hd, n, d, o[d], ref)
+					}
 				}
 			}
 		}

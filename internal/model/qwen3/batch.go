@@ -16,7 +16,8 @@ type PagedKV struct {
 	BlockSize int
 	NumBlocks int
 	kvDim     int
-	k, v      [][]float32 // [layer][slot*kvDim]
+	k, v      [][]float32 // [layer][slot*kvDim], float32 caches
+	k16, v16  [][]uint16  // the same as bfloat16 bit patterns, bfloat16 caches
 	// logits is reused by every ForwardBatch on this cache: a batch-32 step of a 150k-token
 	// vocabulary makes 19 MB of logits, and fresh pages for them each step cost more in page
 	// faults than the output layer's arithmetic.
@@ -31,15 +32,25 @@ func (m *Model) NewPagedKV(numBlocks, blockSize int) *PagedKV {
 	kvDim := m.Cfg.KVHeads * m.Cfg.HeadDim
 	kv := &PagedKV{BlockSize: blockSize, NumBlocks: numBlocks, kvDim: kvDim}
 	for range m.layers {
+		if m.kvBF16 {
+			kv.k16 = append(kv.k16, make([]uint16, numBlocks*blockSize*kvDim))
+			kv.v16 = append(kv.v16, make([]uint16, numBlocks*blockSize*kvDim))
+			continue
+		}
 		kv.k = append(kv.k, make([]float32, numBlocks*blockSize*kvDim))
 		kv.v = append(kv.v, make([]float32, numBlocks*blockSize*kvDim))
 	}
 	return kv
 }
 
-// BytesPerBlock is the memory one block takes across all layers (keys and values, float32).
+// BytesPerBlock is the memory one block takes across all layers (keys and values, in the
+// cache's element type).
 func (m *Model) BytesPerBlock(blockSize int) int64 {
-	return int64(len(m.layers)) * 2 * int64(blockSize) * int64(m.Cfg.KVHeads*m.Cfg.HeadDim) * 4
+	elem := int64(4)
+	if m.kvBF16 {
+		elem = 2
+	}
+	return int64(len(m.layers)) * 2 * int64(blockSize) * int64(m.Cfg.KVHeads*m.Cfg.HeadDim) * elem
 }
 
 func (kv *PagedKV) slot(table []int32, p int) int {
@@ -141,7 +152,13 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 			}
 		})
 		q, k, v := l.projectQKV(a, x)
-		K, V := kv.k[li], kv.v[li]
+		var K, V []float32
+		var K16, V16 []uint16
+		if kv.k16 != nil {
+			K16, V16 = kv.k16[li], kv.v16[li]
+		} else {
+			K, V = kv.k[li], kv.v[li]
+		}
 		kernels.ParallelFor(len(rows), kernels.GrainFor((cfg.Heads+cfg.KVHeads)*hd), func(lo, hi int) {
 			for t := lo; t < hi; t++ {
 				rw := rows[t]
@@ -152,8 +169,13 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 					headNormRope(k[t][hh*hd:(hh+1)*hd], l.kNorm, cfg.RMSEps, cos[t], sin[t])
 				}
 				sl := kv.slot(items[rw.item].Table, rw.pos)
-				copy(K[sl*kv.kvDim:(sl+1)*kv.kvDim], k[t])
-				copy(V[sl*kv.kvDim:(sl+1)*kv.kvDim], v[t])
+				if K16 != nil {
+					kernels.ToBF16(K16[sl*kv.kvDim:(sl+1)*kv.kvDim], k[t])
+					kernels.ToBF16(V16[sl*kv.kvDim:(sl+1)*kv.kvDim], v[t])
+				} else {
+					copy(K[sl*kv.kvDim:(sl+1)*kv.kvDim], k[t])
+					copy(V[sl*kv.kvDim:(sl+1)*kv.kvDim], v[t])
+				}
 			}
 		})
 		attn := make([][]float32, len(rows))
@@ -174,7 +196,11 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 				for start := 0; start <= rw.pos; start += bs {
 					end := min(start+bs, rw.pos+1)
 					base := int(table[start/bs])*bs*kv.kvDim + kvh*hd
-					kernels.DotsStrided(qh, K[base:], kv.kvDim, scores[start:end])
+					if K16 != nil {
+						kernels.DotsStridedBF16(qh, K16[base:], kv.kvDim, scores[start:end])
+					} else {
+						kernels.DotsStrided(qh, K[base:], kv.kvDim, scores[start:end])
+					}
 				}
 				for s := range scores {
 					scores[s] *= scale
@@ -184,7 +210,11 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 				for start := 0; start <= rw.pos; start += bs {
 					end := min(start+bs, rw.pos+1)
 					base := int(table[start/bs])*bs*kv.kvDim + kvh*hd
-					kernels.AxpysStrided(scores[start:end], V[base:], kv.kvDim, o)
+					if V16 != nil {
+						kernels.AxpysStridedBF16(scores[start:end], V16[base:], kv.kvDim, o)
+					} else {
+						kernels.AxpysStrided(scores[start:end], V[base:], kv.kvDim, o)
+					}
 				}
 			}
 		})
