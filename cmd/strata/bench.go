@@ -278,7 +278,7 @@ func stepText(o commbench.Options) string {
 func newBenchEngineCmd() *cobra.Command {
 	var dir, random string
 	var o enginebench.Options
-	var batches, cpuProfile, dtype string
+	var batches, cpuProfile, dtype, kvDType string
 	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "engine (--model DIR | --random-model CONFIG.json) [--json]",
@@ -305,6 +305,10 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 			if err != nil {
 				return err
 			}
+			kvType, err := parseKVDType(kvDType, prec)
+			if err != nil {
+				return err
+			}
 			if o.PromptLen < 1 || o.ContextLen < 1 || o.DecodeSteps < 1 || o.Repeats < 1 {
 				return errors.New("--prompt-len, --context-len, --decode-steps and --repeats must be at least 1")
 			}
@@ -327,6 +331,7 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 			}
 			defer m.Close()
 			m.SetPrecision(prec)
+			m.SetKVCacheDType(kvType)
 			stopProfile, err := startCPUProfile(cpuProfile)
 			if err != nil {
 				return err
@@ -341,7 +346,7 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 			if jsonOut {
 				return json.NewEncoder(w).Encode(res)
 			}
-			fmt.Fprintf(w, "# model: %s\n# memory bandwidth %.1f GB/s (%d threads), activations %s\n", enginebench.Describe(m), res.BandwidthGBs, res.Threads, res.DType)
+			fmt.Fprintf(w, "# model: %s\n# memory bandwidth %.1f GB/s (%d threads), activations %s, KV cache %s\n", enginebench.Describe(m), res.BandwidthGBs, res.Threads, res.DType, res.KVCacheDType)
 			fmt.Fprintf(w, "prefill  %6d tokens   %10.1f tokens/s\n", o.PromptLen, res.PrefillTokensPerS)
 			for _, d := range res.Decode {
 				fmt.Fprintf(w, "decode   batch %4d   %10.1f tokens/s   %7.2f ms/step   roofline %5.1f%%\n", d.Batch, d.TokensPerS, d.StepMs, 100*d.RooflineFraction)
@@ -359,6 +364,7 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 	f.IntVar(&o.Repeats, "repeats", 3, "timed passes per batch size (the best is reported)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measurement to this file")
 	addDTypeFlag(f, &dtype)
+	addKVDTypeFlag(f, &kvDType)
 	f.BoolVar(&jsonOut, "json", false, `print {"prefill_tokens_per_s", "decode": [{"batch", "tokens_per_s", "roofline_fraction"}], "bandwidth_gb_s"}`)
 	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -28,4 +29,30 @@ func parseDType(s string) (kernels.Precision, error) {
 		return 0, fmt.Errorf("--dtype %s: float16 activations are not supported; use auto, float32 or bfloat16", s)
 	}
 	return 0, fmt.Errorf("--dtype %q: want auto, float32 or bfloat16", s)
+}
+
+const kvDTypeUsage = "KV-cache element type: auto (bfloat16 with --dtype bfloat16, else float32), " +
+	"float32, or bfloat16 (half the memory per token and half the bytes decode attention reads; " +
+	"logits differ by ~1e-2)"
+
+// addKVDTypeFlag registers vLLM's --kv-cache-dtype on fs.
+func addKVDTypeFlag(fs *pflag.FlagSet, p *string) {
+	fs.StringVar(p, "kv-cache-dtype", "auto", kvDTypeUsage)
+}
+
+// parseKVDType maps --kv-cache-dtype to the cache's element type; auto follows the activations,
+// as vLLM's auto follows the model's dtype.
+func parseKVDType(s string, act kernels.Precision) (kernels.Precision, error) {
+	switch s {
+	case "auto":
+		return act, nil
+	case "float32", "float":
+		return kernels.Float32, nil
+	case "bfloat16":
+		return kernels.BFloat16, nil
+	}
+	if strings.HasPrefix(s, "fp8") {
+		return 0, fmt.Errorf("--kv-cache-dtype %s: fp8 KV caches are not supported; use auto, float32 or bfloat16", s)
+	}
+	return 0, fmt.Errorf("--kv-cache-dtype %q: want auto, float32 or bfloat16", s)
 }

@@ -117,7 +117,7 @@ func newGenerateCmd() *cobra.Command {
 	var maxTokens int
 	var p sampling.Params
 	var jsonOut, ignoreEOS bool
-	var dtype string
+	var dtype, kvDType string
 	var n int
 	cmd := &cobra.Command{
 		Use:   "generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-tokens N --temperature T --top-p P --top-k K --seed S] [--json]",
@@ -161,12 +161,17 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 			if err != nil {
 				return err
 			}
+			kvType, err := parseKVDType(kvDType, prec)
+			if err != nil {
+				return err
+			}
 			m, err := qwen3.Load(dir)
 			if err != nil {
 				return err
 			}
 			defer m.Close()
 			m.SetPrecision(prec)
+			m.SetKVCacheDType(kvType)
 			stop := map[int]bool{}
 			if !ignoreEOS {
 				for _, id := range eosIDs(dir) {
@@ -260,6 +265,7 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 	f.BoolVar(&jsonOut, "json", false, `print {"token_ids": [...], "text": null}`)
 	f.BoolVar(&ignoreEOS, "ignore-eos", false, "keep generating past the end-of-sequence token")
 	addDTypeFlag(f, &dtype)
+	addKVDTypeFlag(f, &kvDType)
 	f.IntVar(&n, "n", 1, `completions to sample (seeds seed, seed+1, ...); with n > 1, --json prints {"choices": [...]}`)
 	return cmd
 }

@@ -85,6 +85,8 @@ func TestModelCommandsBadInput(t *testing.T) {
 		{[]string{"generate", "--model", dense, "--prompt", "hello"}, "no tokenizer.json"},
 		{[]string{"generate", "--model", dense, "--prompt", "hello", "--prompt-ids", "1"}, "exactly one"},
 		{[]string{"logits", "--model", dense, "--prompt-ids", "1"}, "--out"},
+		{[]string{"generate", "--model", dense, "--prompt-ids", "1", "--kv-cache-dtype", "fp8"}, "fp8 KV caches are not supported"},
+		{[]string{"generate", "--model", dense, "--prompt-ids", "1", "--kv-cache-dtype", "int4"}, "want auto, float32 or bfloat16"},
 		{[]string{"logits", "--model", dense, "--prompt-ids", "1", "--out", "/nonexistent-dir/x.safetensors"}, "nonexistent"},
 	}
 	for _, c := range cases {

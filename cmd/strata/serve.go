@@ -22,6 +22,7 @@ import (
 	"github.com/strata-ai/strata/internal/comm"
 	"github.com/strata-ai/strata/internal/demo"
 	"github.com/strata-ai/strata/internal/engine"
+	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/pipeline"
 	"github.com/strata-ai/strata/internal/serve"
@@ -30,23 +31,23 @@ import (
 
 // serveFlags are vLLM's flag names for what strata supports.
 type serveFlags struct {
-	model, host, apiKey, generationConfig, chatTemplate  string
-	toolParser, reasoningParser, dtype, masterAddr       string
-	servedNames                                          []string
-	port, tp, pp, maxModelLen, maxNumSeqs, maxBatched    int
-	blockSize, nnodes, nodeRank, masterPort, localNodes  int
-	seed                                                 int64
-	memUtil                                              float64
-	kvBytes                                              int64
-	prefixCaching, chunkedPrefill, autoTools, skipTokens bool
-	headless, expertParallel                             bool
-	cpuProfile                                           string
+	model, host, apiKey, generationConfig, chatTemplate     string
+	toolParser, reasoningParser, dtype, kvDType, masterAddr string
+	servedNames                                             []string
+	port, tp, pp, maxModelLen, maxNumSeqs, maxBatched       int
+	blockSize, nnodes, nodeRank, masterPort, localNodes     int
+	seed                                                    int64
+	memUtil                                                 float64
+	kvBytes                                                 int64
+	prefixCaching, chunkedPrefill, autoTools, skipTokens    bool
+	headless, expertParallel                                bool
+	cpuProfile                                              string
 }
 
 // unsupportedVLLMFlags are vLLM flags a user may carry over that strata does not implement;
 // each is accepted by the parser only to be refused by name.
 var unsupportedVLLMFlags = []string{
-	"quantization", "kv-cache-dtype", "speculative-config", "lora-modules", "enable-lora",
+	"quantization", "speculative-config", "lora-modules", "enable-lora",
 	"max-loras", "max-lora-rank", "data-parallel-size", "distributed-executor-backend",
 	"trust-remote-code", "tokenizer", "revision", "download-dir", "load-format",
 	"enforce-eager", "cpu-offload-gb", "swap-space", "max-logprobs", "guided-decoding-backend",
@@ -112,6 +113,7 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&f.reasoningParser, "reasoning-parser", "", "split <think> reasoning into reasoning_content: qwen3")
 	fl.BoolVar(&f.skipTokens, "skip-tokenizer-init", false, "no tokenizer: prompts are token ids and outputs carry token ids only")
 	addDTypeFlag(fl, &f.dtype)
+	addKVDTypeFlag(fl, &f.kvDType)
 	fl.IntVar(&f.nnodes, "nnodes", 1, "nodes in the cluster")
 	fl.IntVar(&f.nodeRank, "node-rank", 0, "this node's rank (0 serves the API)")
 	fl.StringVar(&f.masterAddr, "master-addr", "127.0.0.1", "node 0's address")
@@ -233,6 +235,10 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	kvType, err := parseKVDType(f.kvDType, prec)
+	if err != nil {
+		return err
+	}
 	if f.autoTools && f.toolParser == "" {
 		return errors.New("--enable-auto-tool-choice needs --tool-call-parser hermes")
 	}
@@ -300,7 +306,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	for _, st := range stages {
 		maxStage = max(maxStage, st[1]-st[0])
 	}
-	perBlock := int64(maxStage) * 2 * int64(f.blockSize) * int64(kvHeads*cfg.HeadDim) * 4
+	elem := int64(4)
+	if kvType == kernels.BFloat16 {
+		elem = 2
+	}
+	perBlock := int64(maxStage) * 2 * int64(f.blockSize) * int64(kvHeads*cfg.HeadDim) * elem
 	kv := f.kvBytes
 	if kv == 0 {
 		left := budget - weights
@@ -325,7 +335,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 		return err
 	}
 	cc.Logger = log // the inter-node interface chosen, refused connections
-	opts := pipeline.Options{Dir: f.model, Layout: layout, BlockSize: f.blockSize, KVBytesPerRank: kv, Precision: prec, Comm: cc}
+	opts := pipeline.Options{Dir: f.model, Layout: layout, BlockSize: f.blockSize, KVBytesPerRank: kv, Precision: prec, KVCacheDType: kvType, Comm: cc}
 	var job *pipeline.Job
 	where := "this process"
 	join := func(jctx context.Context) (*pipeline.Job, error) {
@@ -357,7 +367,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	}
 	log.Info("strata serve", "model", f.model, "nodes", nodes, "ranks", nodes*f.tp, "tp", f.tp, "pp", nodes, "where", where,
 		"weights_here_gb", fmt.Sprintf("%.2f", float64(weights)/1e9), "kv_blocks", job.NumBlocks, "block_size", f.blockSize,
-		"kv_tokens", job.NumBlocks*f.blockSize, "max_model_len", maxLen, "dtype", prec.String())
+		"kv_tokens", job.NumBlocks*f.blockSize, "max_model_len", maxLen, "dtype", prec.String(), "kv_cache_dtype", kvType.String())
 	engCfg := engine.Config{
 		SchedulerConfig: engine.SchedulerConfig{MaxNumSeqs: f.maxNumSeqs, MaxNumBatchedTokens: f.maxBatched, ChunkedPrefill: f.chunkedPrefill, MaxModelLen: maxLen},
 		BlockSize:       f.blockSize, PrefixCaching: f.prefixCaching,

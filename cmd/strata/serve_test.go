@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -162,6 +163,36 @@ func TestServeLocalNodesGreedy(t *testing.T) {
 	}
 }
 
+// TestServeKVCacheDType: --kv-cache-dtype bfloat16 halves a token's cache, so the same
+// --kv-cache-memory-bytes holds twice the tokens, and the split model still answers.
+func TestServeKVCacheDType(t *testing.T) {
+	bin := strataBin(t)
+	dir := filepath.Join("..", "..", "testdata", "models", "qwen3-dense-tiny")
+	tokensRE := regexp.MustCompile(`kv_tokens=(\d+)`)
+	held := map[string]int{}
+	for _, kvType := range []string{"float32", "bfloat16"} {
+		s := startServe(t, exec.Command(bin, "serve", dir, "--skip-tokenizer-init", "--local-nodes", "2",
+			"--tensor-parallel-size", "2", "--host", "127.0.0.1", "--port", "0", "--max-model-len", "256",
+			"--kv-cache-memory-bytes", "4000000", "--kv-cache-dtype", kvType), true)
+		if !s.stderr.waitFor("kv_cache_dtype="+kvType, 10*time.Second) {
+			t.Fatalf("--kv-cache-dtype %s: the start-up line does not say so:\n%s", kvType, s.stderr.String())
+		}
+		m := tokensRE.FindStringSubmatch(s.stderr.String())
+		if m == nil {
+			t.Fatalf("no kv_tokens in the start-up line:\n%s", s.stderr.String())
+		}
+		held[kvType], _ = strconv.Atoi(m[1])
+		prompts, _ := goldenFor(t, "qwen3-dense-tiny")
+		if got := completeIDs(t, http.DefaultClient, s.url, prompts[0], 8); len(got) != 8 {
+			t.Fatalf("--kv-cache-dtype %s: %d tokens, want 8", kvType, len(got))
+		}
+	}
+	// blocks are whole: a float32 budget's block count, doubled, may gain one more block
+	if f, b := held["float32"], held["bfloat16"]; b < 2*f || b > 2*f+32 {
+		t.Fatalf("the same budget holds %d float32 tokens and %d bfloat16 ones, want twice as many", f, b)
+	}
+}
+
 // TestServeRefusals: bad layouts and vLLM flags strata does not have are refused by name.
 func TestServeRefusals(t *testing.T) {
 	bin := strataBin(t)
@@ -177,6 +208,7 @@ func TestServeRefusals(t *testing.T) {
 		{[]string{"serve", dense, "--gpu-memory-utilization", "0.0000001"}, "does not fit"},
 		{[]string{"serve", dense, "--no-such-flag"}, "unknown flag: --no-such-flag"},
 		{[]string{"serve", dense, "--tool-call-parser", "mistral"}, "strata has hermes"},
+		{[]string{"serve", dense, "--kv-cache-dtype", "fp8_e4m3"}, "fp8 KV caches are not supported"},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), c.want) {

@@ -40,6 +40,7 @@ type Result struct {
 	WeightBytes       int64          `json:"weight_bytes"`
 	Threads           int            `json:"threads"`
 	DType             string         `json:"dtype"`
+	KVCacheDType      string         `json:"kv_cache_dtype"`
 }
 
 // Bandwidth measures how fast all cores together can read memory, two ways, and keeps the
@@ -96,7 +97,7 @@ func Bandwidth() float64 {
 // Run measures m.
 func Run(m *qwen3.Model, o Options) (*Result, error) {
 	cfg := m.Cfg
-	res := &Result{BandwidthGBs: Bandwidth(), WeightBytes: m.WeightBytes(), Threads: runtime.GOMAXPROCS(0)}
+	res := &Result{BandwidthGBs: Bandwidth(), WeightBytes: m.WeightBytes(), Threads: runtime.GOMAXPROCS(0), KVCacheDType: m.KVCacheDType().String()}
 	r := rand.New(rand.NewPCG(1, 2))
 	tokens := func(n int) []int {
 		t := make([]int, n)
@@ -131,7 +132,8 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 	}
 	res.PrefillTokensPerS = best
 
-	kvDim := int64(cfg.KVHeads * cfg.HeadDim)
+	// bytes of K and V per cached token across all layers, in the cache's element type
+	kvPerToken := m.BytesPerBlock(bs) / bs
 	for _, B := range o.Batches {
 		ctx := make([]qwen3.BatchItem, B)
 		for s := range B {
@@ -155,7 +157,7 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 				if _, err := m.ForwardBatch(kv, items); err != nil {
 					return nil, err
 				}
-				kvBytes += int64(B) * int64(pos+1) * int64(cfg.Layers) * 2 * kvDim * 4
+				kvBytes += int64(B) * int64(pos+1) * kvPerToken
 			}
 			el := time.Since(t0).Seconds()
 			if tps := float64(B*o.DecodeSteps) / el; tps > best.TokensPerS {

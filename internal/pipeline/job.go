@@ -24,6 +24,7 @@ type Options struct {
 	// any rank can hold (ranks of different stages hold different layers).
 	KVBytesPerRank int64
 	Precision      kernels.Precision
+	KVCacheDType   kernels.Precision // the paged KV cache's element type
 	Comm           comm.Config
 	Heartbeat      time.Duration // an idle driver's ping interval (default 1 s)
 }
@@ -175,6 +176,7 @@ func (j *Job) start(ctx context.Context, o Options, nodes [][]*comm.Comm) error 
 				return err
 			}
 			m.SetPrecision(o.Precision)
+			m.SetKVCacheDType(o.KVCacheDType)
 			j.models = append(j.models, m.Close)
 			all = append(all, loaded{m, tpc, g})
 		}
