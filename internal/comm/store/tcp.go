@@ -166,10 +166,12 @@ func readReq(r *bufio.Reader) (op byte, key string, val []byte, err error) {
 
 // Client is a Store backed by a Server on another node.
 type Client struct {
-	mu   sync.Mutex
-	addr string
-	c    net.Conn
-	br   *bufio.Reader
+	mu         sync.Mutex
+	addr       string
+	job, token string
+	c          net.Conn // nil after Close, or after a failed exchange until the next call redials
+	br         *bufio.Reader
+	closed     bool
 }
 
 // Dial connects to the store at addr, retrying until ctx ends: workers usually start before
@@ -187,7 +189,7 @@ func Dial(ctx context.Context, addr, job, token string) (*Client, error) {
 			}
 			err = handshake.Client(c, handshake.Hello{Job: job, Role: "store"}, token, dl)
 			if err == nil {
-				return &Client{addr: addr, c: c, br: bufio.NewReader(c)}, nil
+				return &Client{addr: addr, job: job, token: token, c: c, br: bufio.NewReader(c)}, nil
 			}
 			_ = c.Close()
 			if errors.Is(err, handshake.ErrRefused) {
@@ -207,8 +209,17 @@ func Dial(ctx context.Context, addr, job, token string) (*Client, error) {
 func (cl *Client) roundTrip(ctx context.Context, op byte, key string, val []byte) (byte, []byte, error) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	if cl.c == nil {
+	if cl.closed {
 		return 0, nil, ErrClosed
+	}
+	if cl.c == nil {
+		// The last exchange failed part-way, so the old connection may still carry half a
+		// request or a late reply: start on a fresh one.
+		fresh, err := Dial(ctx, cl.addr, cl.job, cl.token)
+		if err != nil {
+			return 0, nil, err
+		}
+		cl.c, cl.br = fresh.c, fresh.br
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = cl.c.SetDeadline(dl)
@@ -220,24 +231,38 @@ func (cl *Client) roundTrip(ctx context.Context, op byte, key string, val []byte
 	req = binary.BigEndian.AppendUint32(req, uint32(len(val)))
 	req = append(append(req, key...), val...)
 	if _, err := cl.c.Write(req); err != nil {
-		return 0, nil, fmt.Errorf("store %s: %w", cl.addr, err)
+		return 0, nil, cl.fail(ctx, err)
 	}
 	resp, err := cl.br.ReadByte()
 	if err != nil {
-		return 0, nil, fmt.Errorf("store %s: %w", cl.addr, err)
+		return 0, nil, cl.fail(ctx, err)
 	}
 	if resp != respVal {
 		return resp, nil, nil
 	}
 	var lb [4]byte
 	if _, err := io.ReadFull(cl.br, lb[:]); err != nil {
-		return 0, nil, fmt.Errorf("store %s: %w", cl.addr, err)
+		return 0, nil, cl.fail(ctx, err)
 	}
 	v := make([]byte, binary.BigEndian.Uint32(lb[:]))
 	if _, err := io.ReadFull(cl.br, v); err != nil {
-		return 0, nil, fmt.Errorf("store %s: %w", cl.addr, err)
+		return 0, nil, cl.fail(ctx, err)
 	}
 	return resp, v, nil
+}
+
+// fail drops the connection after a failed exchange and says why: the caller's deadline
+// when the connection's copy of it fired (the context's own timer can lag it), else err.
+func (cl *Client) fail(ctx context.Context, err error) error {
+	_ = cl.c.Close()
+	cl.c, cl.br = nil, nil
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			return fmt.Errorf("store %s: %w", cl.addr, context.DeadlineExceeded)
+		}
+	}
+	return fmt.Errorf("store %s: %w", cl.addr, err)
 }
 
 // Set implements Store.
@@ -261,8 +286,11 @@ func (cl *Client) Get(ctx context.Context, key string) ([]byte, error) {
 	for {
 		r, v, err := cl.roundTrip(ctx, opGet, key, nil)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("store: waiting for key %q: %w", key, ctx.Err())
+			if cerr := ctx.Err(); cerr != nil {
+				return nil, fmt.Errorf("store: waiting for key %q: %w", key, cerr)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("store: waiting for key %q: %w", key, err)
 			}
 			return nil, err
 		}
@@ -282,6 +310,10 @@ func (cl *Client) Get(ctx context.Context, key string) ([]byte, error) {
 func (cl *Client) Close() error {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	if cl.closed {
+		return nil
+	}
+	cl.closed = true
 	if cl.c == nil {
 		return nil
 	}
