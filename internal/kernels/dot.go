@@ -4,6 +4,7 @@
 package kernels
 
 import (
+	"github.com/strata-ai/strata/internal/tensor"
 	"math"
 	"sync"
 )
@@ -42,11 +43,24 @@ func dotBF16Go(w []uint16, x []float32) float32 {
 // weight row once for every row of xs (so a batch costs little more than one row), and
 // splitting the output rows across the machine's cores when the matrix is large enough. With
 // four or more rows on a CPU with AVX-512 BF16 the activations meet the weights as bfloat16 at
-// precision p; elsewhere they stay float32 whatever p says.
+// precision p; fewer rows (decoding one to three sequences, bound by reading the weights) take
+// the float32 kernels, with the activations rounded first at BFloat16 so that a row computes
+// the same products whatever its batch. Without AVX-512 BF16 they stay float32 whatever p says.
 func MatBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 	if tiledOK(len(xs), out, in) {
 		matBF16Tiled(w, out, in, xs, ys, p)
 		return
+	}
+	if p == BFloat16 && hasAVX512BF16 && !forceAVX2 && !forceNoBF16 {
+		rounded := make([][]float32, len(xs))
+		for t, x := range xs {
+			r := make([]float32, in)
+			for i, v := range x[:in] {
+				r[i] = tensor.BF16ToF32(tensor.F32ToBF16(v))
+			}
+			rounded[t] = r
+		}
+		xs = rounded
 	}
 	// With four or more rows, pack them contiguously so one pass over a weight row feeds four
 	// dot products at once (each weight widened once, used four times).

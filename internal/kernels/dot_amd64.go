@@ -14,7 +14,7 @@ func dotBF16AVX2(w *uint16, x *float32, n int) float32
 //go:noescape
 func dot4BF16AVX2(w *uint16, x *float32, stride int, n int, out *[4]float32)
 
-var hasAVX512 = cpu.X86.HasAVX512F
+var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW // VPMOVZXWD on Z registers is AVX512BW
 
 // dot4BF16AVX512 is dot4BF16AVX2 with sixteen lanes; n is a multiple of 16.
 //
@@ -34,6 +34,18 @@ var hasAVX512BF16 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX5
 //
 //go:noescape
 func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)
+
+// dpbf16Tile4x3, 4x2 and 4x1 are dpbf16Tile4x4 over the first 3, 2 or 1 activation rows,
+// each sum formed in the same order.
+//
+//go:noescape
+func dpbf16Tile4x3(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)
+
+//go:noescape
+func dpbf16Tile4x2(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)
+
+//go:noescape
+func dpbf16Tile4x1(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)
 
 // bf16PackAVX512 rounds x to bfloat16 into hi and, if lo is not nil, the rest x-hi into lo; n
 // is a multiple of 16.

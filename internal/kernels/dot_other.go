@@ -47,3 +47,15 @@ func dotsBF16AVX2(q *float32, k *uint16, stride, n, hd int, out *float32) {
 func axpysBF16AVX2(p *float32, v *uint16, stride, n, hd int, o *float32) {
 	panic("no AVX2 on this architecture")
 }
+
+func dpbf16Tile4x3(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int) {
+	panic("no AVX-512 BF16 on this architecture")
+}
+
+func dpbf16Tile4x2(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int) {
+	panic("no AVX-512 BF16 on this architecture")
+}
+
+func dpbf16Tile4x1(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int) {
+	panic("no AVX-512 BF16 on this architecture")
+}

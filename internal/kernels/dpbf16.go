@@ -15,7 +15,10 @@ const (
 	// Float32 keeps the activations' precision: on CPUs with AVX-512 BF16 each activation is
 	// split into two bfloat16 halves (x ≈ hi + lo, 16 significant bits, relative error below
 	// 2^-16) and both meet the weight in VDPBF16PS, which multiplies bf16 pairs exactly and adds
-	// in float32. Results are within about 1e-5 relative of a float32 dot product.
+	// in float32. Results are within about 1e-5 relative of a float32 dot product. (An infinite
+	// activation, or one within 1 % of float32's largest, gives NaN here where the float32 path
+	// gives ±Inf: hi rounds to Inf and lo = x − hi does not exist. A model that produces such
+	// activations has already overflowed.)
 	Float32 Precision = iota
 	// BFloat16 rounds activations to bfloat16 (8 significant bits) before the matmul, as vLLM's
 	// CPU backend computes a bf16 model: half the work of Float32, at about 3 significant
@@ -58,7 +61,9 @@ var tileK = 1024
 // matBF16Tiled is MatBF16's path on AVX-512 BF16: activations packed as bfloat16 rows (at
 // Float32 precision each with a second row holding the low half, stored npad rows further on),
 // weight rows split across cores in blocks of four, each block meeting every packed group of four
-// activations in one 4×4 register tile that stores straight into the output rows.
+// activations in one 4×4 register tile that stores straight into the output rows. A last group
+// of one to three rows takes the tile of that many rows, which forms every sum in the same
+// order: a row's result does not depend on the batch (of four or more) it is in.
 func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 	parts := 1
 	if p == Float32 {
@@ -87,10 +92,6 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 			bf16PackAVX512(&packed[t*in], loRow, &xs[t][:in][0], in)
 		}
 	})
-	for part := range parts {
-		clear(packed[part*loOff+n*in : part*loOff+npad*in])
-	}
-
 	out4 := out &^ 3
 	// Long rows are cut into slices of at most tileK, so the eight packed rows of one
 	// activation group (hi and lo of four) stay in L1 while a chunk of weight rows streams by
@@ -108,7 +109,6 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 	var next atomic.Int64
 	work := func() {
 		var dst [4]*float32
-		var sink [4]float32 // where the padding rows' sums go
 		for {
 			item := int(next.Add(1) - 1)
 			if item >= total {
@@ -121,19 +121,26 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 				kn := min(kc, in-k0)
 				for g := alo; g < ahi; g += 4 {
 					for o := olo; o < ohi; o += 4 {
-						for j := range 4 {
-							if r := g + j; r < n {
-								dst[j] = &ys[r][o : o+4][0]
-							} else {
-								dst[j] = &sink[0]
-							}
+						rows := min(4, n-g)
+						for j := range rows {
+							dst[j] = &ys[g+j][o : o+4][0]
 						}
 						// the first group's tiles stream in the next block's slice
 						var pf *uint16
 						if next := o + 4; next < out4 && g == alo {
 							pf = &w[next*in+k0]
 						}
-						dpbf16Tile4x4(&w[o*in+k0], in, &packed[g*in+k0], in, kn, &dst, pf, loOff, k0)
+						wp, xp := &w[o*in+k0], &packed[g*in+k0]
+						switch rows {
+						case 4:
+							dpbf16Tile4x4(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+						case 3:
+							dpbf16Tile4x3(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+						case 2:
+							dpbf16Tile4x2(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+						default:
+							dpbf16Tile4x1(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+						}
 					}
 				}
 			}

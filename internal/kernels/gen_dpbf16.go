@@ -40,122 +40,133 @@ func main() {
 	p("")
 	p("#include \"textflag.h\"")
 	p("")
-	p("// func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)")
-	p("// out[j][i] = Σ_k w[i][k]·x[j][k] for four bfloat16 weight rows i and four bfloat16")
-	p("// activation rows j (strides in elements, n a multiple of 32). Each step loads four weight")
-	p("// and four activation vectors of 32 elements and issues sixteen VDPBF16PS into Z0-Z15, so")
-	p("// every load feeds four instructions; the sixteen sums are reduced once at the end and")
-	p("// stored straight into the four output rows, or added to them when add is not 0 (a later")
-	p("// slice of a long row).")
-	p("// When loOff is not 0, every activation row j has a second, low half loOff elements after")
-	p("// it (x ≈ hi + lo); both halves go into the same sums, so a float32 activation costs two")
-	p("// instructions per weight vector but one reduction and one store.")
-	p("// When pf is not nil (the next weight block: four rows wstride apart, n elements each),")
-	p("// every step also prefetches 64 bytes of each of its rows, so the weights stream from")
-	p("// memory while this tile computes: without it a cold block arrives only as fast as four")
-	p("// sequential streams start up.")
-	p("TEXT ·dpbf16Tile4x4(SB), NOSPLIT, $0-72")
-	p("\tMOVQ w+0(FP), SI")
-	p("\tMOVQ wstride+8(FP), R8")
-	p("\tSHLQ $1, R8")
-	p("\tMOVQ x+16(FP), DI")
-	p("\tMOVQ xstride+24(FP), R9")
-	p("\tSHLQ $1, R9")
-	p("\tMOVQ n+32(FP), CX")
-	p("\tSHLQ $1, CX")
-	p("\tLEAQ (SI)(R8*1), R10")
-	p("\tLEAQ (R10)(R8*1), R11")
-	p("\tLEAQ (R11)(R8*1), R12")
-	p("\tLEAQ (DI)(R9*1), R13")
-	p("\tLEAQ (R13)(R9*1), R14")
-	p("\tLEAQ (R14)(R9*1), BX")
-	for i := range 16 {
-		p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
-	}
-	p("\tMOVQ pf+48(FP), R15")
-	p("\tMOVQ R8, R9 // the next block's rows, for prefetching: R15, +R9, +2·R9, +DX")
-	p("\tLEAQ (R8)(R8*2), DX")
-	p("\tXORQ AX, AX")
-	p("\tMOVQ loOff+56(FP), R8")
-	p("\tSHLQ $1, R8")
-	p("\tTESTQ R8, R8")
-	p("\tJNE  split")
-	p("\tTESTQ R15, R15")
-	p("\tJNE  looppf")
-	p("")
-	body := func(label string, prefetch, split bool) {
-		p("%s:", label)
-		if prefetch {
-			// the next block's four rows (wstride apart, like this block's) arrive 64
-			// bytes each per 64-byte step, so they are in by the time this block is done
-			p("\tPREFETCHT0 (R15)")
-			p("\tPREFETCHT0 (R15)(R9*1)")
-			p("\tPREFETCHT0 (R15)(R9*2)")
-			p("\tPREFETCHT0 (R15)(DX*1)")
-			p("\tADDQ $64, R15")
+	for J := 4; J >= 1; J-- {
+		if J < 4 {
+			p("")
+			p("// func dpbf16Tile4x%d(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)", J)
+			p("// dpbf16Tile4x4 for the first %d activation rows only (out[%d:] are not touched): each", J, J)
+			p("// sum is formed in the same order, so a row's result does not depend on how many rows")
+			p("// share its tile.")
+		} else {
+			p("// func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)")
+			p("// out[j][i] = Σ_k w[i][k]·x[j][k] for four bfloat16 weight rows i and four bfloat16")
+			p("// activation rows j (strides in elements, n a multiple of 32). Each step loads four weight")
+			p("// and four activation vectors of 32 elements and issues sixteen VDPBF16PS into Z0-Z15, so")
+			p("// every load feeds four instructions; the sixteen sums are reduced once at the end and")
+			p("// stored straight into the four output rows, or added to them when add is not 0 (a later")
+			p("// slice of a long row).")
+			p("// When loOff is not 0, every activation row j has a second, low half loOff elements after")
+			p("// it (x ≈ hi + lo); both halves go into the same sums, so a float32 activation costs two")
+			p("// instructions per weight vector but one reduction and one store.")
+			p("// When pf is not nil (the next weight block: four rows wstride apart, n elements each),")
+			p("// every step also prefetches 64 bytes of each of its rows, so the weights stream from")
+			p("// memory while this tile computes: without it a cold block arrives only as fast as four")
+			p("// sequential streams start up.")
 		}
-		for i, r := range []string{"SI", "R10", "R11", "R12"} {
-			p("\tVMOVDQU32 (%s)(AX*1), Z%d", r, 16+i)
+		p("TEXT ·dpbf16Tile4x%d(SB), NOSPLIT, $0-72", J)
+		p("\tMOVQ w+0(FP), SI")
+		p("\tMOVQ wstride+8(FP), R8")
+		p("\tSHLQ $1, R8")
+		p("\tMOVQ x+16(FP), DI")
+		p("\tMOVQ xstride+24(FP), R9")
+		p("\tSHLQ $1, R9")
+		p("\tMOVQ n+32(FP), CX")
+		p("\tSHLQ $1, CX")
+		p("\tLEAQ (SI)(R8*1), R10")
+		p("\tLEAQ (R10)(R8*1), R11")
+		p("\tLEAQ (R11)(R8*1), R12")
+		xregs := []string{"DI", "R13", "R14", "BX"}[:J]
+		for j := 1; j < J; j++ {
+			p("\tLEAQ (%s)(R9*1), %s", xregs[j-1], xregs[j])
 		}
-		for j, r := range []string{"DI", "R13", "R14", "BX"} {
-			p("\tVMOVDQU32 (%s)(AX*1), Z%d", r, 20+j)
-			if split {
-				p("\tVMOVDQU32 (%s)(R8*1), Z%d", r, 24+j)
+		for i := range 4 * J {
+			p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
+		}
+		p("\tMOVQ pf+48(FP), R15")
+		p("\tMOVQ R8, R9 // the next block's rows, for prefetching: R15, +R9, +2·R9, +DX")
+		p("\tLEAQ (R8)(R8*2), DX")
+		p("\tXORQ AX, AX")
+		p("\tMOVQ loOff+56(FP), R8")
+		p("\tSHLQ $1, R8")
+		p("\tTESTQ R8, R8")
+		p("\tJNE  split")
+		p("\tTESTQ R15, R15")
+		p("\tJNE  looppf")
+		p("")
+		body := func(label string, prefetch, split bool) {
+			p("%s:", label)
+			if prefetch {
+				// the next block's four rows (wstride apart, like this block's) arrive 64
+				// bytes each per 64-byte step, so they are in by the time this block is done
+				p("\tPREFETCHT0 (R15)")
+				p("\tPREFETCHT0 (R15)(R9*1)")
+				p("\tPREFETCHT0 (R15)(R9*2)")
+				p("\tPREFETCHT0 (R15)(DX*1)")
+				p("\tADDQ $64, R15")
 			}
-			for i := range 4 {
-				p("\t%s", vdpbf16ps(4*j+i, 16+i, 20+j))
+			for i, r := range []string{"SI", "R10", "R11", "R12"} {
+				p("\tVMOVDQU32 (%s)(AX*1), Z%d", r, 16+i)
 			}
-			if split {
+			for j, r := range xregs {
+				p("\tVMOVDQU32 (%s)(AX*1), Z%d", r, 20+j)
+				if split {
+					p("\tVMOVDQU32 (%s)(R8*1), Z%d", r, 24+j)
+				}
 				for i := range 4 {
-					p("\t%s", vdpbf16ps(4*j+i, 16+i, 24+j))
+					p("\t%s", vdpbf16ps(4*j+i, 16+i, 20+j))
+				}
+				if split {
+					for i := range 4 {
+						p("\t%s", vdpbf16ps(4*j+i, 16+i, 24+j))
+					}
 				}
 			}
+			p("\tADDQ $64, AX")
+			if split {
+				p("\tADDQ $64, R8")
+			}
+			p("\tCMPQ AX, CX")
+			p("\tJLT  %s", label)
+			p("\tJMP  reduce")
 		}
-		p("\tADDQ $64, AX")
-		if split {
-			p("\tADDQ $64, R8")
+		body("loop", false, false)
+		p("")
+		body("looppf", true, false)
+		p("")
+		p("split: // R8 walks the low halves")
+		p("\tTESTQ R15, R15")
+		p("\tJNE  splitpf")
+		p("")
+		body("splitloop", false, true)
+		p("")
+		body("splitpf", true, true)
+		p("")
+		p("reduce:")
+		p("\tMOVQ out+40(FP), DX")
+		p("\tMOVQ add+64(FP), CX")
+		// Per activation row j: fold each 16-lane sum to 8 lanes, then three horizontal adds and a
+		// final fold leave [row0, row1, row2, row3] in one 128-bit register.
+		for j := range J {
+			a := 4 * j
+			for i := range 4 {
+				p("\tVEXTRACTF64X4 $1, Z%d, Y24", a+i)
+				p("\tVADDPS        Y24, Y%d, Y%d", a+i, a+i)
+			}
+			p("\tVHADDPS       Y%d, Y%d, Y%d", a+1, a, a)
+			p("\tVHADDPS       Y%d, Y%d, Y%d", a+3, a+2, a+2)
+			p("\tVHADDPS       Y%d, Y%d, Y%d", a+2, a, a)
+			p("\tVEXTRACTF128  $1, Y%d, X%d", a, a+1)
+			p("\tVADDPS        X%d, X%d, X%d", a+1, a, a)
+			p("\tMOVQ          %d(DX), R8", 8*j)
+			p("\tTESTQ         CX, CX")
+			p("\tJEQ           store%d", j)
+			p("\tVADDPS        (R8), X%d, X%d", a, a)
+			p("store%d:", j)
+			p("\tVMOVUPS       X%d, (R8)", a)
 		}
-		p("\tCMPQ AX, CX")
-		p("\tJLT  %s", label)
-		p("\tJMP  reduce")
+		p("\tVZEROUPPER")
+		p("\tRET")
 	}
-	body("loop", false, false)
-	p("")
-	body("looppf", true, false)
-	p("")
-	p("split: // R8 walks the low halves")
-	p("\tTESTQ R15, R15")
-	p("\tJNE  splitpf")
-	p("")
-	body("splitloop", false, true)
-	p("")
-	body("splitpf", true, true)
-	p("")
-	p("reduce:")
-	p("\tMOVQ out+40(FP), DX")
-	p("\tMOVQ add+64(FP), CX")
-	// Per activation row j: fold each 16-lane sum to 8 lanes, then three horizontal adds and a
-	// final fold leave [row0, row1, row2, row3] in one 128-bit register.
-	for j := range 4 {
-		a := 4 * j
-		for i := range 4 {
-			p("\tVEXTRACTF64X4 $1, Z%d, Y24", a+i)
-			p("\tVADDPS        Y24, Y%d, Y%d", a+i, a+i)
-		}
-		p("\tVHADDPS       Y%d, Y%d, Y%d", a+1, a, a)
-		p("\tVHADDPS       Y%d, Y%d, Y%d", a+3, a+2, a+2)
-		p("\tVHADDPS       Y%d, Y%d, Y%d", a+2, a, a)
-		p("\tVEXTRACTF128  $1, Y%d, X%d", a, a+1)
-		p("\tVADDPS        X%d, X%d, X%d", a+1, a, a)
-		p("\tMOVQ          %d(DX), R8", 8*j)
-		p("\tTESTQ         CX, CX")
-		p("\tJEQ           store%d", j)
-		p("\tVADDPS        (R8), X%d, X%d", a, a)
-		p("store%d:", j)
-		p("\tVMOVUPS       X%d, (R8)", a)
-	}
-	p("\tVZEROUPPER")
-	p("\tRET")
 	p("")
 	p("// func bf16PackAVX512(hi, lo *uint16, x *float32, n int)")
 	p("// hi[k] = bf16(x[k]) rounded to nearest even and, when lo is not nil, lo[k] = bf16(x[k] - hi[k]),")
