@@ -147,6 +147,7 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 		best := DecodeResult{Batch: B}
 		for range max(o.Repeats, 1) {
 			var kvBytes int64
+			read0 := m.WeightBytesRead()
 			t0 := time.Now()
 			for step := range o.DecodeSteps {
 				items := make([]qwen3.BatchItem, B)
@@ -160,8 +161,9 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 				kvBytes += int64(B) * int64(pos+1) * kvPerToken
 			}
 			el := time.Since(t0).Seconds()
+			weights := m.WeightBytesRead() - read0 // a MoE step reads only the experts its tokens chose
 			if tps := float64(B*o.DecodeSteps) / el; tps > best.TokensPerS {
-				bytes := float64(res.WeightBytes)*float64(o.DecodeSteps) + float64(kvBytes)
+				bytes := float64(weights) + float64(kvBytes)
 				best.TokensPerS = tps
 				best.RooflineFraction = bytes / (res.BandwidthGBs * 1e9) / el
 				best.StepMs = el / float64(o.DecodeSteps) * 1e3
@@ -179,6 +181,6 @@ func Describe(m *qwen3.Model) string {
 	if c.Experts > 0 {
 		kind = fmt.Sprintf("MoE %d experts top-%d", c.Experts, c.ExpertsPerTok)
 	}
-	return fmt.Sprintf("%s, %d layers, hidden %d, heads %d/%d, vocab %d, %.2f GB of weights read per step",
+	return fmt.Sprintf("%s, %d layers, hidden %d, heads %d/%d, vocab %d, %.2f GB of weights",
 		kind, c.Layers, c.Hidden, c.Heads, c.KVHeads, c.Vocab, float64(m.WeightBytes())/1e9)
 }

@@ -47,8 +47,18 @@ func dotBF16Go(w []uint16, x []float32) float32 {
 // the float32 kernels, with the activations rounded first at BFloat16 so that a row computes
 // the same products whatever its batch. Without AVX-512 BF16 they stay float32 whatever p says.
 func MatBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
+	matBF16(w, out, in, xs, ys, p, Threads())
+}
+
+// MatBF16Serial is MatBF16 on the calling goroutine only, for callers that already spread
+// independent matmuls (a step's MoE experts) over the cores.
+func MatBF16Serial(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
+	matBF16(w, out, in, xs, ys, p, 1)
+}
+
+func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int) {
 	if tiledOK(len(xs), out, in) {
-		matBF16Tiled(w, out, in, xs, ys, p)
+		matBF16Tiled(w, out, in, xs, ys, p, procs)
 		return
 	}
 	if p == BFloat16 && hasAVX512BF16 && !forceAVX2 && !forceNoBF16 {
@@ -93,7 +103,6 @@ func MatBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 			}
 		}
 	}
-	procs := Threads()
 	if procs == 1 || out*in*len(xs) < 1<<16 {
 		work(0, out)
 		return

@@ -64,7 +64,7 @@ var tileK = 1024
 // activations in one 4×4 register tile that stores straight into the output rows. A last group
 // of one to three rows takes the tile of that many rows, which forms every sum in the same
 // order: a row's result does not depend on the batch (of four or more) it is in.
-func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
+func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int) {
 	parts := 1
 	if p == Float32 {
 		parts = 2
@@ -83,7 +83,11 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 	if parts == 2 {
 		loOff = npad * in
 	}
-	ParallelFor(n, GrainFor(in), func(lo, hi int) {
+	grain := GrainFor(in)
+	if procs == 1 {
+		grain = n
+	}
+	ParallelFor(n, grain, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			var loRow *uint16
 			if parts == 2 {
@@ -102,7 +106,7 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 	// Work items are (activation block, tileWChunk weight rows), handed out by a counter so a
 	// core that the host slows down takes fewer of them.
 	// Chunks shrink for short matrices so each core still gets several items.
-	wChunk := max(32, min(tileWChunk, out4/(4*Threads())&^3))
+	wChunk := max(32, min(tileWChunk, out4/(4*procs)&^3))
 	wChunks := (out4 + wChunk - 1) / wChunk
 	aBlocks := (npad + blockRows - 1) / blockRows
 	total := wChunks * aBlocks
@@ -146,7 +150,6 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 			}
 		}
 	}
-	procs := Threads()
 	if procs == 1 || out*in*len(xs) < 1<<23 { // under ~16 MFLOP a second core costs more than it gives (measured)
 		work()
 	} else {

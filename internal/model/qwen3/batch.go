@@ -103,6 +103,7 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 		maxPos = max(maxPos, rw.pos)
 	}
 	kv.step.reset()
+	m.bytesRead.Add(m.denseBytes)
 	var h [][]float32
 	if m.shard.first() {
 		h = kv.step.rows(len(rows), cfg.Hidden) // one allocation: allreduced in place below

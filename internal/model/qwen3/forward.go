@@ -2,10 +2,12 @@ package qwen3
 
 import (
 	"fmt"
-	"github.com/strata-ai/strata/internal/kernels"
 	"math"
 	"sort"
+	"sync"
+	"sync/atomic"
 
+	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/tensor"
 )
 
@@ -181,25 +183,86 @@ func (m *Model) finishLayer(a *arena, l *layer, h, attn [][]float32) error {
 	return nil
 }
 
-func (p *mlp) forward(a *arena, x [][]float32) [][]float32 {
+func (p *mlp) forward(a *arena, x [][]float32) [][]float32 { return p.run(a, x, false) }
+
+// run is the SwiGLU block; serial keeps it on the calling goroutine (see runExperts).
+func (p *mlp) run(a *arena, x [][]float32, serial bool) [][]float32 {
+	apply := (*linear).apply
+	if serial {
+		apply = (*linear).applySerial
+	}
 	var g, u [][]float32
 	if p.gateUp != nil {
-		gu := p.gateUp.apply(a, x)
+		gu := apply(p.gateUp, a, x)
 		g, u = make([][]float32, len(gu)), make([][]float32, len(gu))
 		I := p.gate.out
 		for t, row := range gu {
 			g[t], u[t] = row[:I:I], row[I:]
 		}
 	} else {
-		g, u = p.gate.apply(a, x), p.up.apply(a, x)
+		g, u = apply(p.gate, a, x), apply(p.up, a, x)
 	}
-	kernels.ParallelFor(len(g), kernels.GrainFor(4*p.gate.out), func(lo, hi int) { // exp costs ~4 elements
+	grain := kernels.GrainFor(4 * p.gate.out) // exp costs ~4 elements
+	if serial {
+		grain = len(g)
+	}
+	kernels.ParallelFor(len(g), grain, func(lo, hi int) {
 		tmp := make([]float32, p.gate.out)
 		for t := lo; t < hi; t++ {
 			kernels.SiluMul(g[t], u[t], tmp)
 		}
 	})
-	return p.down.apply(a, g)
+	return apply(p.down, a, g)
+}
+
+// countExperts adds the weights of the experts that got tokens to WeightBytesRead.
+func (m *Model) countExperts(l *layer, inputs [][][]float32) {
+	var n int64
+	for e, in := range inputs {
+		if len(in) > 0 {
+			n += l.experts[e].bytes()
+		}
+	}
+	m.bytesRead.Add(n)
+}
+
+// runExperts computes ys[e] = experts[e](inputs[e]) for every expert given inputs. A step's
+// experts each see a few tokens, too little work to split one expert's matmuls over the
+// cores, so the cores take whole experts instead, each allocating from its own arena.
+func runExperts(a *arena, experts []mlp, inputs [][][]float32) [][][]float32 {
+	ys := make([][][]float32, len(experts))
+	var active []int
+	for e, in := range inputs {
+		if len(in) > 0 {
+			active = append(active, e)
+		}
+	}
+	procs := min(kernels.Threads(), len(active))
+	if procs <= 1 {
+		for _, e := range active {
+			ys[e] = experts[e].forward(a, inputs[e])
+		}
+		return ys
+	}
+	ws := a.workerArenas(procs)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(active) {
+					return
+				}
+				e := active[i]
+				ys[e] = experts[e].run(ws[w], inputs[e], true)
+			}
+		}()
+	}
+	wg.Wait()
+	return ys
 }
 
 // moeForward routes each token to its top-k experts: softmax over the router's logits, the k
@@ -235,17 +298,18 @@ func (m *Model) moeForward(a *arena, l *layer, x [][]float32) ([][]float32, erro
 	if m.shard.ExpertParallel && m.tp != nil {
 		return m.moeDispatch(a, l, x, picks, out)
 	}
-	ys := make([][][]float32, len(l.experts)) // [expert][i] is the output for byExpert[e][i]
+	inputs := make([][][]float32, len(l.experts))
 	for e, toks := range byExpert {
 		if len(toks) == 0 || l.experts[e].gate == nil { // nil: another rank's expert
 			continue
 		}
-		in := make([][]float32, len(toks))
+		inputs[e] = make([][]float32, len(toks))
 		for i, t := range toks {
-			in[i] = x[t]
+			inputs[e][i] = x[t]
 		}
-		ys[e] = l.experts[e].forward(a, in)
 	}
+	ys := runExperts(a, l.experts, inputs) // [expert][i] is the output for byExpert[e][i]
+	m.countExperts(l, inputs)
 	next := make([]int, len(l.experts))
 	for t := range x {
 		for _, p := range picks[t] {
@@ -336,6 +400,7 @@ func (m *Model) moeDispatch(a *arena, l *layer, x [][]float32, picks [][]pick, o
 			in[i] = inbox[p*W+2 : (p+1)*W]
 		}
 		ys := l.experts[e].forward(a, in)
+		m.bytesRead.Add(l.experts[e].bytes())
 		for i, p := range ps {
 			reply[p*W], reply[p*W+1] = inbox[p*W], inbox[p*W+1]
 			copy(reply[p*W+2:(p+1)*W], ys[i])

@@ -126,3 +126,33 @@ func top2(x []float32) (int, int) {
 	}
 	return a, b
 }
+
+// TestWeightBytesRead: a forward pass reads every dense weight once, and in a MoE layer only the
+// experts its tokens chose, which is what the engine benchmark's roofline counts.
+func TestWeightBytesRead(t *testing.T) {
+	for _, name := range []string{"qwen3-dense-tiny", "qwen3-moe-tiny"} {
+		m, err := Load(filepath.Join("../../../testdata/models", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		kv := m.NewPagedKV(8, 4)
+		before := m.WeightBytesRead()
+		if _, err := m.ForwardBatch(kv, []BatchItem{{Tokens: []int{7}, Table: []int32{0}, WantLogits: true}}); err != nil {
+			t.Fatal(err)
+		}
+		got := m.WeightBytesRead() - before
+		want := m.denseWeightBytes()
+		for _, l := range m.layers {
+			if len(l.experts) > 0 {
+				want += int64(m.Cfg.ExpertsPerTok) * l.experts[0].bytes() // one token: its top-k experts
+			}
+		}
+		if got != want {
+			t.Fatalf("%s: one token read %d bytes of weights, want %d (all %d)", name, got, want, m.WeightBytes())
+		}
+		if len(m.layers[0].experts) > 0 && got >= m.WeightBytes() {
+			t.Fatalf("%s: one token read all %d bytes of a MoE model's weights", name, got)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/strata-ai/strata/internal/kernels"
@@ -58,6 +59,24 @@ func (l *linear) apply(a *arena, xs [][]float32) [][]float32 {
 	return l.applyInto(xs, rowsOf(a.uncleared(len(xs)*l.out), len(xs), l.out)) // every element is written
 }
 
+// applySerial is apply on the calling goroutine only (see runExperts).
+func (l *linear) applySerial(a *arena, xs [][]float32) [][]float32 {
+	ys := rowsOf(a.uncleared(len(xs)*l.out), len(xs), l.out)
+	if w, ok := l.bf16(); ok {
+		kernels.MatBF16Serial(w, l.out, l.in, xs, ys, l.prec)
+		return ys
+	}
+	return l.applyInto(xs, ys)
+}
+
+// bf16 is the weight as bfloat16 bit patterns, when it is stored so.
+func (l *linear) bf16() ([]uint16, bool) {
+	if l.dt == safetensors.BF16 && len(l.data) > 0 && uintptr(unsafe.Pointer(&l.data[0]))%2 == 0 {
+		return unsafe.Slice((*uint16)(unsafe.Pointer(&l.data[0])), len(l.data)/2), true
+	}
+	return nil, false
+}
+
 // arena hands out zeroed float32 buffers from slabs kept across forward passes and reset
 // between layers: a batched step makes tens of megabytes of short-lived activations, and
 // taking fresh pages from the OS for them every step costs more in page faults than the
@@ -67,6 +86,26 @@ type arena struct {
 	slabs [][]float32
 	cur   int // slab being filled
 	off   int // first free element in slabs[cur]
+	// workers are arenas for goroutines that allocate at once (runExperts), reset with this
+	// one's children by workerArenas
+	workers []*arena
+}
+
+// workerArenas returns n arenas for concurrent goroutines, reset; a nil arena gives nils (each
+// allocates normally).
+func (a *arena) workerArenas(n int) []*arena {
+	ws := make([]*arena, n)
+	if a == nil {
+		return ws
+	}
+	for len(a.workers) < n {
+		a.workers = append(a.workers, &arena{})
+	}
+	for i := range ws {
+		a.workers[i].reset()
+		ws[i] = a.workers[i]
+	}
+	return ws
 }
 
 func (a *arena) floats(n int) []float32 {
@@ -113,8 +152,7 @@ func (a *arena) reset() {
 
 // applyInto is apply writing into ys (len(xs) rows of l.out).
 func (l *linear) applyInto(xs, ys [][]float32) [][]float32 {
-	if l.dt == safetensors.BF16 && len(l.data) > 0 && uintptr(unsafe.Pointer(&l.data[0]))%2 == 0 {
-		w := unsafe.Slice((*uint16)(unsafe.Pointer(&l.data[0])), len(l.data)/2)
+	if w, ok := l.bf16(); ok {
 		kernels.MatBF16(w, l.out, l.in, xs, ys, l.prec)
 		return ys
 	}
@@ -156,7 +194,9 @@ type Model struct {
 	norm                       []float32
 	lmHead                     *linear
 	weights                    *safetensors.Set
-	kvBF16                     bool // the paged KV cache stores bfloat16 (SetKVCacheDType)
+	kvBF16                     bool         // the paged KV cache stores bfloat16 (SetKVCacheDType)
+	bytesRead                  atomic.Int64 // weight bytes read by forward passes (WeightBytesRead)
+	denseBytes                 int64        // denseWeightBytes, once loaded
 }
 
 // SetKVCacheDType picks the element type of the paged KV caches made after it: kernels.Float32
@@ -412,5 +452,6 @@ func buildShard(cfg *Config, w *safetensors.Set, sh Shard, tp TPComm) (*Model, e
 		return nil, fmt.Errorf("%d tensors that config.json does not account for, e.g. %s (wrong config, or another architecture?)", len(extra), extra[0])
 	}
 	m.fuse()
+	m.denseBytes = m.denseWeightBytes()
 	return m, nil
 }

@@ -85,7 +85,10 @@ func RandomTensors(cfg *Config, seed uint64, std float64) []safetensors.Tensor {
 
 // WeightBytes is the size of every weight a decode step reads (the embedding table is read
 // one row per token, so it counts only when tied to the output layer).
-func (m *Model) WeightBytes() int64 {
+func (m *Model) WeightBytes() int64 { return m.denseWeightBytes() + m.expertWeightBytes(nil) }
+
+// denseWeightBytes is what every forward pass reads: all weights but the MoE experts'.
+func (m *Model) denseWeightBytes() int64 {
 	var n int64
 	lin := func(l *linear) {
 		if l != nil {
@@ -103,12 +106,37 @@ func (m *Model) WeightBytes() int64 {
 			lin(l.dense.down)
 		}
 		lin(l.router)
-		for i := range l.experts {
-			lin(l.experts[i].gate)
-			lin(l.experts[i].up)
-			lin(l.experts[i].down)
-		}
 	}
 	lin(m.lmHead)
 	return n
 }
+
+// expertWeightBytes is the size of the experts this shard holds, all of them when used is nil,
+// else those with used[layer][expert].
+func (m *Model) expertWeightBytes(used func(layer, expert int) bool) int64 {
+	var n int64
+	for li, l := range m.layers {
+		for e := range l.experts {
+			if used != nil && !used(li, e) {
+				continue
+			}
+			n += l.experts[e].bytes()
+		}
+	}
+	return n
+}
+
+func (p *mlp) bytes() int64 {
+	var n int64
+	for _, l := range []*linear{p.gate, p.up, p.down} {
+		if l != nil {
+			n += int64(len(l.data))
+		}
+	}
+	return n
+}
+
+// WeightBytesRead is how many bytes of weights the forward passes so far have read: every
+// pass reads the dense weights, and a MoE layer only the experts its tokens chose. A benchmark
+// takes the difference across a timed pass for its roofline.
+func (m *Model) WeightBytesRead() int64 { return m.bytesRead.Load() }
