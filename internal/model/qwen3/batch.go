@@ -183,38 +183,75 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 		for t := range rows {
 			attn[t] = a.floats(cfg.Heads * hd)
 		}
-		// Rows attend independently: spread them over the cores, each worker with its own
-		// score buffer.
-		parallelRows(len(rows), maxPos+1, cfg.Heads*hd, func(t int, scores []float32) {
-			rw := rows[t]
-			table := items[rw.item].Table
-			scores = scores[:rw.pos+1]
-			bs := kv.BlockSize
-			for hh := range cfg.Heads {
-				kvh := hh / group
-				qh := q[t][hh*hd : (hh+1)*hd]
-				// scores block by block: a block's slots are contiguous, kvDim floats apart
-				for start := 0; start <= rw.pos; start += bs {
-					end := min(start+bs, rw.pos+1)
-					base := int(table[start/bs])*bs*kv.kvDim + kvh*hd
-					if K16 != nil {
-						kernels.DotsStridedBF16(qh, K16[base:], kv.kvDim, scores[start:end])
-					} else {
-						kernels.DotsStrided(qh, K[base:], kv.kvDim, scores[start:end])
+		// Attention runs in units of up to attnQueries consecutive rows of one sequence and
+		// one KV head (with its group of query heads): every key and value block is read once
+		// per unit and stays in L1 while each of the unit's queries uses it, where row by row
+		// a long prefill re-read the whole cache for every query. Each query's scores,
+		// softmax and weighted sum are formed exactly as row by row would.
+		bs := kv.BlockSize
+		type unit struct{ r0, r1, kvh int }
+		var units []unit
+		for r0 := 0; r0 < len(rows); {
+			r1 := r0 + 1
+			for r1 < len(rows) && r1-r0 < attnQueries && rows[r1].item == rows[r0].item {
+				r1++
+			}
+			for kvh := range cfg.KVHeads {
+				units = append(units, unit{r0, r1, kvh})
+			}
+			r0 = r1
+		}
+		width := attnQueries * group * (maxPos + 1)
+		parallelUnits(len(units), width, (maxPos+1)*cfg.Heads*hd*len(rows)/max(len(units), 1), func(u int, scores []float32) {
+			un := units[u]
+			table := items[rows[un.r0].item].Table
+			last := rows[un.r1-1].pos        // the unit's queries are consecutive: the last sees most
+			sc := func(t, g int) []float32 { // query row t, head g of the group
+				o := ((t-un.r0)*group + g) * (maxPos + 1)
+				return scores[o : o+rows[t].pos+1]
+			}
+			for start := 0; start <= last; start += bs {
+				base := int(table[start/bs])*bs*kv.kvDim + un.kvh*hd
+				for t := un.r0; t < un.r1; t++ {
+					if start > rows[t].pos {
+						continue
+					}
+					end := min(start+bs, rows[t].pos+1)
+					for g := range group {
+						hh := un.kvh*group + g
+						qh := q[t][hh*hd : (hh+1)*hd]
+						if K16 != nil {
+							kernels.DotsStridedBF16(qh, K16[base:], kv.kvDim, sc(t, g)[start:end])
+						} else {
+							kernels.DotsStrided(qh, K[base:], kv.kvDim, sc(t, g)[start:end])
+						}
 					}
 				}
-				for s := range scores {
-					scores[s] *= scale
+			}
+			for t := un.r0; t < un.r1; t++ {
+				for g := range group {
+					s := sc(t, g)
+					for i := range s {
+						s[i] *= scale
+					}
+					kernels.Softmax(s)
 				}
-				kernels.Softmax(scores)
-				o := attn[t][hh*hd : (hh+1)*hd]
-				for start := 0; start <= rw.pos; start += bs {
-					end := min(start+bs, rw.pos+1)
-					base := int(table[start/bs])*bs*kv.kvDim + kvh*hd
-					if V16 != nil {
-						kernels.AxpysStridedBF16(scores[start:end], V16[base:], kv.kvDim, o)
-					} else {
-						kernels.AxpysStrided(scores[start:end], V[base:], kv.kvDim, o)
+			}
+			for start := 0; start <= last; start += bs {
+				base := int(table[start/bs])*bs*kv.kvDim + un.kvh*hd
+				for t := un.r0; t < un.r1; t++ {
+					if start > rows[t].pos {
+						continue
+					}
+					end := min(start+bs, rows[t].pos+1)
+					for g := range group {
+						hh := un.kvh*group + g
+						o := attn[t][hh*hd : (hh+1)*hd]
+						if V16 != nil {
+							kernels.AxpysStridedBF16(sc(t, g)[start:end], V16[base:], kv.kvDim, o)
+						} else {
+							kernels.AxpysStrided(sc(t, g)[start:end], V[base:], kv.kvDim, o)
+						}
 					}
 				}
 			}
@@ -285,19 +322,22 @@ func (m *Model) vocabLogits(kv *PagedKV, rows [][]float32) ([][]float32, error) 
 	return logits, nil
 }
 
-// parallelRows calls f(t, scores) for every t < n across the machine's cores, handing each
-// worker a scratch buffer of maxPos floats; rows go out one at a time from a counter so
-// long-context rows do not pile up on one core.
-func parallelRows(n, maxPos, width int, f func(t int, scores []float32)) {
-	maxPos = max(maxPos, 1)
+// attnQueries is how many consecutive rows of one sequence an attention unit takes: their
+// scores (for a KV head's group of query heads) must fit in L2 next to the blocks they read.
+const attnQueries = 16
+
+// parallelUnits calls f(u, scores) for every u < n across the machine's cores, handing each
+// worker a scratch buffer of width floats; units go out one at a time from a counter so
+// long-context ones do not pile up on one core. work is about one unit's cost in elements.
+func parallelUnits(n, width, work int, f func(u int, scores []float32)) {
 	workers := min(kernels.Threads(), n)
-	if n*maxPos*width < 64<<10 { // too little work to pay for waking another core
+	if n*work < 64<<10 { // too little work to pay for waking another core
 		workers = 1
 	}
 	if workers <= 1 {
-		scores := make([]float32, maxPos)
-		for t := range n {
-			f(t, scores)
+		scores := make([]float32, width)
+		for u := range n {
+			f(u, scores)
 		}
 		return
 	}
@@ -307,13 +347,13 @@ func parallelRows(n, maxPos, width int, f func(t int, scores []float32)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			scores := make([]float32, maxPos)
+			scores := make([]float32, width)
 			for {
-				t := int(next.Add(1) - 1)
-				if t >= n {
+				u := int(next.Add(1) - 1)
+				if u >= n {
 					return
 				}
-				f(t, scores)
+				f(u, scores)
 			}
 		}()
 	}
