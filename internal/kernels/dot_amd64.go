@@ -92,3 +92,19 @@ func dotsBF16AVX2(q *float32, k *uint16, stride, n, hd int, out *float32)
 //
 //go:noescape
 func axpysBF16AVX2(p *float32, v *uint16, stride, n, hd int, o *float32)
+
+// expSubScaleSumAVX2 sets x[i] = exp((x[i]-m)·scale) and returns their sum; n is a positive
+// multiple of 8.
+//
+//go:noescape
+func expSubScaleSumAVX2(x *float32, n int, m, scale float32) float32
+
+// maxF32AVX2 returns the largest of x[:n]; n is a positive multiple of 8.
+//
+//go:noescape
+func maxF32AVX2(x *float32, n int) float32
+
+// scaleF32AVX2 multiplies x[:n] by a; n is a positive multiple of 8.
+//
+//go:noescape
+func scaleF32AVX2(x *float32, n int, a float32)

@@ -59,3 +59,11 @@ func dpbf16Tile4x2(w *uint16, wstride int, x *uint16, xstride int, n int, out *[
 func dpbf16Tile4x1(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int) {
 	panic("no AVX-512 BF16 on this architecture")
 }
+
+func expSubScaleSumAVX2(x *float32, n int, m, scale float32) float32 {
+	panic("no AVX2 on this architecture")
+}
+
+func maxF32AVX2(x *float32, n int) float32 { panic("no AVX2 on this architecture") }
+
+func scaleF32AVX2(x *float32, n int, a float32) { panic("no AVX2 on this architecture") }

@@ -17,24 +17,39 @@ func ExpF32(dst, src []float32) {
 }
 
 // Softmax turns x into softmax(x) in place.
-func Softmax(x []float32) {
+func Softmax(x []float32) { SoftmaxScaled(x, 1) }
+
+// SoftmaxScaled turns x into softmax(scale·x) in place, for scale > 0 (attention's 1/√d):
+// exp((x - max)·scale) normalised, in three vector passes.
+func SoftmaxScaled(x []float32, scale float32) {
 	if len(x) == 0 {
 		return
 	}
+	n := 0
+	if hasAVX2FMA && len(x) >= 8 {
+		n = len(x) &^ 7
+	}
 	mx := x[0]
-	for _, v := range x[1:] {
+	if n > 0 {
+		mx = maxF32AVX2(&x[0], n)
+	}
+	for _, v := range x[n:] {
 		mx = max(mx, v)
 	}
-	for i := range x {
-		x[i] -= mx
-	}
-	ExpF32(x, x)
 	var sum float32
-	for _, v := range x {
-		sum += v
+	if n > 0 {
+		sum = expSubScaleSumAVX2(&x[0], n, mx, scale)
+	}
+	for i := n; i < len(x); i++ {
+		e := float32(math.Exp(float64((x[i] - mx) * scale)))
+		x[i] = e
+		sum += e
 	}
 	inv := 1 / sum
-	for i := range x {
+	if n > 0 {
+		scaleF32AVX2(&x[0], n, inv)
+	}
+	for i := n; i < len(x); i++ {
 		x[i] *= inv
 	}
 }

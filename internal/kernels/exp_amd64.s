@@ -130,3 +130,107 @@ sloop:
 	JNZ          sloop
 	VZEROUPPER
 	RET
+
+// func expSubScaleSumAVX2(x *float32, n int, m, scale float32) float32
+// x[i] = exp((x[i] - m)·scale) in place, returning Σ x[i]: softmax's middle pass (expF32AVX2's
+// exp inline); n is a positive multiple of 8.
+TEXT ·expSubScaleSumAVX2(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Y6
+	VBROADCASTSS scale+20(FP), Y7
+	LEAQ expconst<>(SB), AX
+	VBROADCASTSS 0(AX), Y10  // hi
+	VBROADCASTSS 4(AX), Y11  // lo
+	VBROADCASTSS 8(AX), Y12  // log2e
+	VBROADCASTSS 12(AX), Y13 // c1
+	VBROADCASTSS 16(AX), Y14 // c2
+	VBROADCASTSS 44(AX), Y15 // one
+	MOVL         $127, BX
+	MOVQ         BX, X9
+	VPBROADCASTD X9, Y9      // exponent bias
+	VXORPS       Y8, Y8, Y8  // the sum
+
+xloop:
+	VMOVUPS     (DI), Y0
+	VSUBPS      Y6, Y0, Y0
+	VMULPS      Y7, Y0, Y0
+	VMINPS      Y10, Y0, Y0
+	VMAXPS      Y11, Y0, Y0
+	VMULPS      Y12, Y0, Y1
+	VROUNDPS    $0, Y1, Y1
+	VFNMADD231PS Y13, Y1, Y0
+	VFNMADD231PS Y14, Y1, Y0
+	VBROADCASTSS 20(AX), Y2
+	VBROADCASTSS 24(AX), Y3
+	VFMADD213PS  Y3, Y0, Y2
+	VBROADCASTSS 28(AX), Y3
+	VFMADD213PS  Y3, Y0, Y2
+	VBROADCASTSS 32(AX), Y3
+	VFMADD213PS  Y3, Y0, Y2
+	VBROADCASTSS 36(AX), Y3
+	VFMADD213PS  Y3, Y0, Y2
+	VBROADCASTSS 40(AX), Y3
+	VFMADD213PS  Y3, Y0, Y2
+	VMULPS       Y0, Y0, Y4
+	VADDPS       Y15, Y0, Y5
+	VFMADD213PS  Y5, Y4, Y2
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       Y9, Y1, Y1
+	VPSLLD       $23, Y1, Y1
+	VMULPS       Y1, Y2, Y2
+	VMOVUPS      Y2, (DI)
+	VADDPS       Y2, Y8, Y8
+	ADDQ         $32, DI
+	SUBQ         $8, CX
+	JNZ          xloop
+	VEXTRACTF128 $1, Y8, X0
+	VADDPS       X0, X8, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func maxF32AVX2(x *float32, n int) float32
+// max over x[:n]; n is a positive multiple of 8.
+TEXT ·maxF32AVX2(SB), NOSPLIT, $0-20
+	MOVQ    x+0(FP), DI
+	MOVQ    n+8(FP), CX
+	VMOVUPS (DI), Y0
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JZ      mdone
+
+mloop:
+	VMAXPS (DI), Y0, Y0
+	ADDQ   $32, DI
+	SUBQ   $8, CX
+	JNZ    mloop
+
+mdone:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4E, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xB1, X0, X1
+	VMAXPS       X1, X0, X0
+	MOVSS        X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func scaleF32AVX2(x *float32, n int, a float32)
+// x[i] *= a; n is a positive multiple of 8.
+TEXT ·scaleF32AVX2(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS a+16(FP), Y1
+
+sloop2:
+	VMULPS  (DI), Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JNZ     sloop2
+	VZEROUPPER
+	RET

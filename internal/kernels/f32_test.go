@@ -168,3 +168,39 @@ func TestSiluMul(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftmaxScaled checks the vector softmax against float64 math on lengths with and without
+// a scalar tail, with large scores (the max must be taken out first) and a scale.
+func TestSoftmaxScaled(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, n := range []int{1, 7, 8, 29, 1000} {
+		for _, scale := range []float32{1, 0.0884} {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64()*20 + 300) // exp(300) overflows float32 without the max
+			}
+			ref := make([]float64, n)
+			mx := math.Inf(-1)
+			for _, v := range x {
+				mx = math.Max(mx, float64(v))
+			}
+			var sum float64
+			for i, v := range x {
+				ref[i] = math.Exp((float64(v) - mx) * float64(scale))
+				sum += ref[i]
+			}
+			SoftmaxScaled(x, scale)
+			var got float64
+			for i := range x {
+				want := ref[i] / sum
+				if d := math.Abs(float64(x[i]) - want); d > 1e-6*want+1e-12 {
+					t.Fatalf("n %d scale %v: p[%d] = %v, want %v", n, scale, i, x[i], want)
+				}
+				got += float64(x[i])
+			}
+			if math.Abs(got-1) > 1e-5 {
+				t.Fatalf("n %d scale %v: probabilities sum to %v", n, scale, got)
+			}
+		}
+	}
+}

@@ -230,11 +230,7 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 			}
 			for t := un.r0; t < un.r1; t++ {
 				for g := range group {
-					s := sc(t, g)
-					for i := range s {
-						s[i] *= scale
-					}
-					kernels.Softmax(s)
+					kernels.SoftmaxScaled(sc(t, g), scale)
 				}
 			}
 			for start := 0; start <= last; start += bs {
