@@ -187,8 +187,11 @@ func (j *Job) start(ctx context.Context, o Options, nodes [][]*comm.Comm) error 
 		kernels.SetThreads(max(1, runtime.GOMAXPROCS(0)/len(all)))
 		j.models = append(j.models, func() error { kernels.SetThreads(0); return nil })
 	}
-	// Every rank computes what its budget holds; the job takes the minimum.
+	// Every rank computes what its budget holds; the job takes the minimum. The same
+	// reduction checks that every node computes in the same precisions: a min and a max (as
+	// the min of the negation) of each must agree.
 	blocks := make([]int64, len(all))
+	agreed := make([][5]int64, len(all))
 	errs := make([]error, len(all))
 	var wg sync.WaitGroup
 	for i, ld := range all {
@@ -196,19 +199,29 @@ func (j *Job) start(ctx context.Context, o Options, nodes [][]*comm.Comm) error 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := make([]byte, 8)
-			binary.LittleEndian.PutUint64(b, uint64(blocks[i]))
+			v := [5]int64{blocks[i], int64(o.Precision), -int64(o.Precision), int64(o.KVCacheDType), -int64(o.KVCacheDType)}
+			b := make([]byte, 8*len(v))
+			for k, x := range v {
+				binary.LittleEndian.PutUint64(b[8*k:], uint64(x))
+			}
 			cctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			errs[i] = ld.g.AllReduce(cctx, b, b, comm.Int64, comm.Min)
-			blocks[i] = int64(binary.LittleEndian.Uint64(b))
+			for k := range v {
+				agreed[i][k] = int64(binary.LittleEndian.Uint64(b[8*k:]))
+			}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("pipeline: agreeing on the KV cache size: %w", err)
 	}
-	j.NumBlocks = int(blocks[0])
+	if a := agreed[0]; a[1] != -a[2] {
+		return fmt.Errorf("pipeline: the nodes were started with different --dtype (this one: %s); give every node the same", o.Precision)
+	} else if a[3] != -a[4] {
+		return fmt.Errorf("pipeline: the nodes were started with different --kv-cache-dtype (this one: %s); give every node the same", o.KVCacheDType)
+	}
+	j.NumBlocks = int(agreed[0][0])
 	if j.NumBlocks < 1 {
 		return fmt.Errorf("pipeline: %d bytes of KV cache per rank hold no block of %d tokens", o.KVBytesPerRank, o.BlockSize)
 	}

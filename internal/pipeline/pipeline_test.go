@@ -7,12 +7,15 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/strata-ai/strata/internal/comm"
+	"github.com/strata-ai/strata/internal/comm/store"
+	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/engine"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/safetensors"
@@ -249,5 +252,34 @@ func TestLongStepIsNotADeadNode(t *testing.T) {
 	}
 	if err := job.Err(); err != nil {
 		t.Fatalf("job failed after a long step: %v", err)
+	}
+}
+
+// TestJoinRefusesMixedPrecisions: nodes started with different --kv-cache-dtype (or --dtype)
+// would hold different block counts and compute differently; both refuse, naming the flag.
+func TestJoinRefusesMixedPrecisions(t *testing.T) {
+	w := comm.NewInmemNetwork()
+	st := store.NewMem()
+	defer st.Close()
+	cfg := comm.DefaultConfig()
+	cfg.Timeout = 10 * time.Second
+	errs := make(chan error, 2)
+	for n := range 2 {
+		go func() {
+			o := Options{Dir: modelDir("qwen3-dense-tiny"), Layout: Layout{Nodes: 2, TP: 1}, BlockSize: 4, KVBytesPerRank: 1 << 20, Comm: cfg}
+			if n == 1 {
+				o.KVCacheDType = kernels.BFloat16
+			}
+			j, err := JoinNode(context.Background(), o, comm.JoinOptions{NodeRank: n, Transport: w.Transport(), Store: st})
+			if j != nil {
+				j.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err == nil || !strings.Contains(err.Error(), "different --kv-cache-dtype") {
+			t.Fatalf("nodes with float32 and bfloat16 KV caches: %v, want a refusal naming --kv-cache-dtype", err)
+		}
 	}
 }

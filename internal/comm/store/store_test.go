@@ -183,3 +183,38 @@ func TestClientRecoversFromCutExchange(t *testing.T) {
 		t.Fatalf("Get after the cut exchange: %q, %v", v, err)
 	}
 }
+
+// TestClientAfterMasterGone: once the master is gone, a call fails promptly, naming it, even
+// with no deadline of its own, and Close does not wait behind it.
+func TestClientAfterMasterGone(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := Serve(ln, "job", "tok", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, srv.Addr(), "job", "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	done := make(chan error, 2)
+	go func() {
+		done <- c.Set(context.Background(), "k", []byte("v")) // the exchange fails
+		done <- c.Set(context.Background(), "k", []byte("v")) // the redial fails
+	}()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), srv.Addr()) {
+				t.Fatalf("Set with the master gone: %v, want an error naming %s", err, srv.Addr())
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("Set with the master gone did not return")
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

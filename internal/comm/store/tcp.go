@@ -174,27 +174,36 @@ type Client struct {
 	closed     bool
 }
 
+// dialOnce makes one connection attempt, bounded by ctx and by 10 s.
+func dialOnce(ctx context.Context, addr, job, token string) (*Client, error) {
+	dl := time.Now().Add(10 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	d := net.Dialer{Deadline: dl}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := handshake.Client(c, handshake.Hello{Job: job, Role: "store"}, token, dl); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return &Client{addr: addr, job: job, token: token, c: c, br: bufio.NewReader(c)}, nil
+}
+
 // Dial connects to the store at addr, retrying until ctx ends: workers usually start before
 // the master is listening.
 func Dial(ctx context.Context, addr, job, token string) (*Client, error) {
 	var last error
 	backoff := 10 * time.Millisecond
 	for {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
+		cl, err := dialOnce(ctx, addr, job, token)
 		if err == nil {
-			dl, ok := ctx.Deadline()
-			if !ok {
-				dl = time.Now().Add(10 * time.Second)
-			}
-			err = handshake.Client(c, handshake.Hello{Job: job, Role: "store"}, token, dl)
-			if err == nil {
-				return &Client{addr: addr, job: job, token: token, c: c, br: bufio.NewReader(c)}, nil
-			}
-			_ = c.Close()
-			if errors.Is(err, handshake.ErrRefused) {
-				return nil, fmt.Errorf("store %s: %w", addr, err)
-			}
+			return cl, nil
+		}
+		if errors.Is(err, handshake.ErrRefused) {
+			return nil, fmt.Errorf("store %s: %w", addr, err)
 		}
 		last = err
 		select {
@@ -214,10 +223,11 @@ func (cl *Client) roundTrip(ctx context.Context, op byte, key string, val []byte
 	}
 	if cl.c == nil {
 		// The last exchange failed part-way, so the old connection may still carry half a
-		// request or a late reply: start on a fresh one.
-		fresh, err := Dial(ctx, cl.addr, cl.job, cl.token)
+		// request or a late reply: start on a fresh one (one attempt: a master that is gone
+		// should fail this call, not hold the client's lock while it retries).
+		fresh, err := dialOnce(ctx, cl.addr, cl.job, cl.token)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, fmt.Errorf("store %s: reconnecting: %w", cl.addr, err)
 		}
 		cl.c, cl.br = fresh.c, fresh.br
 	}

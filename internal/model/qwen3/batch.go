@@ -292,6 +292,7 @@ func (m *Model) vocabLogits(kv *PagedKV, rows [][]float32) ([][]float32, error) 
 		kv.logits = make([]float32, len(rows)*V)
 	}
 	logits := rowsOf(kv.logits[:len(rows)*V], len(rows), V)
+	m.bytesRead.Add(m.lmHead.bytes())
 	if m.tp == nil {
 		m.lmHead.applyInto(rows, logits)
 		return logits, nil

@@ -54,6 +54,7 @@ func (m *Model) Step(c *Cache, tokens []int, hidden bool) (*Output, error) {
 	if past+T > cfg.MaxPositions && cfg.MaxPositions > 0 {
 		return nil, fmt.Errorf("sequence of %d tokens exceeds max_position_embeddings %d", past+T, cfg.MaxPositions)
 	}
+	m.bytesRead.Add(m.denseBytes)
 	h := make([][]float32, T)
 	for t, id := range tokens {
 		if id < 0 || id >= cfg.Vocab {
@@ -80,6 +81,7 @@ func (m *Model) Step(c *Cache, tokens []int, hidden bool) (*Output, error) {
 		out.Hidden = append(out.Hidden, clone(h))
 	}
 	out.Logits = m.lmHead.apply(nil, h)
+	m.bytesRead.Add(m.lmHead.bytes())
 	return out, nil
 }
 

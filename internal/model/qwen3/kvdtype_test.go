@@ -156,3 +156,28 @@ func TestWeightBytesRead(t *testing.T) {
 		}
 	}
 }
+
+// TestWeightBytesReadNoLogits: a prefill chunk that wants no logits does not read the output
+// layer, and the reference Step counts what it reads too.
+func TestWeightBytesReadNoLogits(t *testing.T) {
+	m, err := Load("../../../testdata/models/qwen3-dense-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	kv := m.NewPagedKV(8, 4)
+	before := m.WeightBytesRead()
+	if _, err := m.ForwardBatch(kv, []BatchItem{{Tokens: []int{7, 8}, Table: []int32{0}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.WeightBytesRead()-before, m.WeightBytes()-m.lmHead.bytes(); got != want {
+		t.Fatalf("a chunk without logits read %d bytes, want %d (all but the output layer)", got, want)
+	}
+	before = m.WeightBytesRead()
+	if _, err := m.Step(m.NewCache(), []int{7}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.WeightBytesRead() - before; got != m.WeightBytes() {
+		t.Fatalf("Step read %d bytes, want all %d", got, m.WeightBytes())
+	}
+}

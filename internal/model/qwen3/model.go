@@ -59,6 +59,14 @@ func (l *linear) apply(a *arena, xs [][]float32) [][]float32 {
 	return l.applyInto(xs, rowsOf(a.uncleared(len(xs)*l.out), len(xs), l.out)) // every element is written
 }
 
+// bytes is the size of the weight this shard holds (0 for nil).
+func (l *linear) bytes() int64 {
+	if l == nil {
+		return 0
+	}
+	return int64(len(l.data))
+}
+
 // applySerial is apply on the calling goroutine only (see runExperts).
 func (l *linear) applySerial(a *arena, xs [][]float32) [][]float32 {
 	ys := rowsOf(a.uncleared(len(xs)*l.out), len(xs), l.out)
@@ -196,7 +204,7 @@ type Model struct {
 	weights                    *safetensors.Set
 	kvBF16                     bool         // the paged KV cache stores bfloat16 (SetKVCacheDType)
 	bytesRead                  atomic.Int64 // weight bytes read by forward passes (WeightBytesRead)
-	denseBytes                 int64        // denseWeightBytes, once loaded
+	denseBytes                 int64        // denseWeightBytes but the output layer's, once loaded
 }
 
 // SetKVCacheDType picks the element type of the paged KV caches made after it: kernels.Float32
@@ -452,6 +460,6 @@ func buildShard(cfg *Config, w *safetensors.Set, sh Shard, tp TPComm) (*Model, e
 		return nil, fmt.Errorf("%d tensors that config.json does not account for, e.g. %s (wrong config, or another architecture?)", len(extra), extra[0])
 	}
 	m.fuse()
-	m.denseBytes = m.denseWeightBytes()
+	m.denseBytes = m.denseWeightBytes() - m.lmHead.bytes() // the output layer counts when it runs
 	return m, nil
 }

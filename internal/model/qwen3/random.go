@@ -137,6 +137,7 @@ func (p *mlp) bytes() int64 {
 }
 
 // WeightBytesRead is how many bytes of weights the forward passes so far have read: every
-// pass reads the dense weights, and a MoE layer only the experts its tokens chose. A benchmark
-// takes the difference across a timed pass for its roofline.
+// pass reads the layers' dense weights, a MoE layer only the experts its tokens chose, and the
+// output layer only when some token wants logits. A benchmark takes the difference across a
+// timed pass for its roofline.
 func (m *Model) WeightBytesRead() int64 { return m.bytesRead.Load() }
