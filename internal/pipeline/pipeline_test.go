@@ -15,8 +15,8 @@ import (
 
 	"github.com/strata-ai/strata/internal/comm"
 	"github.com/strata-ai/strata/internal/comm/store"
-	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/engine"
+	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/safetensors"
 	"github.com/strata-ai/strata/internal/sampling"
