@@ -108,3 +108,16 @@ func maxF32AVX2(x *float32, n int) float32
 //
 //go:noescape
 func scaleF32AVX2(x *float32, n int, a float32)
+
+// hasAVX512VL: Y16-Y31 exist (the pair attention kernel keeps its second query's sums there).
+var hasAVX512VL = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL
+
+// dots2F32AVX512 is dotsF32AVX2 for two queries over the same keys, bit-identical to two calls.
+//
+//go:noescape
+func dots2F32AVX512(q0, q1, k *float32, stride, n, hd int, out0, out1 *float32)
+
+// axpys2F32AVX2 is axpysF32AVX2 for two weightings of the same values, bit-identical to two calls.
+//
+//go:noescape
+func axpys2F32AVX2(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32)

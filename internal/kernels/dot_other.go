@@ -67,3 +67,13 @@ func expSubScaleSumAVX2(x *float32, n int, m, scale float32) float32 {
 func maxF32AVX2(x *float32, n int) float32 { panic("no AVX2 on this architecture") }
 
 func scaleF32AVX2(x *float32, n int, a float32) { panic("no AVX2 on this architecture") }
+
+const hasAVX512VL = false
+
+func dots2F32AVX512(q0, q1, k *float32, stride, n, hd int, out0, out1 *float32) {
+	panic("no AVX-512 on this architecture")
+}
+
+func axpys2F32AVX2(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32) {
+	panic("no AVX2 on this architecture")
+}

@@ -115,3 +115,37 @@ func AxpysStridedBF16(p []float32, v []uint16, stride int, o []float32) {
 		}
 	}
 }
+
+// DotsStrided2 is DotsStrided for two queries over the same keys (the two query heads of a KV
+// group): each key is read once for both, and the scores are bit-identical to two calls.
+func DotsStrided2(q0, q1, k []float32, stride int, out0, out1 []float32) {
+	n, hd := len(out0), len(q0)
+	if n == 0 {
+		return
+	}
+	_ = k[(n-1)*stride+hd-1]
+	q1, out1 = q1[:hd], out1[:n]
+	if hasAVX2FMA && hasAVX512VL && hd%8 == 0 && hd > 0 {
+		dots2F32AVX512(&q0[0], &q1[0], &k[0], stride, n, hd, &out0[0], &out1[0])
+		return
+	}
+	DotsStrided(q0, k, stride, out0)
+	DotsStrided(q1, k, stride, out1)
+}
+
+// AxpysStrided2 is AxpysStrided for two weightings of the same values: each value is read once
+// for both, and the sums are bit-identical to two calls.
+func AxpysStrided2(p0, p1, v []float32, stride int, o0, o1 []float32) {
+	n, hd := len(p0), len(o0)
+	if n == 0 {
+		return
+	}
+	_ = v[(n-1)*stride+hd-1]
+	p1, o1 = p1[:n], o1[:hd]
+	if hasAVX2FMA && hd%8 == 0 && hd > 0 {
+		axpys2F32AVX2(&p0[0], &p1[0], &v[0], stride, n, hd, &o0[0], &o1[0])
+		return
+	}
+	AxpysStrided(p0, v, stride, o0)
+	AxpysStrided(p1, v, stride, o1)
+}

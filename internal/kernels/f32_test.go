@@ -204,3 +204,42 @@ func TestSoftmaxScaled(t *testing.T) {
 		}
 	}
 }
+
+// TestStridedPairs: the two-query kernels give exactly (bit for bit) what two single calls give,
+// for head sizes with and without the 32-wide loop and key counts with and without a tail.
+func TestStridedPairs(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	for _, hd := range []int{8, 24, 40, 128, 12} {
+		for _, n := range []int{1, 7, 8, 15, 16, 21} {
+			stride := 3*hd + 8
+			rnd := func(m int) []float32 {
+				x := make([]float32, m)
+				for i := range x {
+					x[i] = float32(r.NormFloat64())
+				}
+				return x
+			}
+			q0, q1, k, p0, p1 := rnd(hd), rnd(hd), rnd((n-1)*stride+hd), rnd(n), rnd(n)
+			a0, a1, b0, b1 := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+			DotsStrided2(q0, q1, k, stride, a0, a1)
+			DotsStrided(q0, k, stride, b0)
+			DotsStrided(q1, k, stride, b1)
+			o0, o1, w0, w1 := rnd(hd), rnd(hd), make([]float32, hd), make([]float32, hd)
+			copy(w0, o0)
+			copy(w1, o1)
+			AxpysStrided2(p0, p1, k, stride, o0, o1)
+			AxpysStrided(p0, k, stride, w0)
+			AxpysStrided(p1, k, stride, w1)
+			for i := range n {
+				if math.Float32bits(a0[i]) != math.Float32bits(b0[i]) || math.Float32bits(a1[i]) != math.Float32bits(b1[i]) {
+					t.Fatalf("hd %d n %d: pair scores %v %v, single %v %v", hd, n, a0[i], a1[i], b0[i], b1[i])
+				}
+			}
+			for d := range hd {
+				if math.Float32bits(o0[d]) != math.Float32bits(w0[d]) || math.Float32bits(o1[d]) != math.Float32bits(w1[d]) {
+					t.Fatalf("hd %d n %d: pair sums %v %v, single %v %v", hd, n, o0[d], o1[d], w0[d], w1[d])
+				}
+			}
+		}
+	}
+}

@@ -217,9 +217,15 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 						continue
 					}
 					end := min(start+bs, rows[t].pos+1)
-					for g := range group {
+					for g := 0; g < group; g++ {
 						hh := un.kvh*group + g
 						qh := q[t][hh*hd : (hh+1)*hd]
+						if K16 == nil && g+1 < group { // two heads of the group read each key once
+							q2 := q[t][(hh+1)*hd : (hh+2)*hd]
+							kernels.DotsStrided2(qh, q2, K[base:], kv.kvDim, sc(t, g)[start:end], sc(t, g+1)[start:end])
+							g++
+							continue
+						}
 						if K16 != nil {
 							kernels.DotsStridedBF16(qh, K16[base:], kv.kvDim, sc(t, g)[start:end])
 						} else {
@@ -240,9 +246,15 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 						continue
 					}
 					end := min(start+bs, rows[t].pos+1)
-					for g := range group {
+					for g := 0; g < group; g++ {
 						hh := un.kvh*group + g
 						o := attn[t][hh*hd : (hh+1)*hd]
+						if V16 == nil && g+1 < group {
+							o2 := attn[t][(hh+1)*hd : (hh+2)*hd]
+							kernels.AxpysStrided2(sc(t, g)[start:end], sc(t, g+1)[start:end], V[base:], kv.kvDim, o, o2)
+							g++
+							continue
+						}
 						if V16 != nil {
 							kernels.AxpysStridedBF16(sc(t, g)[start:end], V16[base:], kv.kvDim, o)
 						} else {

@@ -1,0 +1,248 @@
+#include "textflag.h"
+
+// func dots2F32AVX512(q0, q1, k *float32, stride, n, hd int, out0, out1 *float32)
+// dotsF32AVX2 for two queries at once (the two heads of a KV group): each key vector is
+// loaded once for both. Every score is formed with the same FMAs in the same order and the
+// same reduction tree as dotsF32AVX2, so the results are bit-identical to two single calls.
+// The second query's accumulators live in Y16-Y23 (AVX-512VL).
+TEXT ·dots2F32AVX512(SB), NOSPLIT, $0-64
+	MOVQ q0+0(FP), SI
+	MOVQ q1+8(FP), R11
+	MOVQ k+16(FP), DI
+	MOVQ stride+24(FP), R8
+	SHLQ $2, R8
+	MOVQ n+32(FP), CX
+	MOVQ hd+40(FP), R9
+	SHLQ $2, R9 // bytes per head
+	MOVQ out0+48(FP), DX
+	MOVQ out1+56(FP), R12
+
+q8rows:
+	CMPQ CX, $8
+	JLT  qone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VPXORD Y16, Y16, Y16
+	VPXORD Y17, Y17, Y17
+	VPXORD Y18, Y18, Y18
+	VPXORD Y19, Y19, Y19
+	VPXORD Y20, Y20, Y20
+	VPXORD Y21, Y21, Y21
+	VPXORD Y22, Y22, Y22
+	VPXORD Y23, Y23, Y23
+	XORQ AX, AX
+
+q8chunk:
+	VMOVUPS (SI)(AX*1), Y8
+	VMOVUPS (R11)(AX*1), Y9
+	MOVQ    DI, R10
+	VMOVUPS     (R10)(AX*1), Y10
+	VFMADD231PS Y10, Y8, Y0
+	VFMADD231PS Y10, Y9, Y16
+	ADDQ        R8, R10
+	VMOVUPS     (R10)(AX*1), Y10
+	VFMADD231PS Y10, Y8, Y1
+	VFMADD231PS Y10, Y9, Y17
+	ADDQ        R8, R10
+	VMOVUPS     (R10)(AX*1), Y10
+	VFMADD231PS Y10, Y8, Y2
+	VFMADD231PS Y10, Y9, Y18
+	ADDQ        R8, R10
+	VMOVUPS     (R10)(AX*1), Y10
+	VFMADD231PS Y10, Y8, Y3
+	VFMADD231PS Y10, Y9, Y19
+	ADDQ        R8, R10
+	VMOVUPS     (R10)(AX*1), Y10
+	VFMADD231PS Y10, Y8, Y4
+	VFMADD231PS Y10, Y9, Y20
+	ADDQ        R8, R10
+	VMOVUPS     (R10)(AX*1), Y10
+	VFMADD231PS Y10, Y8, Y5
+	VFMADD231PS Y10, Y9, Y21
+	ADDQ        R8, R10
+	VMOVUPS     (R10)(AX*1), Y10
+	VFMADD231PS Y10, Y8, Y6
+	VFMADD231PS Y10, Y9, Y22
+	ADDQ        R8, R10
+	VMOVUPS     (R10)(AX*1), Y10
+	VFMADD231PS Y10, Y8, Y7
+	VFMADD231PS Y10, Y9, Y23
+	ADDQ $32, AX
+	CMPQ AX, R9
+	JLT  q8chunk
+	// the first query's eight scores, then the second's (VHADDPS has no EVEX form, so its
+	// accumulators come down to Y0-Y7 first)
+	VHADDPS    Y1, Y0, Y0
+	VHADDPS    Y3, Y2, Y2
+	VHADDPS    Y5, Y4, Y4
+	VHADDPS    Y7, Y6, Y6
+	VHADDPS    Y2, Y0, Y0
+	VHADDPS    Y6, Y4, Y4
+	VPERM2F128 $0x20, Y4, Y0, Y1
+	VPERM2F128 $0x31, Y4, Y0, Y2
+	VADDPS     Y2, Y1, Y1
+	VMOVUPS    Y1, (DX)
+	VMOVAPS Y16, Y0
+	VMOVAPS Y17, Y1
+	VMOVAPS Y18, Y2
+	VMOVAPS Y19, Y3
+	VMOVAPS Y20, Y4
+	VMOVAPS Y21, Y5
+	VMOVAPS Y22, Y6
+	VMOVAPS Y23, Y7
+	VHADDPS    Y1, Y0, Y0
+	VHADDPS    Y3, Y2, Y2
+	VHADDPS    Y5, Y4, Y4
+	VHADDPS    Y7, Y6, Y6
+	VHADDPS    Y2, Y0, Y0
+	VHADDPS    Y6, Y4, Y4
+	VPERM2F128 $0x20, Y4, Y0, Y1
+	VPERM2F128 $0x31, Y4, Y0, Y2
+	VADDPS     Y2, Y1, Y1
+	VMOVUPS    Y1, (R12)
+	ADDQ $32, DX
+	ADDQ $32, R12
+	LEAQ (DI)(R8*8), DI
+	SUBQ $8, CX
+	JMP  q8rows
+
+qone:
+	TESTQ CX, CX
+	JEQ   qdone
+
+qrow:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y2, Y2, Y2
+	XORQ   AX, AX
+
+qrowchunk:
+	VMOVUPS     (DI)(AX*1), Y5
+	VMOVUPS     (SI)(AX*1), Y4
+	VFMADD231PS Y5, Y4, Y0
+	VMOVUPS     (R11)(AX*1), Y6
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ        $32, AX
+	CMPQ        AX, R9
+	JLT         qrowchunk
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	MOVSS        X0, (DX)
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS       X3, X2, X2
+	VHADDPS      X2, X2, X2
+	VHADDPS      X2, X2, X2
+	MOVSS        X2, (R12)
+	ADDQ         $4, DX
+	ADDQ         $4, R12
+	ADDQ         R8, DI
+	DECQ         CX
+	JNZ          qrow
+
+qdone:
+	VZEROUPPER
+	RET
+
+// func axpys2F32AVX2(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32)
+// axpysF32AVX2 for two queries at once: each value vector is loaded once for both, and each
+// output lane gets the same FMAs in the same order as in two single calls (bit-identical).
+TEXT ·axpys2F32AVX2(SB), NOSPLIT, $0-64
+	MOVQ p0+0(FP), SI
+	MOVQ p1+8(FP), R13
+	MOVQ v+16(FP), DI
+	MOVQ stride+24(FP), R8
+	SHLQ $2, R8
+	MOVQ n+32(FP), CX
+	MOVQ hd+40(FP), R9
+	SHLQ $2, R9 // bytes per head
+	MOVQ o0+48(FP), DX
+	MOVQ o1+56(FP), R12
+	TESTQ CX, CX
+	JEQ  pxdone
+	XORQ AX, AX
+
+px32:
+	MOVQ R9, BX
+	SUBQ AX, BX
+	CMPQ BX, $128
+	JLT  px8
+	VMOVUPS 0(DX)(AX*1), Y0
+	VMOVUPS 32(DX)(AX*1), Y1
+	VMOVUPS 64(DX)(AX*1), Y2
+	VMOVUPS 96(DX)(AX*1), Y3
+	VMOVUPS 0(R12)(AX*1), Y4
+	VMOVUPS 32(R12)(AX*1), Y5
+	VMOVUPS 64(R12)(AX*1), Y6
+	VMOVUPS 96(R12)(AX*1), Y7
+	MOVQ    DI, R10
+	MOVQ    SI, R11
+	MOVQ    R13, R14
+	MOVQ    CX, BX
+
+px32row:
+	VBROADCASTSS (R11), Y8
+	VBROADCASTSS (R14), Y9
+	VMOVUPS      0(R10)(AX*1), Y10
+	VMOVUPS      32(R10)(AX*1), Y11
+	VMOVUPS      64(R10)(AX*1), Y12
+	VMOVUPS      96(R10)(AX*1), Y13
+	VFMADD231PS  Y10, Y8, Y0
+	VFMADD231PS  Y11, Y8, Y1
+	VFMADD231PS  Y12, Y8, Y2
+	VFMADD231PS  Y13, Y8, Y3
+	VFMADD231PS  Y10, Y9, Y4
+	VFMADD231PS  Y11, Y9, Y5
+	VFMADD231PS  Y12, Y9, Y6
+	VFMADD231PS  Y13, Y9, Y7
+	ADDQ         R8, R10
+	ADDQ         $4, R11
+	ADDQ         $4, R14
+	DECQ         BX
+	JNZ          px32row
+	VMOVUPS      Y0, 0(DX)(AX*1)
+	VMOVUPS      Y1, 32(DX)(AX*1)
+	VMOVUPS      Y2, 64(DX)(AX*1)
+	VMOVUPS      Y3, 96(DX)(AX*1)
+	VMOVUPS      Y4, 0(R12)(AX*1)
+	VMOVUPS      Y5, 32(R12)(AX*1)
+	VMOVUPS      Y6, 64(R12)(AX*1)
+	VMOVUPS      Y7, 96(R12)(AX*1)
+	ADDQ         $128, AX
+	JMP          px32
+
+px8:
+	CMPQ AX, R9
+	JGE  pxdone
+	VMOVUPS (DX)(AX*1), Y0
+	VMOVUPS (R12)(AX*1), Y1
+	MOVQ    DI, R10
+	MOVQ    SI, R11
+	MOVQ    R13, R14
+	MOVQ    CX, BX
+
+px8row:
+	VBROADCASTSS (R11), Y8
+	VBROADCASTSS (R14), Y9
+	VMOVUPS      (R10)(AX*1), Y10
+	VFMADD231PS  Y10, Y8, Y0
+	VFMADD231PS  Y10, Y9, Y1
+	ADDQ         R8, R10
+	ADDQ         $4, R11
+	ADDQ         $4, R14
+	DECQ         BX
+	JNZ          px8row
+	VMOVUPS      Y0, (DX)(AX*1)
+	VMOVUPS      Y1, (R12)(AX*1)
+	ADDQ         $32, AX
+	JMP          px8
+
+pxdone:
+	VZEROUPPER
+	RET
