@@ -121,3 +121,14 @@ func dots2F32AVX512(q0, q1, k *float32, stride, n, hd int, out0, out1 *float32)
 //
 //go:noescape
 func axpys2F32AVX2(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32)
+
+// dots2BF16AVX512 is dotsBF16AVX2 for two queries over the same keys, bit-identical to two calls.
+//
+//go:noescape
+func dots2BF16AVX512(q0, q1 *float32, k *uint16, stride, n, hd int, out0, out1 *float32)
+
+// axpys2BF16AVX2 is axpysBF16AVX2 for two weightings of the same values, bit-identical to two
+// calls.
+//
+//go:noescape
+func axpys2BF16AVX2(p0, p1 *float32, v *uint16, stride, n, hd int, o0, o1 *float32)

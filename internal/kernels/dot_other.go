@@ -77,3 +77,11 @@ func dots2F32AVX512(q0, q1, k *float32, stride, n, hd int, out0, out1 *float32) 
 func axpys2F32AVX2(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32) {
 	panic("no AVX2 on this architecture")
 }
+
+func dots2BF16AVX512(q0, q1 *float32, k *uint16, stride, n, hd int, out0, out1 *float32) {
+	panic("no AVX-512 on this architecture")
+}
+
+func axpys2BF16AVX2(p0, p1 *float32, v *uint16, stride, n, hd int, o0, o1 *float32) {
+	panic("no AVX2 on this architecture")
+}

@@ -149,3 +149,35 @@ func AxpysStrided2(p0, p1, v []float32, stride int, o0, o1 []float32) {
 	AxpysStrided(p0, v, stride, o0)
 	AxpysStrided(p1, v, stride, o1)
 }
+
+// DotsStrided2BF16 is DotsStrided2 over bfloat16 keys.
+func DotsStrided2BF16(q0, q1 []float32, k []uint16, stride int, out0, out1 []float32) {
+	n, hd := len(out0), len(q0)
+	if n == 0 {
+		return
+	}
+	_ = k[(n-1)*stride+hd-1]
+	q1, out1 = q1[:hd], out1[:n]
+	if hasAVX2FMA && hasAVX512VL && hd%8 == 0 && hd > 0 {
+		dots2BF16AVX512(&q0[0], &q1[0], &k[0], stride, n, hd, &out0[0], &out1[0])
+		return
+	}
+	DotsStridedBF16(q0, k, stride, out0)
+	DotsStridedBF16(q1, k, stride, out1)
+}
+
+// AxpysStrided2BF16 is AxpysStrided2 over bfloat16 values.
+func AxpysStrided2BF16(p0, p1 []float32, v []uint16, stride int, o0, o1 []float32) {
+	n, hd := len(p0), len(o0)
+	if n == 0 {
+		return
+	}
+	_ = v[(n-1)*stride+hd-1]
+	p1, o1 = p1[:n], o1[:hd]
+	if hasAVX2FMA && hd%8 == 0 && hd > 0 {
+		axpys2BF16AVX2(&p0[0], &p1[0], &v[0], stride, n, hd, &o0[0], &o1[0])
+		return
+	}
+	AxpysStridedBF16(p0, v, stride, o0)
+	AxpysStridedBF16(p1, v, stride, o1)
+}

@@ -206,7 +206,8 @@ func TestSoftmaxScaled(t *testing.T) {
 }
 
 // TestStridedPairs: the two-query kernels give exactly (bit for bit) what two single calls give,
-// for head sizes with and without the 32-wide loop and key counts with and without a tail.
+// over float32 and bfloat16 caches, for head sizes with and without the 32-wide loop and key
+// counts with and without a tail.
 func TestStridedPairs(t *testing.T) {
 	r := rand.New(rand.NewPCG(6, 6))
 	for _, hd := range []int{8, 24, 40, 128, 12} {
@@ -238,6 +239,29 @@ func TestStridedPairs(t *testing.T) {
 			for d := range hd {
 				if math.Float32bits(o0[d]) != math.Float32bits(w0[d]) || math.Float32bits(o1[d]) != math.Float32bits(w1[d]) {
 					t.Fatalf("hd %d n %d: pair sums %v %v, single %v %v", hd, n, o0[d], o1[d], w0[d], w1[d])
+				}
+			}
+			// the same over bfloat16 keys and values
+			k16 := make([]uint16, len(k))
+			for i, v := range k {
+				k16[i] = tensor.F32ToBF16(v)
+			}
+			DotsStrided2BF16(q0, q1, k16, stride, a0, a1)
+			DotsStridedBF16(q0, k16, stride, b0)
+			DotsStridedBF16(q1, k16, stride, b1)
+			copy(w0, o0)
+			copy(w1, o1)
+			AxpysStrided2BF16(p0, p1, k16, stride, o0, o1)
+			AxpysStridedBF16(p0, k16, stride, w0)
+			AxpysStridedBF16(p1, k16, stride, w1)
+			for i := range n {
+				if math.Float32bits(a0[i]) != math.Float32bits(b0[i]) || math.Float32bits(a1[i]) != math.Float32bits(b1[i]) {
+					t.Fatalf("bf16 hd %d n %d: pair scores %v %v, single %v %v", hd, n, a0[i], a1[i], b0[i], b1[i])
+				}
+			}
+			for d := range hd {
+				if math.Float32bits(o0[d]) != math.Float32bits(w0[d]) || math.Float32bits(o1[d]) != math.Float32bits(w1[d]) {
+					t.Fatalf("bf16 hd %d n %d: pair sums %v %v, single %v %v", hd, n, o0[d], o1[d], w0[d], w1[d])
 				}
 			}
 		}

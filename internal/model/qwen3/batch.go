@@ -220,9 +220,13 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 					for g := 0; g < group; g++ {
 						hh := un.kvh*group + g
 						qh := q[t][hh*hd : (hh+1)*hd]
-						if K16 == nil && g+1 < group { // two heads of the group read each key once
+						if g+1 < group { // two heads of the group read each key once
 							q2 := q[t][(hh+1)*hd : (hh+2)*hd]
-							kernels.DotsStrided2(qh, q2, K[base:], kv.kvDim, sc(t, g)[start:end], sc(t, g+1)[start:end])
+							if K16 != nil {
+								kernels.DotsStrided2BF16(qh, q2, K16[base:], kv.kvDim, sc(t, g)[start:end], sc(t, g+1)[start:end])
+							} else {
+								kernels.DotsStrided2(qh, q2, K[base:], kv.kvDim, sc(t, g)[start:end], sc(t, g+1)[start:end])
+							}
 							g++
 							continue
 						}
@@ -249,9 +253,13 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 					for g := 0; g < group; g++ {
 						hh := un.kvh*group + g
 						o := attn[t][hh*hd : (hh+1)*hd]
-						if V16 == nil && g+1 < group {
+						if g+1 < group {
 							o2 := attn[t][(hh+1)*hd : (hh+2)*hd]
-							kernels.AxpysStrided2(sc(t, g)[start:end], sc(t, g+1)[start:end], V[base:], kv.kvDim, o, o2)
+							if V16 != nil {
+								kernels.AxpysStrided2BF16(sc(t, g)[start:end], sc(t, g+1)[start:end], V16[base:], kv.kvDim, o, o2)
+							} else {
+								kernels.AxpysStrided2(sc(t, g)[start:end], sc(t, g+1)[start:end], V[base:], kv.kvDim, o, o2)
+							}
 							g++
 							continue
 						}
