@@ -103,6 +103,9 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 	slices := (in + tileK - 1) / tileK
 	kc := (in/32 + slices - 1) / slices * 32
 	blockRows := actRowsPerBlock(parts * kc)
+	// With few rows, the packed activations of a whole slice fit in L1 next to a weight block,
+	// and the loops go weight block by weight block (memory-bound, like decoding a small batch).
+	blockMajor := parts*npad*kc*2 <= 32<<10
 	// Work items are (activation block, tileWChunk weight rows), handed out by a counter so a
 	// core that the host slows down takes fewer of them.
 	// Chunks shrink for short matrices so each core still gets several items.
@@ -121,30 +124,47 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 			ab, wc := item/wChunks, item%wChunks
 			alo, ahi := ab*blockRows, min((ab+1)*blockRows, npad)
 			olo, ohi := wc*wChunk, min((wc+1)*wChunk, out4)
+			tile := func(g, o, k0, kn int, pf *uint16) {
+				rows := min(4, n-g)
+				for j := range rows {
+					dst[j] = &ys[g+j][o : o+4][0]
+				}
+				wp, xp := &w[o*in+k0], &packed[g*in+k0]
+				switch rows {
+				case 4:
+					dpbf16Tile4x4(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+				case 3:
+					dpbf16Tile4x3(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+				case 2:
+					dpbf16Tile4x2(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+				default:
+					dpbf16Tile4x1(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+				}
+			}
 			for k0 := 0; k0 < in; k0 += kc {
 				kn := min(kc, in-k0)
+				if blockMajor {
+					// Few rows: all groups meet a weight block while it is in L1, and the
+					// next block streams in under every group's tile, so memory never idles.
+					for o := olo; o < ohi; o += 4 {
+						var pf *uint16
+						if next := o + 4; next < out4 {
+							pf = &w[next*in+k0]
+						}
+						for g := alo; g < ahi; g += 4 {
+							tile(g, o, k0, kn, pf)
+						}
+					}
+					continue
+				}
 				for g := alo; g < ahi; g += 4 {
 					for o := olo; o < ohi; o += 4 {
-						rows := min(4, n-g)
-						for j := range rows {
-							dst[j] = &ys[g+j][o : o+4][0]
-						}
 						// the first group's tiles stream in the next block's slice
 						var pf *uint16
 						if next := o + 4; next < out4 && g == alo {
 							pf = &w[next*in+k0]
 						}
-						wp, xp := &w[o*in+k0], &packed[g*in+k0]
-						switch rows {
-						case 4:
-							dpbf16Tile4x4(wp, in, xp, in, kn, &dst, pf, loOff, k0)
-						case 3:
-							dpbf16Tile4x3(wp, in, xp, in, kn, &dst, pf, loOff, k0)
-						case 2:
-							dpbf16Tile4x2(wp, in, xp, in, kn, &dst, pf, loOff, k0)
-						default:
-							dpbf16Tile4x1(wp, in, xp, in, kn, &dst, pf, loOff, k0)
-						}
+						tile(g, o, k0, kn, pf)
 					}
 				}
 			}
