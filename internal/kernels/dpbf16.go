@@ -108,8 +108,9 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 	blockMajor := parts*npad*kc*2 <= 32<<10
 	// Work items are (activation block, tileWChunk weight rows), handed out by a counter so a
 	// core that the host slows down takes fewer of them.
-	// Chunks shrink for short matrices so each core still gets several items.
-	wChunk := max(32, min(tileWChunk, out4/(4*procs)&^3))
+	// Chunks shrink for short matrices so each core gets about eight items: the last one to
+	// finish decides when the matmul ends.
+	wChunk := max(32, min(tileWChunk, out4/(8*procs)&^3))
 	wChunks := (out4 + wChunk - 1) / wChunk
 	aBlocks := (npad + blockRows - 1) / blockRows
 	total := wChunks * aBlocks
