@@ -17,6 +17,50 @@ DATA expconst<>+44(SB)/4, $0x3f800000 // one 1.0
 DATA expconst<>+48(SB)/4, $0x3f000000 // half 0.5
 GLOBL expconst<>(SB), RODATA|NOPTR, $52
 
+// EXP_CONSTS loads the exp constants: AX points at expconst, Y10-Y15 hold hi, lo, log2e, c1,
+// c2 and 1, Y9 the exponent bias. Clobbers BX.
+#define EXP_CONSTS \
+	LEAQ         expconst<>(SB), AX; \
+	VBROADCASTSS 0(AX), Y10; \
+	VBROADCASTSS 4(AX), Y11; \
+	VBROADCASTSS 8(AX), Y12; \
+	VBROADCASTSS 12(AX), Y13; \
+	VBROADCASTSS 16(AX), Y14; \
+	VBROADCASTSS 44(AX), Y15; \
+	MOVL         $127, BX; \
+	MOVQ         BX, X9; \
+	VPBROADCASTD X9, Y9
+
+// EXP_Y0_TO_Y2 sets Y2 = exp(Y0) for eight floats, to about 2 ulp: x clamped to ±88.38,
+// k = round(x·log2e), r = x - k·c1 - k·c2, exp(r) from a degree-5 polynomial
+// (y = ((((p0·r + p1)·r + p2)·r + p3)·r + p4)·r + p5, then y·r² + r + 1), times 2^k put
+// into the exponent bits. Needs EXP_CONSTS; clobbers Y0, Y1, Y3-Y5.
+#define EXP_Y0_TO_Y2 \
+	VMINPS       Y10, Y0, Y0; \
+	VMAXPS       Y11, Y0, Y0; \
+	VMULPS       Y12, Y0, Y1; \
+	VROUNDPS     $0, Y1, Y1; \
+	VFNMADD231PS Y13, Y1, Y0; \
+	VFNMADD231PS Y14, Y1, Y0; \
+	VBROADCASTSS 20(AX), Y2; \
+	VBROADCASTSS 24(AX), Y3; \
+	VFMADD213PS  Y3, Y0, Y2; \
+	VBROADCASTSS 28(AX), Y3; \
+	VFMADD213PS  Y3, Y0, Y2; \
+	VBROADCASTSS 32(AX), Y3; \
+	VFMADD213PS  Y3, Y0, Y2; \
+	VBROADCASTSS 36(AX), Y3; \
+	VFMADD213PS  Y3, Y0, Y2; \
+	VBROADCASTSS 40(AX), Y3; \
+	VFMADD213PS  Y3, Y0, Y2; \
+	VMULPS       Y0, Y0, Y4; \
+	VADDPS       Y15, Y0, Y5; \
+	VFMADD213PS  Y5, Y4, Y2; \
+	VCVTPS2DQ    Y1, Y1; \
+	VPADDD       Y9, Y1, Y1; \
+	VPSLLD       $23, Y1, Y1; \
+	VMULPS       Y1, Y2, Y2
+
 // func expF32AVX2(dst, src *float32, n int)
 // dst[i] = exp(src[i]) for n a positive multiple of 8, to about 2 ulp: x = k·ln2 + r with
 // |r| ≤ ln2/2, exp(r) from a degree-5 polynomial, 2^k put into the exponent bits.
@@ -24,48 +68,11 @@ TEXT ·expF32AVX2(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
 	MOVQ n+16(FP), CX
-	LEAQ expconst<>(SB), AX
-	VBROADCASTSS 0(AX), Y10  // hi
-	VBROADCASTSS 4(AX), Y11  // lo
-	VBROADCASTSS 8(AX), Y12  // log2e
-	VBROADCASTSS 12(AX), Y13 // c1
-	VBROADCASTSS 16(AX), Y14 // c2
-	VBROADCASTSS 44(AX), Y15 // one
-	MOVL         $127, BX
-	MOVQ         BX, X9
-	VPBROADCASTD X9, Y9      // exponent bias
+	EXP_CONSTS
 
 eloop:
 	VMOVUPS     (SI), Y0
-	VMINPS      Y10, Y0, Y0
-	VMAXPS      Y11, Y0, Y0
-	// k = round(x·log2e)
-	VMULPS      Y12, Y0, Y1
-	VROUNDPS    $0, Y1, Y1
-	// r = x - k·c1 - k·c2
-	VFNMADD231PS Y13, Y1, Y0
-	VFNMADD231PS Y14, Y1, Y0
-	// y = ((((p0·r + p1)·r + p2)·r + p3)·r + p4)·r + p5
-	VBROADCASTSS 20(AX), Y2
-	VBROADCASTSS 24(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 28(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 32(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 36(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 40(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	// y = y·r² + r + 1
-	VMULPS       Y0, Y0, Y4
-	VADDPS       Y15, Y0, Y5
-	VFMADD213PS  Y5, Y4, Y2
-	// 2^k: (k + 127) << 23
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       Y9, Y1, Y1
-	VPSLLD       $23, Y1, Y1
-	VMULPS       Y1, Y2, Y2
+	EXP_Y0_TO_Y2
 	VMOVUPS      Y2, (DI)
 	ADDQ         $32, SI
 	ADDQ         $32, DI
@@ -81,45 +88,13 @@ TEXT ·siluMulAVX2(SB), NOSPLIT, $0-24
 	MOVQ gate+0(FP), DI
 	MOVQ u+8(FP), SI
 	MOVQ n+16(FP), CX
-	LEAQ expconst<>(SB), AX
-	VBROADCASTSS 0(AX), Y10  // hi
-	VBROADCASTSS 4(AX), Y11  // lo
-	VBROADCASTSS 8(AX), Y12  // log2e
-	VBROADCASTSS 12(AX), Y13 // c1
-	VBROADCASTSS 16(AX), Y14 // c2
-	VBROADCASTSS 44(AX), Y15 // one
-	MOVL         $127, BX
-	MOVQ         BX, X9
-	VPBROADCASTD X9, Y9      // exponent bias
+	EXP_CONSTS
 	VXORPS       Y8, Y8, Y8  // zero
 
 sloop:
 	VMOVUPS     (DI), Y6
 	VSUBPS      Y6, Y8, Y0   // x = -g
-	VMINPS      Y10, Y0, Y0
-	VMAXPS      Y11, Y0, Y0
-	VMULPS      Y12, Y0, Y1
-	VROUNDPS    $0, Y1, Y1
-	VFNMADD231PS Y13, Y1, Y0
-	VFNMADD231PS Y14, Y1, Y0
-	VBROADCASTSS 20(AX), Y2
-	VBROADCASTSS 24(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 28(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 32(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 36(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 40(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VMULPS       Y0, Y0, Y4
-	VADDPS       Y15, Y0, Y5
-	VFMADD213PS  Y5, Y4, Y2
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       Y9, Y1, Y1
-	VPSLLD       $23, Y1, Y1
-	VMULPS       Y1, Y2, Y2  // exp(-g)
+	EXP_Y0_TO_Y2
 	VADDPS       Y15, Y2, Y2 // 1 + exp(-g)
 	VDIVPS       Y2, Y6, Y6  // g / (1 + exp(-g))
 	VMULPS       (SI), Y6, Y6
@@ -139,46 +114,14 @@ TEXT ·expSubScaleSumAVX2(SB), NOSPLIT, $0-28
 	MOVQ n+8(FP), CX
 	VBROADCASTSS m+16(FP), Y6
 	VBROADCASTSS scale+20(FP), Y7
-	LEAQ expconst<>(SB), AX
-	VBROADCASTSS 0(AX), Y10  // hi
-	VBROADCASTSS 4(AX), Y11  // lo
-	VBROADCASTSS 8(AX), Y12  // log2e
-	VBROADCASTSS 12(AX), Y13 // c1
-	VBROADCASTSS 16(AX), Y14 // c2
-	VBROADCASTSS 44(AX), Y15 // one
-	MOVL         $127, BX
-	MOVQ         BX, X9
-	VPBROADCASTD X9, Y9      // exponent bias
+	EXP_CONSTS
 	VXORPS       Y8, Y8, Y8  // the sum
 
 xloop:
 	VMOVUPS     (DI), Y0
 	VSUBPS      Y6, Y0, Y0
 	VMULPS      Y7, Y0, Y0
-	VMINPS      Y10, Y0, Y0
-	VMAXPS      Y11, Y0, Y0
-	VMULPS      Y12, Y0, Y1
-	VROUNDPS    $0, Y1, Y1
-	VFNMADD231PS Y13, Y1, Y0
-	VFNMADD231PS Y14, Y1, Y0
-	VBROADCASTSS 20(AX), Y2
-	VBROADCASTSS 24(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 28(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 32(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 36(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VBROADCASTSS 40(AX), Y3
-	VFMADD213PS  Y3, Y0, Y2
-	VMULPS       Y0, Y0, Y4
-	VADDPS       Y15, Y0, Y5
-	VFMADD213PS  Y5, Y4, Y2
-	VCVTPS2DQ    Y1, Y1
-	VPADDD       Y9, Y1, Y1
-	VPSLLD       $23, Y1, Y1
-	VMULPS       Y1, Y2, Y2
+	EXP_Y0_TO_Y2
 	VMOVUPS      Y2, (DI)
 	VADDPS       Y2, Y8, Y8
 	ADDQ         $32, DI
