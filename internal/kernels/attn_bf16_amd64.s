@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // func dotsBF16AVX2(q *float32, k *uint16, stride, n, hd int, out *float32)
 // dotsF32AVX2 over bfloat16 keys: out[s] = Σ_d q[d]·k[s·stride+d], each key widened to float32
@@ -66,15 +67,7 @@ bd8chunk:
 	JLT         bd8chunk
 
 	// as dotsF32AVX2: hadd pairs, hadd again, fold the 128-bit halves
-	VHADDPS    Y1, Y0, Y0
-	VHADDPS    Y3, Y2, Y2
-	VHADDPS    Y5, Y4, Y4
-	VHADDPS    Y7, Y6, Y6
-	VHADDPS    Y2, Y0, Y0
-	VHADDPS    Y6, Y4, Y4
-	VPERM2F128 $0x20, Y4, Y0, Y1
-	VPERM2F128 $0x31, Y4, Y0, Y2
-	VADDPS     Y2, Y1, Y1
+	HSUM8
 	VMOVUPS    Y1, (DX)
 	ADDQ       $32, DX
 	LEAQ       (DI)(R8*8), DI

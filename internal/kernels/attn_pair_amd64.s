@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // func dots2F32AVX512(q0, q1, k *float32, stride, n, hd int, out0, out1 *float32)
 // dotsF32AVX2 for two queries at once (the two heads of a KV group): each key vector is
@@ -78,15 +79,7 @@ q8chunk:
 	JLT  q8chunk
 	// the first query's eight scores, then the second's (VHADDPS has no EVEX form, so its
 	// accumulators come down to Y0-Y7 first)
-	VHADDPS    Y1, Y0, Y0
-	VHADDPS    Y3, Y2, Y2
-	VHADDPS    Y5, Y4, Y4
-	VHADDPS    Y7, Y6, Y6
-	VHADDPS    Y2, Y0, Y0
-	VHADDPS    Y6, Y4, Y4
-	VPERM2F128 $0x20, Y4, Y0, Y1
-	VPERM2F128 $0x31, Y4, Y0, Y2
-	VADDPS     Y2, Y1, Y1
+	HSUM8
 	VMOVUPS    Y1, (DX)
 	VMOVAPS Y16, Y0
 	VMOVAPS Y17, Y1
@@ -96,15 +89,7 @@ q8chunk:
 	VMOVAPS Y21, Y5
 	VMOVAPS Y22, Y6
 	VMOVAPS Y23, Y7
-	VHADDPS    Y1, Y0, Y0
-	VHADDPS    Y3, Y2, Y2
-	VHADDPS    Y5, Y4, Y4
-	VHADDPS    Y7, Y6, Y6
-	VHADDPS    Y2, Y0, Y0
-	VHADDPS    Y6, Y4, Y4
-	VPERM2F128 $0x20, Y4, Y0, Y1
-	VPERM2F128 $0x31, Y4, Y0, Y2
-	VADDPS     Y2, Y1, Y1
+	HSUM8
 	VMOVUPS    Y1, (R12)
 	ADDQ $32, DX
 	ADDQ $32, R12
@@ -332,15 +317,7 @@ bq8chunk:
 	JLT  bq8chunk
 	// the first query's eight scores, then the second's (VHADDPS has no EVEX form, so its
 	// accumulators come down to Y0-Y7 first)
-	VHADDPS    Y1, Y0, Y0
-	VHADDPS    Y3, Y2, Y2
-	VHADDPS    Y5, Y4, Y4
-	VHADDPS    Y7, Y6, Y6
-	VHADDPS    Y2, Y0, Y0
-	VHADDPS    Y6, Y4, Y4
-	VPERM2F128 $0x20, Y4, Y0, Y1
-	VPERM2F128 $0x31, Y4, Y0, Y2
-	VADDPS     Y2, Y1, Y1
+	HSUM8
 	VMOVUPS    Y1, (DX)
 	VMOVAPS Y16, Y0
 	VMOVAPS Y17, Y1
@@ -350,15 +327,7 @@ bq8chunk:
 	VMOVAPS Y21, Y5
 	VMOVAPS Y22, Y6
 	VMOVAPS Y23, Y7
-	VHADDPS    Y1, Y0, Y0
-	VHADDPS    Y3, Y2, Y2
-	VHADDPS    Y5, Y4, Y4
-	VHADDPS    Y7, Y6, Y6
-	VHADDPS    Y2, Y0, Y0
-	VHADDPS    Y6, Y4, Y4
-	VPERM2F128 $0x20, Y4, Y0, Y1
-	VPERM2F128 $0x31, Y4, Y0, Y2
-	VADDPS     Y2, Y1, Y1
+	HSUM8
 	VMOVUPS    Y1, (R12)
 	ADDQ $32, DX
 	ADDQ $32, R12

@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // func dotF32AVX2(a, b *float32, n int) float32
 // Σ a[i]·b[i] with four 8-lane FMA chains; n is a multiple of 32.
@@ -116,15 +117,7 @@ ds8chunk:
 	JLT         ds8chunk
 
 	// eight sums from eight accumulators: hadd pairs, hadd again, then fold the 128-bit halves
-	VHADDPS    Y1, Y0, Y0
-	VHADDPS    Y3, Y2, Y2
-	VHADDPS    Y5, Y4, Y4
-	VHADDPS    Y7, Y6, Y6
-	VHADDPS    Y2, Y0, Y0
-	VHADDPS    Y6, Y4, Y4
-	VPERM2F128 $0x20, Y4, Y0, Y1
-	VPERM2F128 $0x31, Y4, Y0, Y2
-	VADDPS     Y2, Y1, Y1
+	HSUM8
 	VMOVUPS    Y1, (DX)
 	ADDQ       $32, DX
 	LEAQ       (DI)(R8*8), DI
