@@ -57,6 +57,10 @@ func MatBF16Serial(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 }
 
 func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int) {
+	if amxOK(len(xs), out, in) {
+		matBF16AMX(w, out, in, xs, ys, p, procs)
+		return
+	}
 	if tiledOK(len(xs), out, in) {
 		matBF16Tiled(w, out, in, xs, ys, p, procs)
 		return

@@ -85,3 +85,9 @@ func dots2BF16AVX512(q0, q1 *float32, k *uint16, stride, n, hd int, out0, out1 *
 func axpys2BF16AVX2(p0, p1 *float32, v *uint16, stride, n, hd int, o0, o1 *float32) {
 	panic("no AVX2 on this architecture")
 }
+
+const hasAMX = false
+
+func amxMatBF16(cfg *[64]byte, w *uint16, wstride int, x *uint16, xcstride int, kchunks int, lo int, out *float32, nblk int, flags int) {
+	panic("no AMX on this architecture")
+}

@@ -16,6 +16,23 @@ func needBF16(t testing.TB) {
 	}
 }
 
+// forEachBatchedPath runs f on each batched matmul path this CPU has: the AVX-512 BF16 tiles
+// and, where there are AMX tiles, those.
+func forEachBatchedPath(t *testing.T, f func(t *testing.T)) {
+	needBF16(t)
+	t.Run("avx512bf16", func(t *testing.T) {
+		forceNoAMX = true
+		defer func() { forceNoAMX = false }()
+		f(t)
+	})
+	t.Run("amx", func(t *testing.T) {
+		if !hasAMX {
+			t.Skip("this CPU, or its kernel, offers no AMX-BF16 tiles")
+		}
+		f(t)
+	})
+}
+
 func randBF16(r *rand.Rand, n int) []uint16 {
 	w := make([]uint16, n)
 	for i := range w {
@@ -165,11 +182,12 @@ func TestBF16Pack(t *testing.T) {
 // TestMatBF16Tiled runs the tiled path over uneven shapes at both precisions against float64
 // references: the float32 activations for Float32, the bf16-rounded ones for BFloat16 (except in
 // the last out%4 rows, which take the float32 kernel).
-func TestMatBF16Tiled(t *testing.T) {
-	needBF16(t)
+func TestMatBF16Tiled(t *testing.T) { forEachBatchedPath(t, testMatBF16Tiled) }
+
+func testMatBF16Tiled(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, p := range []Precision{Float32, BFloat16} {
-		for _, shape := range [][3]int{{4, 4, 32}, {5, 67, 96}, {7, 130, 1024}, {33, 9, 64}, {64, 36, 3072}, {9, 12, 1056}, {130, 20, 1024}} {
+		for _, shape := range [][3]int{{4, 4, 32}, {5, 67, 96}, {7, 130, 1024}, {33, 9, 64}, {64, 36, 3072}, {9, 12, 1056}, {130, 20, 1024}, {4, 53, 128}, {20, 1079, 64}, {32, 2100, 96}} {
 			rows, out, in := shape[0], shape[1], shape[2]
 			t.Run(fmt.Sprintf("%v/%dx%dx%d", p, rows, out, in), func(t *testing.T) {
 				w := randBF16(r, out*in)
@@ -188,7 +206,8 @@ func TestMatBF16Tiled(t *testing.T) {
 						var ref, mag float64
 						for k := range in {
 							xv := xs[i][k]
-							if p == BFloat16 && o < out&^3 { // the last out%4 rows stay float32
+							// the last out%4 rows of the AVX-512 tiles stay float32
+							if p == BFloat16 && (amxOK(rows, out, in) || o < out&^3) {
 								xv = tensor.BF16ToF32(tensor.F32ToBF16(xv))
 							}
 							q := float64(tensor.BF16ToF32(w[o*in+k])) * float64(xv)
@@ -212,7 +231,10 @@ func TestMatBF16Tiled(t *testing.T) {
 // kernel (decode is bound by reading the weights there), which forms the same products (at
 // BFloat16 the activations are rounded first) and sums them in another order.
 func TestMatBF16TiledBatchInvariant(t *testing.T) {
-	needBF16(t)
+	forEachBatchedPath(t, testMatBF16TiledBatchInvariant)
+}
+
+func testMatBF16TiledBatchInvariant(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	out, in := 40, 256
 	w := randBF16(r, out*in)

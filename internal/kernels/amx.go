@@ -1,0 +1,191 @@
+package kernels
+
+import (
+	"sync"
+
+	"github.com/strata-ai/strata/internal/tensor"
+	"sync/atomic"
+	"unsafe"
+)
+
+// amxCfg configures all eight tiles as 16 rows of 64 bytes: a weight tile is 16 rows × 32
+// bfloat16, an activation tile 16 column pairs × 16 rows, a sum tile 16 × 16 float32.
+var amxCfg = func() (c [64]byte) {
+	c[0] = 1 // palette 1
+	for i := range 8 {
+		c[16+2*i] = 64
+		c[48+i] = 16
+	}
+	return c
+}()
+
+// forceNoAMX lets tests and benchmarks run the AVX-512 kernels on machines with AMX.
+var forceNoAMX = false
+
+// amxOK says whether MatBF16 takes the AMX path for this shape: four rows or more, as the
+// other batched kernels (fewer rows are bound by reading the weights, and the float32 GEMV
+// reads them as fast).
+func amxOK(rows, out, in int) bool {
+	return hasAMX && !forceNoAMX && !forceAVX2 && !forceNoBF16 && rows >= 4 && in%32 == 0 && out >= 16
+}
+
+var amxPool sync.Pool
+
+func amxBuf(n int) (*[]uint16, []uint16) {
+	if v, ok := amxPool.Get().(*[]uint16); ok && cap(*v) >= n {
+		return v, (*v)[:n]
+	}
+	b := make([]uint16, n)
+	return &b, b
+}
+
+// matBF16AMX is MatBF16 on AMX. TDPBF16PS multiplies a 16×32 bfloat16 tile by a 32×16 one
+// stored as 16 rows of column pairs, adding into 16×16 float32 sums: sixteen times the
+// products per cycle of AVX-512 BF16. The weights are the first operand straight from their
+// rows (16 rows of 64 bytes, the row length apart), so nothing is repacked; the activations
+// are rounded to bfloat16 (at Float32 also their low halves, as matBF16Tiled does) and laid
+// out as second operands, groups of 16 rows padded with zeros. Each block of 32 weight rows
+// meets two groups at a time in four sum tiles, which are stored and written into ys
+// transposed. Rows out%16 at the end take the float32 kernel.
+//
+// A sum is formed from its own row and column only, chunk by chunk in order, so a row's
+// result does not depend on the batch it is in.
+func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int) {
+	n := len(xs)
+	groups := (n + 15) / 16
+	kch := in / 32
+	parts := 1
+	if p == Float32 {
+		parts = 2
+	}
+	half := in / 2
+	// Row-major bfloat16 halves first (vectorised), then the tile layout.
+	rowsRef, rows := amxBuf(parts * n * in)
+	defer amxPool.Put(rowsRef)
+	loRows := n * in
+	ParallelFor(n, GrainFor(in), func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			var loRow *uint16
+			if parts == 2 {
+				loRow = &rows[loRows+t*in]
+			}
+			bf16PackAVX512(&rows[t*in], loRow, &xs[t][:in][0], in)
+		}
+	})
+	tilesRef, tiles := amxBuf(parts * kch * groups * 512)
+	defer amxPool.Put(tilesRef)
+	src := unsafe.Slice((*uint32)(unsafe.Pointer(&rows[0])), len(rows)/2)
+	dst := unsafe.Slice((*uint32)(unsafe.Pointer(&tiles[0])), len(tiles)/2)
+	partPairs := kch * groups * 256
+	ParallelFor(kch, GrainFor(groups*256*parts), func(clo, chi int) {
+		for part := range parts {
+			s := src[part*n*half:]
+			d := dst[part*partPairs:]
+			for c := clo; c < chi; c++ {
+				for g := range groups {
+					tile := d[(c*groups+g)*256 : (c*groups+g+1)*256]
+					for tt := range 16 {
+						t := g*16 + tt
+						if t >= n {
+							for pp := range 16 {
+								tile[pp*16+tt] = 0
+							}
+							continue
+						}
+						row := s[t*half+c*16 : t*half+c*16+16]
+						for pp, v := range row {
+							tile[pp*16+tt] = v
+						}
+					}
+				}
+			}
+		}
+	})
+	loOff := 0
+	if parts == 2 {
+		loOff = partPairs * 4
+	}
+	xcstride := groups * 1024
+	blocks := out / 32
+	tail16 := out%32 >= 16
+	items := blocks
+	// About eight items per core, at most eight blocks (32 KB of sums) each.
+	per := max(1, min(8, blocks/(8*procs)))
+	nItems := (items + per - 1) / per
+	if tail16 {
+		nItems++
+	}
+	var next atomic.Int64
+	work := func() {
+		var sums [8 * 1024]float32
+		for {
+			item := int(next.Add(1) - 1)
+			if item >= nItems {
+				return
+			}
+			o, nblk, flags := item*per*32, 0, 0
+			if tail16 && item == nItems-1 {
+				o, nblk = blocks*32, 1
+			} else {
+				nblk = min(per, blocks-item*per)
+				flags = 1
+			}
+			aRows := 16 * (1 + flags&1)
+			if parts == 2 {
+				flags |= 4
+			}
+			for g := 0; g < groups; g += 2 {
+				f := flags
+				if g+1 < groups {
+					f |= 2
+				}
+				amxMatBF16(&amxCfg, &w[o*in], in*2, &tiles[g*512], xcstride, kch, loOff, &sums[0], nblk, f)
+				for b := 0; b < 2 && g+b < groups; b++ {
+					for tt := range min(16, n-(g+b)*16) {
+						y := ys[(g+b)*16+tt]
+						for blk := range nblk {
+							for a := 0; a < aRows; a += 16 {
+								s := sums[blk*1024+(a/16*2+b)*256+tt:]
+								yo := y[o+blk*32+a : o+blk*32+a+16]
+								for r := range yo {
+									yo[r] = s[r*16]
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if procs == 1 || out*in*n < 1<<23 {
+		work()
+	} else {
+		var wg sync.WaitGroup
+		for range min(procs, nItems) - 1 {
+			wg.Add(1)
+			go func() { defer wg.Done(); work() }()
+		}
+		work()
+		wg.Wait()
+	}
+	if out%16 == 0 {
+		return
+	}
+	// The last rows meet the activations as the tiles did: at BFloat16 rounded first.
+	x := xs
+	if p == BFloat16 {
+		x = make([][]float32, n)
+		for t := range x {
+			x[t] = make([]float32, in)
+			for k, v := range rows[t*in : (t+1)*in] {
+				x[t][k] = tensor.BF16ToF32(v)
+			}
+		}
+	}
+	for o := out &^ 15; o < out; o++ {
+		row := w[o*in : (o+1)*in]
+		for t := range x {
+			ys[t][o] = DotBF16(row, x[t])
+		}
+	}
+}
