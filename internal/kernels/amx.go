@@ -78,25 +78,18 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 	dst := unsafe.Slice((*uint32)(unsafe.Pointer(&tiles[0])), len(tiles)/2)
 	partPairs := kch * groups * 256
 	ParallelFor(kch, GrainFor(groups*256*parts), func(clo, chi int) {
+		var rowPtrs [16]*uint32
 		for part := range parts {
 			s := src[part*n*half:]
 			d := dst[part*partPairs:]
 			for c := clo; c < chi; c++ {
 				for g := range groups {
-					tile := d[(c*groups+g)*256 : (c*groups+g+1)*256]
-					for tt := range 16 {
-						t := g*16 + tt
-						if t >= n {
-							for pp := range 16 {
-								tile[pp*16+tt] = 0
-							}
-							continue
-						}
-						row := s[t*half+c*16 : t*half+c*16+16]
-						for pp, v := range row {
-							tile[pp*16+tt] = v
-						}
+					tile := d[(c*groups+g)*256:]
+					for pp := range rowPtrs {
+						rowPtrs[pp] = &tile[pp*16]
 					}
+					// tokens g·16… of pairs c·16…: the tile's rows are pair indexes
+					transpose16x16(&s[g*16*half+c*16], half*4, min(16, n-g*16), &rowPtrs, 16)
 				}
 			}
 		}
@@ -118,6 +111,7 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 	var next atomic.Int64
 	work := func() {
 		var sums [8 * 1024]float32
+		var yPtrs [16]*uint32
 		for {
 			item := int(next.Add(1) - 1)
 			if item >= nItems {
@@ -141,16 +135,15 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 				}
 				amxMatBF16(&amxCfg, &w[o*in], in*2, &tiles[g*512], xcstride, kch, loOff, &sums[0], nblk, f)
 				for b := 0; b < 2 && g+b < groups; b++ {
-					for tt := range min(16, n-(g+b)*16) {
-						y := ys[(g+b)*16+tt]
-						for blk := range nblk {
-							for a := 0; a < aRows; a += 16 {
-								s := sums[blk*1024+(a/16*2+b)*256+tt:]
-								yo := y[o+blk*32+a : o+blk*32+a+16]
-								for r := range yo {
-									yo[r] = s[r*16]
-								}
+					toks := min(16, n-(g+b)*16)
+					for blk := range nblk {
+						for a := 0; a < aRows; a += 16 {
+							o0 := o + blk*32 + a
+							for tt := range toks {
+								yPtrs[tt] = (*uint32)(unsafe.Pointer(&ys[(g+b)*16+tt][o0 : o0+16][0]))
 							}
+							s := &sums[blk*1024+(a/16*2+b)*256]
+							transpose16x16((*uint32)(unsafe.Pointer(s)), 64, 16, &yPtrs, toks)
 						}
 					}
 				}

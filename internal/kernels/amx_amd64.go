@@ -12,3 +12,10 @@ package kernels
 //
 //go:noescape
 func amxMatBF16(cfg *[64]byte, w *uint16, wstride int, x *uint16, xcstride int, kchunks int, lo int, out *float32, nblk int, flags int)
+
+// transpose16x16 reads rows i < srcRows of 16 32-bit elements, srcStride bytes apart (the
+// others count as zeros), and writes column j as a row of 16 to dst[j] for j < dstRows
+// (AVX-512; see gen_transpose.go).
+//
+//go:noescape
+func transpose16x16(src *uint32, srcStride int, srcRows int, dst *[16]*uint32, dstRows int)

@@ -91,3 +91,7 @@ const hasAMX = false
 func amxMatBF16(cfg *[64]byte, w *uint16, wstride int, x *uint16, xcstride int, kchunks int, lo int, out *float32, nblk int, flags int) {
 	panic("no AMX on this architecture")
 }
+
+func transpose16x16(src *uint32, srcStride int, srcRows int, dst *[16]*uint32, dstRows int) {
+	panic("no AVX-512 on this architecture")
+}

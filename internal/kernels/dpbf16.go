@@ -7,6 +7,7 @@ import (
 )
 
 //go:generate go run gen_dpbf16.go
+//go:generate go run gen_transpose.go
 
 // Precision says how float32 activations meet bfloat16 weights in a batched matmul.
 type Precision uint8
