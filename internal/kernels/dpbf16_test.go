@@ -307,7 +307,7 @@ func BenchmarkDPBF16Tile(b *testing.B) {
 }
 
 // BenchmarkMatBF16Decode32 is one batch-32 decode matmul of Qwen3-0.6B's MLP and output-layer
-// shapes on each path; the reported MB/s is MFLOP/s.
+// shapes on each path (float32 FMA, AVX-512 BF16 tiles, AMX tiles); the reported MB/s is MFLOP/s.
 func BenchmarkMatBF16Decode32(b *testing.B) {
 	for _, shape := range benchShapes {
 		out, in := shape[0], shape[1]
@@ -324,14 +324,19 @@ func BenchmarkMatBF16Decode32(b *testing.B) {
 		for _, c := range []struct {
 			name   string
 			noBF16 bool
+			amx    bool
 			p      Precision
-		}{{"fma-f32", true, Float32}, {"dpbf16-f32", false, Float32}, {"dpbf16-bf16", false, BFloat16}} {
+		}{{"fma-f32", true, false, Float32}, {"dpbf16-f32", false, false, Float32}, {"dpbf16-bf16", false, false, BFloat16},
+			{"amx-f32", false, true, Float32}, {"amx-bf16", false, true, BFloat16}} {
 			b.Run(fmt.Sprintf("%dx%d/%s", out, in, c.name), func(b *testing.B) {
 				if !c.noBF16 {
 					needBF16(b)
 				}
-				forceNoBF16 = c.noBF16
-				defer func() { forceNoBF16 = false }()
+				if c.amx && !hasAMX {
+					b.Skip("this CPU, or its kernel, offers no AMX-BF16 tiles")
+				}
+				forceNoBF16, forceNoAMX = c.noBF16, !c.amx
+				defer func() { forceNoBF16, forceNoAMX = false, false }()
 				b.SetBytes(int64(2 * out * in * 32))
 				for range b.N {
 					MatBF16(w, out, in, xs, ys, c.p)
