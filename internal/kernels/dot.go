@@ -41,7 +41,8 @@ func dotBF16Go(w []uint16, x []float32) float32 {
 
 // MatBF16 computes ys[t][o] = Σ_i W[o][i]·xs[t][i] for W [out, in] in bfloat16, reading each
 // weight row once for every row of xs (so a batch costs little more than one row), and
-// splitting the output rows across the machine's cores when the matrix is large enough. With
+// splitting the output rows across the machine's cores when the matrix is large enough. On a
+// CPU with AMX tiles every batch size takes them (see matBF16AMX). Otherwise, with
 // four or more rows on a CPU with AVX-512 BF16 the activations meet the weights as bfloat16 at
 // precision p; fewer rows (decoding one to three sequences, bound by reading the weights) take
 // the float32 kernels, with the activations rounded first at BFloat16 so that a row computes

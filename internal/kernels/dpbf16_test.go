@@ -187,7 +187,7 @@ func TestMatBF16Tiled(t *testing.T) { forEachBatchedPath(t, testMatBF16Tiled) }
 func testMatBF16Tiled(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, p := range []Precision{Float32, BFloat16} {
-		for _, shape := range [][3]int{{4, 4, 32}, {5, 67, 96}, {7, 130, 1024}, {33, 9, 64}, {64, 36, 3072}, {9, 12, 1056}, {130, 20, 1024}, {4, 53, 128}, {20, 1079, 64}, {32, 2100, 96}} {
+		for _, shape := range [][3]int{{4, 4, 32}, {5, 67, 96}, {7, 130, 1024}, {33, 9, 64}, {64, 36, 3072}, {9, 12, 1056}, {130, 20, 1024}, {4, 53, 128}, {20, 1079, 64}, {32, 2100, 96}, {1, 68, 96}, {2, 52, 128}, {3, 132, 1024}} {
 			rows, out, in := shape[0], shape[1], shape[2]
 			t.Run(fmt.Sprintf("%v/%dx%dx%d", p, rows, out, in), func(t *testing.T) {
 				w := randBF16(r, out*in)
