@@ -43,16 +43,25 @@ type Result struct {
 	KVCacheDType      string         `json:"kv_cache_dtype"`
 }
 
-// Bandwidth measures how fast all cores together can read memory, two ways, and keeps the
-// faster (a higher bandwidth makes the roofline harder to reach, never easier): each core
+// Bandwidth measures how fast all cores together can read memory, three ways, and keeps the
+// fastest (a higher bandwidth makes the roofline harder to reach, never easier): each core
 // streams its share of a buffer far larger than the caches into a small cache-resident one
-// (memmove reads at the memory's speed; the writes stay in L1), and each core runs the
-// vector bf16 dot product decode uses over its share. Best of three passes each, in GB/s.
+// (memmove reads at the memory's speed; the writes stay in L1), each core runs the vector
+// bf16 dot product over its share, and the buffer is read as the weights of a one-row matmul
+// through the kernel decode uses (AMX tiles where the CPU has them, which stream faster than
+// either). Best of three passes each, in GB/s.
 func Bandwidth() float64 {
 	const size = 512 << 20
 	buf := make([]byte, size)
 	for i := 0; i < len(buf); i += 4096 { // fault every page in before timing
 		buf[i] = 1
+	}
+	// ordinary bf16 values, not zeros (matrix units may skip zero tiles)
+	for i := 0; i < 4096; i += 2 {
+		buf[i], buf[i+1] = byte(i), 0x3f
+	}
+	for n := 4096; n < len(buf); n *= 2 {
+		copy(buf[n:], buf[:n])
 	}
 	procs := runtime.GOMAXPROCS(0)
 	best := 0.0
@@ -90,6 +99,17 @@ func Bandwidth() float64 {
 		}
 		wg.Wait()
 		best = max(best, float64(len(buf))/time.Since(t0).Seconds()/1e9)
+	}
+	const in = 1024
+	out := len(words) / in
+	xs, ys := [][]float32{make([]float32, in)}, [][]float32{make([]float32, out)}
+	for i := range xs[0] {
+		xs[0][i] = float32(i%7) - 3
+	}
+	for range 3 {
+		t0 := time.Now()
+		kernels.MatBF16(words[:out*in], out, in, xs, ys, kernels.Float32)
+		best = max(best, float64(2*out*in)/time.Since(t0).Seconds()/1e9)
 	}
 	return best
 }
