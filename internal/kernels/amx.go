@@ -33,6 +33,8 @@ func amxOK(rows, out, in int) bool {
 
 var amxPool sync.Pool
 
+var amxSumsPool = sync.Pool{New: func() any { return new([8 * 1024]float32) }}
+
 func amxBuf(n int) (*[]uint16, []uint16) {
 	if v, ok := amxPool.Get().(*[]uint16); ok && cap(*v) >= n {
 		return v, (*v)[:n]
@@ -112,7 +114,11 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 	}
 	var next atomic.Int64
 	work := func() {
-		var sums [8 * 1024]float32
+		// 32 KB of sums from a pool, not the stack: a fresh worker goroutine would grow its
+		// stack (a copy) on every matmul.
+		sumsRef := amxSumsPool.Get().(*[8 * 1024]float32)
+		defer amxSumsPool.Put(sumsRef)
+		sums := sumsRef[:]
 		var yPtrs [16]*uint32
 		for {
 			item := int(next.Add(1) - 1)
