@@ -476,3 +476,129 @@ bpx8row:
 bpxdone:
 	VZEROUPPER
 	RET
+
+// func axpys2F32AVX512(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32)
+// axpys2F32AVX2 with sixteen lanes: a head of 128 stays in sixteen registers (eight per
+// query) while every value row is read once. Each output lane gets the same FMAs in the same
+// order as in axpys2F32AVX2 and two single calls (bit-identical); hd is a multiple of 16.
+TEXT ·axpys2F32AVX512(SB), NOSPLIT, $0-64
+	MOVQ p0+0(FP), SI
+	MOVQ p1+8(FP), R13
+	MOVQ v+16(FP), DI
+	MOVQ stride+24(FP), R8
+	SHLQ $2, R8
+	MOVQ n+32(FP), CX
+	MOVQ hd+40(FP), R9
+	SHLQ $2, R9 // bytes per head
+	MOVQ o0+48(FP), DX
+	MOVQ o1+56(FP), R12
+	TESTQ CX, CX
+	JEQ  qxdone
+	XORQ AX, AX
+
+qx128:
+	MOVQ R9, BX
+	SUBQ AX, BX
+	CMPQ BX, $512
+	JLT  qx16
+	VMOVUPS 0(DX)(AX*1), Z0
+	VMOVUPS 64(DX)(AX*1), Z1
+	VMOVUPS 128(DX)(AX*1), Z2
+	VMOVUPS 192(DX)(AX*1), Z3
+	VMOVUPS 256(DX)(AX*1), Z4
+	VMOVUPS 320(DX)(AX*1), Z5
+	VMOVUPS 384(DX)(AX*1), Z6
+	VMOVUPS 448(DX)(AX*1), Z7
+	VMOVUPS 0(R12)(AX*1), Z8
+	VMOVUPS 64(R12)(AX*1), Z9
+	VMOVUPS 128(R12)(AX*1), Z10
+	VMOVUPS 192(R12)(AX*1), Z11
+	VMOVUPS 256(R12)(AX*1), Z12
+	VMOVUPS 320(R12)(AX*1), Z13
+	VMOVUPS 384(R12)(AX*1), Z14
+	VMOVUPS 448(R12)(AX*1), Z15
+	MOVQ    DI, R10
+	MOVQ    SI, R11
+	MOVQ    R13, R14
+	MOVQ    CX, BX
+
+qx128row:
+	VBROADCASTSS (R11), Z16
+	VBROADCASTSS (R14), Z17
+	VMOVUPS      0(R10)(AX*1), Z18
+	VMOVUPS      64(R10)(AX*1), Z19
+	VMOVUPS      128(R10)(AX*1), Z20
+	VMOVUPS      192(R10)(AX*1), Z21
+	VMOVUPS      256(R10)(AX*1), Z22
+	VMOVUPS      320(R10)(AX*1), Z23
+	VMOVUPS      384(R10)(AX*1), Z24
+	VMOVUPS      448(R10)(AX*1), Z25
+	VFMADD231PS  Z18, Z16, Z0
+	VFMADD231PS  Z19, Z16, Z1
+	VFMADD231PS  Z20, Z16, Z2
+	VFMADD231PS  Z21, Z16, Z3
+	VFMADD231PS  Z22, Z16, Z4
+	VFMADD231PS  Z23, Z16, Z5
+	VFMADD231PS  Z24, Z16, Z6
+	VFMADD231PS  Z25, Z16, Z7
+	VFMADD231PS  Z18, Z17, Z8
+	VFMADD231PS  Z19, Z17, Z9
+	VFMADD231PS  Z20, Z17, Z10
+	VFMADD231PS  Z21, Z17, Z11
+	VFMADD231PS  Z22, Z17, Z12
+	VFMADD231PS  Z23, Z17, Z13
+	VFMADD231PS  Z24, Z17, Z14
+	VFMADD231PS  Z25, Z17, Z15
+	ADDQ         R8, R10
+	ADDQ         $4, R11
+	ADDQ         $4, R14
+	DECQ         BX
+	JNZ          qx128row
+	VMOVUPS      Z0, 0(DX)(AX*1)
+	VMOVUPS      Z1, 64(DX)(AX*1)
+	VMOVUPS      Z2, 128(DX)(AX*1)
+	VMOVUPS      Z3, 192(DX)(AX*1)
+	VMOVUPS      Z4, 256(DX)(AX*1)
+	VMOVUPS      Z5, 320(DX)(AX*1)
+	VMOVUPS      Z6, 384(DX)(AX*1)
+	VMOVUPS      Z7, 448(DX)(AX*1)
+	VMOVUPS      Z8, 0(R12)(AX*1)
+	VMOVUPS      Z9, 64(R12)(AX*1)
+	VMOVUPS      Z10, 128(R12)(AX*1)
+	VMOVUPS      Z11, 192(R12)(AX*1)
+	VMOVUPS      Z12, 256(R12)(AX*1)
+	VMOVUPS      Z13, 320(R12)(AX*1)
+	VMOVUPS      Z14, 384(R12)(AX*1)
+	VMOVUPS      Z15, 448(R12)(AX*1)
+	ADDQ         $512, AX
+	JMP          qx128
+
+qx16:
+	CMPQ AX, R9
+	JGE  qxdone
+	VMOVUPS (DX)(AX*1), Z0
+	VMOVUPS (R12)(AX*1), Z1
+	MOVQ    DI, R10
+	MOVQ    SI, R11
+	MOVQ    R13, R14
+	MOVQ    CX, BX
+
+qx16row:
+	VBROADCASTSS (R11), Z16
+	VBROADCASTSS (R14), Z17
+	VMOVUPS      (R10)(AX*1), Z18
+	VFMADD231PS  Z18, Z16, Z0
+	VFMADD231PS  Z18, Z17, Z1
+	ADDQ         R8, R10
+	ADDQ         $4, R11
+	ADDQ         $4, R14
+	DECQ         BX
+	JNZ          qx16row
+	VMOVUPS      Z0, (DX)(AX*1)
+	VMOVUPS      Z1, (R12)(AX*1)
+	ADDQ         $64, AX
+	JMP          qx16
+
+qxdone:
+	VZEROUPPER
+	RET

@@ -122,6 +122,11 @@ func dots2F32AVX512(q0, q1, k *float32, stride, n, hd int, out0, out1 *float32)
 //go:noescape
 func axpys2F32AVX2(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32)
 
+// axpys2F32AVX512 is axpys2F32AVX2 with sixteen lanes (hd a multiple of 16), bit-identical.
+//
+//go:noescape
+func axpys2F32AVX512(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32)
+
 // dots2BF16AVX512 is dotsBF16AVX2 for two queries over the same keys, bit-identical to two calls.
 //
 //go:noescape

@@ -95,3 +95,7 @@ func amxMatBF16(cfg *[64]byte, w *uint16, wstride int, x *uint16, xcstride int, 
 func transpose16x16(src *uint32, srcStride int, srcRows int, dst *[16]*uint32, dstRows int) {
 	panic("no AVX-512 on this architecture")
 }
+
+func axpys2F32AVX512(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32) {
+	panic("no AVX-512 on this architecture")
+}

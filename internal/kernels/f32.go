@@ -142,6 +142,10 @@ func AxpysStrided2(p0, p1, v []float32, stride int, o0, o1 []float32) {
 	}
 	_ = v[(n-1)*stride+hd-1]
 	p1, o1 = p1[:n], o1[:hd]
+	if hasAVX512 && !forceAVX2 && hd%16 == 0 && hd > 0 {
+		axpys2F32AVX512(&p0[0], &p1[0], &v[0], stride, n, hd, &o0[0], &o1[0])
+		return
+	}
 	if hasAVX2FMA && hd%8 == 0 && hd > 0 {
 		axpys2F32AVX2(&p0[0], &p1[0], &v[0], stride, n, hd, &o0[0], &o1[0])
 		return

@@ -210,7 +210,7 @@ func TestSoftmaxScaled(t *testing.T) {
 // counts with and without a tail.
 func TestStridedPairs(t *testing.T) {
 	r := rand.New(rand.NewPCG(6, 6))
-	for _, hd := range []int{8, 24, 40, 128, 12} {
+	for _, hd := range []int{8, 24, 40, 128, 12, 48, 144, 256} {
 		for _, n := range []int{1, 7, 8, 15, 16, 21} {
 			stride := 3*hd + 8
 			rnd := func(m int) []float32 {
