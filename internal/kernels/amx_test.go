@@ -66,10 +66,41 @@ func BenchmarkAMXKernel(b *testing.B) {
 			w := randBF16(r, nblk*32*in)
 			x := randBF16(r, 2*kch*2*512)
 			var sums [nblk * 1024]float32
+			b.ResetTimer()
 			for range b.N {
 				amxMatBF16(&amxCfg, &w[0], in*2, &x[0], 2048, kch, kch*2048, &sums[0], nblk, c.flags)
 			}
 			b.ReportMetric(float64(nblk*c.dps*kch*b.N)/b.Elapsed().Seconds()/1e9, "Gdp/s")
+		})
+	}
+}
+
+// BenchmarkMatBF16Decode1 is one row (decoding one sequence) through the output layer's shape,
+// which is bound by reading the weights: MB/s is the weights' read rate, on the float32 GEMV
+// and on the AMX tiles.
+func BenchmarkMatBF16Decode1(b *testing.B) {
+	out, in := 151936, 1024
+	r := rand.New(rand.NewPCG(1, 1))
+	w := randBF16(r, out*in)
+	xs, ys := [][]float32{make([]float32, in)}, [][]float32{make([]float32, out)}
+	for k := range xs[0] {
+		xs[0][k] = float32(r.NormFloat64())
+	}
+	for _, amx := range []bool{false, true} {
+		name := "gemv"
+		if amx {
+			name = "amx"
+		}
+		b.Run(name, func(b *testing.B) {
+			if amx && !hasAMX {
+				b.Skip("this CPU, or its kernel, offers no AMX-BF16 tiles")
+			}
+			forceNoAMX = !amx
+			defer func() { forceNoAMX = false }()
+			b.SetBytes(int64(2 * out * in))
+			for range b.N {
+				MatBF16(w, out, in, xs, ys, Float32)
+			}
 		})
 	}
 }
