@@ -1,8 +1,11 @@
 package kernels
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/strata-ai/strata/internal/tensor"
 )
 
 // TestTranspose16x16 checks the shuffle network against index arithmetic, with short sources
@@ -102,5 +105,42 @@ func BenchmarkMatBF16Decode1(b *testing.B) {
 				MatBF16(w, out, in, xs, ys, Float32)
 			}
 		})
+	}
+}
+
+// TestGEMVBF16 checks the one-row AVX-512 kernel against float64 sums of the same products, for
+// row counts with and without a remainder of the four-row loop, serial and split across cores.
+func TestGEMVBF16(t *testing.T) {
+	if !hasAVX512 {
+		t.Skip("this CPU has no AVX-512; the one-row kernel cannot run here")
+	}
+	r := rand.New(rand.NewPCG(2, 9))
+	for _, in := range []int{32, 96, 1024} {
+		for _, out := range []int{1, 3, 4, 7, 9, 130, 4099} {
+			w := randBF16(r, out*in)
+			x := make([]float32, in)
+			for k := range x {
+				x[k] = float32(r.NormFloat64())
+			}
+			for _, procs := range []int{1, 2} {
+				y := make([]float32, out+1)
+				y[out] = 12345 // past the end: untouched
+				gemvBF16(w, out, in, x, y[:out], procs)
+				if y[out] != 12345 {
+					t.Fatalf("in %d out %d: wrote past the output", in, out)
+				}
+				for o := range out {
+					var ref, mag float64
+					for k := range in {
+						p := float64(tensor.BF16ToF32(w[o*in+k])) * float64(x[k])
+						ref += p
+						mag += math.Abs(p)
+					}
+					if d := math.Abs(float64(y[o]) - ref); d > 1e-6*mag {
+						t.Fatalf("in %d out %d procs %d: y[%d] = %v, want %v", in, out, procs, o, y[o], ref)
+					}
+				}
+			}
+		}
 	}
 }

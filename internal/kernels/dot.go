@@ -4,9 +4,11 @@
 package kernels
 
 import (
-	"github.com/strata-ai/strata/internal/tensor"
 	"math"
 	"sync"
+	"sync/atomic"
+
+	"github.com/strata-ai/strata/internal/tensor"
 )
 
 // DotBF16 returns Σ w[i]·x[i] for bfloat16 weights (as bit patterns) and float32 x.
@@ -77,6 +79,10 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 		}
 		xs = rounded
 	}
+	if len(xs) == 1 && hasAVX512 && !forceAVX2 && in%32 == 0 && in > 0 {
+		gemvBF16(w, out, in, xs[0], ys[0], procs)
+		return
+	}
 	// With four or more rows, pack them contiguously so one pass over a weight row feeds four
 	// dot products at once (each weight widened once, used four times).
 	var packed []float32
@@ -123,3 +129,47 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 
 // forceAVX2 lets tests run the AVX2 micro-kernel on machines that also have AVX-512.
 var forceAVX2 = false
+
+// gemvBF16 is MatBF16 for one row on AVX-512 (in a multiple of 32): decoding one sequence,
+// bound by reading the weights. The weight rows go out in chunks from a counter, about eight
+// per core, so a core the host slows down takes fewer.
+func gemvBF16(w []uint16, out, in int, x, y []float32, procs int) {
+	xeo := make([]float32, in)
+	packEvenOdd(xeo, x[:in])
+	y = y[:out]
+	_ = w[out*in-1]
+	if procs == 1 || out*in < 1<<16 {
+		gemvBF16AVX512(&w[0], out, in, &xeo[0], &y[0])
+		return
+	}
+	chunk := max(4, (out/(8*procs))&^3)
+	var next atomic.Int64
+	work := func() {
+		for {
+			lo := int(next.Add(int64(chunk))) - chunk
+			if lo >= out {
+				return
+			}
+			hi := min(lo+chunk, out)
+			gemvBF16AVX512(&w[lo*in], hi-lo, in, &xeo[0], &y[lo])
+		}
+	}
+	var wg sync.WaitGroup
+	for range procs - 1 {
+		wg.Add(1)
+		go func() { defer wg.Done(); work() }()
+	}
+	work()
+	wg.Wait()
+}
+
+// packEvenOdd lays x out for gemvBF16AVX512: each block of 32 as its 16 even-indexed elements,
+// then its 16 odd-indexed ones (len(x) a multiple of 32).
+func packEvenOdd(dst, x []float32) {
+	for b := 0; b+32 <= len(x); b += 32 {
+		blk, d := x[b:b+32], dst[b:b+32]
+		for j := range 16 {
+			d[j], d[16+j] = blk[2*j], blk[2*j+1]
+		}
+	}
+}

@@ -137,3 +137,9 @@ func dots2BF16AVX512(q0, q1 *float32, k *uint16, stride, n, hd int, out0, out1 *
 //
 //go:noescape
 func axpys2BF16AVX2(p0, p1 *float32, v *uint16, stride, n, hd int, o0, o1 *float32)
+
+// gemvBF16AVX512 computes out[r] = Σ_k w[r·in+k]·x[k] for rows weight rows (in a multiple of
+// 32) with x packed by packEvenOdd.
+//
+//go:noescape
+func gemvBF16AVX512(w *uint16, rows int, in int, x *float32, out *float32)

@@ -1,0 +1,127 @@
+#include "textflag.h"
+
+// func gemvBF16AVX512(w *uint16, rows int, in int, x *float32, out *float32)
+// out[r] = Σ_k w[r·in+k]·x[k] for rows bfloat16 weight rows of in elements (a multiple of 32),
+// with x packed by packEvenOdd: each 32-element block as its 16 even-indexed elements, then its
+// 16 odd-indexed ones. A 64-byte load of weights then widens in two instructions, each lane's
+// low bfloat16 by a shift and its high one by a mask, with no shuffles; four rows share every
+// load of x, with two sums each (even and odd) so eight FMA chains run at once.
+TEXT ·gemvBF16AVX512(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ rows+8(FP), R8
+	MOVQ in+16(FP), R9
+	SHLQ $1, R9 // bytes per weight row
+	MOVQ x+24(FP), DI
+	MOVQ out+32(FP), DX
+	MOVL $0xffff0000, AX
+	VPBROADCASTD AX, Z31
+
+four:
+	CMPQ R8, $4
+	JLT  one
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	LEAQ (SI)(R9*1), R10
+	LEAQ (R10)(R9*1), R11
+	LEAQ (R11)(R9*1), R12
+	XORQ AX, AX // byte offset in the rows
+	MOVQ DI, BX
+
+fourk:
+	VMOVUPS (BX), Z8    // x, even elements
+	VMOVUPS 64(BX), Z9  // x, odd elements
+	VMOVDQU32 (SI)(AX*1), Z10
+	VMOVDQU32 (R10)(AX*1), Z11
+	VMOVDQU32 (R11)(AX*1), Z12
+	VMOVDQU32 (R12)(AX*1), Z13
+	VPSLLD $16, Z10, Z14
+	VPANDD Z31, Z10, Z10
+	VFMADD231PS Z14, Z8, Z0
+	VFMADD231PS Z10, Z9, Z1
+	VPSLLD $16, Z11, Z15
+	VPANDD Z31, Z11, Z11
+	VFMADD231PS Z15, Z8, Z2
+	VFMADD231PS Z11, Z9, Z3
+	VPSLLD $16, Z12, Z16
+	VPANDD Z31, Z12, Z12
+	VFMADD231PS Z16, Z8, Z4
+	VFMADD231PS Z12, Z9, Z5
+	VPSLLD $16, Z13, Z17
+	VPANDD Z31, Z13, Z13
+	VFMADD231PS Z17, Z8, Z6
+	VFMADD231PS Z13, Z9, Z7
+	ADDQ $128, BX
+	ADDQ $64, AX
+	CMPQ AX, R9
+	JLT  fourk
+
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z5, Z4, Z4
+	VADDPS Z7, Z6, Z6
+	// four horizontal sums at once: fold 512 -> 256 -> 128 bits, then transpose-add
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF64X4 $1, Z2, Y3
+	VADDPS Y3, Y2, Y2
+	VEXTRACTF64X4 $1, Z4, Y5
+	VADDPS Y5, Y4, Y4
+	VEXTRACTF64X4 $1, Z6, Y7
+	VADDPS Y7, Y6, Y6
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VEXTRACTF128 $1, Y2, X3
+	VADDPS X3, X2, X2
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS X5, X4, X4
+	VEXTRACTF128 $1, Y6, X7
+	VADDPS X7, X6, X6
+	VHADDPS X2, X0, X0 // r0 lanes 0+1, 2+3, r1 lanes 0+1, 2+3
+	VHADDPS X6, X4, X4
+	VHADDPS X4, X0, X0 // r0, r1, r2, r3
+	VMOVUPS X0, (DX)
+	ADDQ $16, DX
+	LEAQ (R12)(R9*1), SI
+	SUBQ $4, R8
+	JMP  four
+
+one:
+	TESTQ R8, R8
+	JEQ   done
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	XORQ AX, AX
+	MOVQ DI, BX
+
+onek:
+	VMOVDQU32 (SI)(AX*1), Z10
+	VPSLLD $16, Z10, Z14
+	VPANDD Z31, Z10, Z10
+	VFMADD231PS (BX), Z14, Z0
+	VFMADD231PS 64(BX), Z10, Z1
+	ADDQ $128, BX
+	ADDQ $64, AX
+	CMPQ AX, R9
+	JLT  onek
+	VADDPS Z1, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R9, SI
+	DECQ R8
+	JMP  one
+
+done:
+	VZEROUPPER
+	RET
