@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"os"
 	"syscall"
 	"unsafe"
 
@@ -12,7 +13,10 @@ import (
 // a process asks once with arch_prctl(ARCH_REQ_XCOMP_PERM), after which the kernel saves it
 // on context switches and signals like any other register state. A kernel that is too old,
 // or a sandbox that filters arch_prctl, says no and the matmuls stay on AVX-512.
-var hasAMX = cpu.X86.HasAMXTile && cpu.X86.HasAMXBF16 && hasAVX512BF16 && amxPermit()
+//
+// STRATA_NO_AMX=1 in the environment leaves AMX alone (to compare paths, or where a
+// hypervisor's AMX misbehaves).
+var hasAMX = cpu.X86.HasAMXTile && cpu.X86.HasAMXBF16 && hasAVX512BF16 && os.Getenv("STRATA_NO_AMX") == "" && amxPermit()
 
 func amxPermit() bool {
 	const (
