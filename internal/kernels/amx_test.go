@@ -80,7 +80,7 @@ func BenchmarkAMXKernel(b *testing.B) {
 
 // BenchmarkMatBF16Decode1 is one row (decoding one sequence) through the output layer's shape,
 // which is bound by reading the weights: MB/s is the weights' read rate, on the float32 GEMV
-// and on the AMX tiles.
+// (AVX2 and AVX-512) and on the AMX tiles.
 func BenchmarkMatBF16Decode1(b *testing.B) {
 	out, in := 151936, 1024
 	r := rand.New(rand.NewPCG(1, 1))
@@ -89,17 +89,16 @@ func BenchmarkMatBF16Decode1(b *testing.B) {
 	for k := range xs[0] {
 		xs[0][k] = float32(r.NormFloat64())
 	}
-	for _, amx := range []bool{false, true} {
-		name := "gemv"
-		if amx {
-			name = "amx"
-		}
-		b.Run(name, func(b *testing.B) {
-			if amx && !hasAMX {
+	for _, c := range []struct {
+		name      string
+		amx, avx2 bool
+	}{{"gemv-avx2", false, true}, {"gemv", false, false}, {"amx", true, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			if c.amx && !hasAMX {
 				b.Skip("this CPU, or its kernel, offers no AMX-BF16 tiles")
 			}
-			forceNoAMX = !amx
-			defer func() { forceNoAMX = false }()
+			forceNoAMX, forceAVX2 = !c.amx, c.avx2
+			defer func() { forceNoAMX, forceAVX2 = false, false }()
 			b.SetBytes(int64(2 * out * in))
 			for range b.N {
 				MatBF16(w, out, in, xs, ys, Float32)
@@ -108,14 +107,26 @@ func BenchmarkMatBF16Decode1(b *testing.B) {
 	}
 }
 
-// TestGEMVBF16 checks the one-row AVX-512 kernel against float64 sums of the same products, for
-// row counts with and without a remainder of the four-row loop, serial and split across cores.
+// TestGEMVBF16 checks the one-row kernels (AVX-512 and AVX2) against float64 sums of the same
+// products, for row counts with and without a remainder of the four-row loop, serial and split
+// across cores.
 func TestGEMVBF16(t *testing.T) {
-	if !hasAVX512 {
-		t.Skip("this CPU has no AVX-512; the one-row kernel cannot run here")
+	if !hasAVX2FMA {
+		t.Skip("this CPU has no AVX2/FMA; the one-row kernels cannot run here")
 	}
+	for _, avx2 := range []bool{false, true} {
+		forceAVX2 = avx2
+		testGEMVBF16(t)
+	}
+	forceAVX2 = false
+}
+
+func testGEMVBF16(t *testing.T) {
 	r := rand.New(rand.NewPCG(2, 9))
-	for _, in := range []int{32, 96, 1024} {
+	for _, in := range []int{16, 32, 48, 96, 1024} {
+		if !gemvOK(in) {
+			continue
+		}
 		for _, out := range []int{1, 3, 4, 7, 9, 130, 4099} {
 			w := randBF16(r, out*in)
 			x := make([]float32, in)
@@ -137,7 +148,7 @@ func TestGEMVBF16(t *testing.T) {
 						mag += math.Abs(p)
 					}
 					if d := math.Abs(float64(y[o]) - ref); d > 1e-6*mag {
-						t.Fatalf("in %d out %d procs %d: y[%d] = %v, want %v", in, out, procs, o, y[o], ref)
+						t.Fatalf("avx2 %v in %d out %d procs %d: y[%d] = %v, want %v", forceAVX2, in, out, procs, o, y[o], ref)
 					}
 				}
 			}

@@ -79,7 +79,7 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 		}
 		xs = rounded
 	}
-	if len(xs) == 1 && hasAVX512 && !forceAVX2 && in%32 == 0 && in > 0 {
+	if len(xs) == 1 && gemvOK(in) {
 		gemvBF16(w, out, in, xs[0], ys[0], procs)
 		return
 	}
@@ -130,16 +130,25 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 // forceAVX2 lets tests run the AVX2 micro-kernel on machines that also have AVX-512.
 var forceAVX2 = false
 
-// gemvBF16 is MatBF16 for one row on AVX-512 (in a multiple of 32): decoding one sequence,
-// bound by reading the weights. The weight rows go out in chunks from a counter, about eight
-// per core, so a core the host slows down takes fewer.
+// gemvOK says whether one row of length in can take gemvBF16.
+func gemvOK(in int) bool {
+	return in > 0 && (hasAVX512 && !forceAVX2 && in%32 == 0 || hasAVX2FMA && in%16 == 0)
+}
+
+// gemvBF16 is MatBF16 for one row (decoding one sequence, bound by reading the weights) on
+// AVX-512 or AVX2. The weight rows go out in chunks from a counter, about eight per core, so a
+// core the host slows down takes fewer.
 func gemvBF16(w []uint16, out, in int, x, y []float32, procs int) {
+	kernel, blk := gemvBF16AVX2, 16
+	if hasAVX512 && !forceAVX2 && in%32 == 0 {
+		kernel, blk = gemvBF16AVX512, 32
+	}
 	xeo := make([]float32, in)
-	packEvenOdd(xeo, x[:in])
+	packEvenOdd(xeo, x[:in], blk)
 	y = y[:out]
 	_ = w[out*in-1]
 	if procs == 1 || out*in < 1<<16 {
-		gemvBF16AVX512(&w[0], out, in, &xeo[0], &y[0])
+		kernel(&w[0], out, in, &xeo[0], &y[0])
 		return
 	}
 	chunk := max(4, (out/(8*procs))&^3)
@@ -151,7 +160,7 @@ func gemvBF16(w []uint16, out, in int, x, y []float32, procs int) {
 				return
 			}
 			hi := min(lo+chunk, out)
-			gemvBF16AVX512(&w[lo*in], hi-lo, in, &xeo[0], &y[lo])
+			kernel(&w[lo*in], hi-lo, in, &xeo[0], &y[lo])
 		}
 	}
 	var wg sync.WaitGroup
@@ -163,13 +172,14 @@ func gemvBF16(w []uint16, out, in int, x, y []float32, procs int) {
 	wg.Wait()
 }
 
-// packEvenOdd lays x out for gemvBF16AVX512: each block of 32 as its 16 even-indexed elements,
-// then its 16 odd-indexed ones (len(x) a multiple of 32).
-func packEvenOdd(dst, x []float32) {
-	for b := 0; b+32 <= len(x); b += 32 {
-		blk, d := x[b:b+32], dst[b:b+32]
-		for j := range 16 {
-			d[j], d[16+j] = blk[2*j], blk[2*j+1]
+// packEvenOdd lays x out for the GEMV kernels: each block of blk as its blk/2 even-indexed
+// elements, then its odd-indexed ones (len(x) a multiple of blk).
+func packEvenOdd(dst, x []float32, blk int) {
+	h := blk / 2
+	for b := 0; b+blk <= len(x); b += blk {
+		src, d := x[b:b+blk], dst[b:b+blk]
+		for j := range h {
+			d[j], d[h+j] = src[2*j], src[2*j+1]
 		}
 	}
 }

@@ -143,3 +143,9 @@ func axpys2BF16AVX2(p0, p1 *float32, v *uint16, stride, n, hd int, o0, o1 *float
 //
 //go:noescape
 func gemvBF16AVX512(w *uint16, rows int, in int, x *float32, out *float32)
+
+// gemvBF16AVX2 is gemvBF16AVX512 with eight lanes: in a multiple of 16, x packed by
+// packEvenOdd in blocks of 16.
+//
+//go:noescape
+func gemvBF16AVX2(w *uint16, rows int, in int, x *float32, out *float32)
