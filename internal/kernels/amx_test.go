@@ -107,9 +107,9 @@ func BenchmarkMatBF16Decode1(b *testing.B) {
 	}
 }
 
-// TestGEMVBF16 checks the one-row kernels (AVX-512 and AVX2) against float64 sums of the same
-// products, for row counts with and without a remainder of the four-row loop, serial and split
-// across cores.
+// TestGEMVBF16 checks the GEMV kernels (AVX-512 and AVX2) for one to three activation rows
+// against float64 sums of the same products, for weight row counts with and without a
+// remainder of the four-row loop, serial and split across cores.
 func TestGEMVBF16(t *testing.T) {
 	if !hasAVX2FMA {
 		t.Skip("this CPU has no AVX2/FMA; the one-row kernels cannot run here")
@@ -129,26 +129,37 @@ func testGEMVBF16(t *testing.T) {
 		}
 		for _, out := range []int{1, 3, 4, 7, 9, 130, 4099} {
 			w := randBF16(r, out*in)
-			x := make([]float32, in)
-			for k := range x {
-				x[k] = float32(r.NormFloat64())
-			}
-			for _, procs := range []int{1, 2} {
-				y := make([]float32, out+1)
-				y[out] = 12345 // past the end: untouched
-				gemvBF16(w, out, in, x, y[:out], procs)
-				if y[out] != 12345 {
-					t.Fatalf("in %d out %d: wrote past the output", in, out)
+			xs := make([][]float32, 3)
+			for i := range xs {
+				xs[i] = make([]float32, in)
+				for k := range xs[i] {
+					xs[i][k] = float32(r.NormFloat64())
 				}
-				for o := range out {
-					var ref, mag float64
-					for k := range in {
-						p := float64(tensor.BF16ToF32(w[o*in+k])) * float64(x[k])
-						ref += p
-						mag += math.Abs(p)
+			}
+			for _, rows := range []int{1, 2, 3} {
+				for _, procs := range []int{1, 2} {
+					ys := make([][]float32, rows)
+					for i := range ys {
+						ys[i] = make([]float32, out+1)
+						ys[i][out] = 12345 // past the end: untouched
+						ys[i] = ys[i][:out]
 					}
-					if d := math.Abs(float64(y[o]) - ref); d > 1e-6*mag {
-						t.Fatalf("avx2 %v in %d out %d procs %d: y[%d] = %v, want %v", forceAVX2, in, out, procs, o, y[o], ref)
+					gemvBF16(w, out, in, xs[:rows], ys, procs)
+					for i, y := range ys {
+						if y[:out+1][out] != 12345 {
+							t.Fatalf("in %d out %d: wrote past output row %d", in, out, i)
+						}
+						for o := range out {
+							var ref, mag float64
+							for k := range in {
+								p := float64(tensor.BF16ToF32(w[o*in+k])) * float64(xs[i][k])
+								ref += p
+								mag += math.Abs(p)
+							}
+							if d := math.Abs(float64(y[o]) - ref); d > 1e-6*mag {
+								t.Fatalf("avx2 %v in %d out %d rows %d procs %d: y[%d][%d] = %v, want %v", forceAVX2, in, out, rows, procs, i, o, y[o], ref)
+							}
+						}
 					}
 				}
 			}

@@ -79,8 +79,8 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 		}
 		xs = rounded
 	}
-	if len(xs) == 1 && gemvOK(in) {
-		gemvBF16(w, out, in, xs[0], ys[0], procs)
+	if len(xs) < 4 && gemvOK(in) {
+		gemvBF16(w, out, in, xs, ys, procs)
 		return
 	}
 	// With four or more rows, pack them contiguously so one pass over a weight row feeds four
@@ -135,23 +135,34 @@ func gemvOK(in int) bool {
 	return in > 0 && (hasAVX512 && !forceAVX2 && in%32 == 0 || hasAVX2FMA && in%16 == 0)
 }
 
-// gemvBF16 is MatBF16 for one row (decoding one sequence, bound by reading the weights) on
-// AVX-512 or AVX2. The weight rows go out in chunks from a counter, about eight per core, so a
-// core the host slows down takes fewer.
-func gemvBF16(w []uint16, out, in int, x, y []float32, procs int) {
+// gemvBF16 is MatBF16 for one to three rows (decoding that many sequences, bound by reading
+// the weights) on AVX-512 or AVX2. The weight rows go out in chunks from a counter, about
+// eight per core, so a core the host slows down takes fewer; a chunk is at most 64 rows, so
+// the second and third activation rows find it in L2 and the weights stream from memory once.
+func gemvBF16(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	kernel, blk := gemvBF16AVX2, 16
 	if hasAVX512 && !forceAVX2 && in%32 == 0 {
 		kernel, blk = gemvBF16AVX512, 32
 	}
-	xeo := make([]float32, in)
-	packEvenOdd(xeo, x[:in], blk)
-	y = y[:out]
+	xeo := make([][]float32, len(xs))
+	for t, x := range xs {
+		xeo[t] = make([]float32, in)
+		packEvenOdd(xeo[t], x[:in], blk)
+	}
 	_ = w[out*in-1]
+	run := func(lo, hi int) {
+		for c := lo; c < hi; c += 64 {
+			n := min(64, hi-c)
+			for t := range xs {
+				kernel(&w[c*in], n, in, &xeo[t][0], &ys[t][:out][c])
+			}
+		}
+	}
 	if procs == 1 || out*in < 1<<16 {
-		kernel(&w[0], out, in, &xeo[0], &y[0])
+		run(0, out)
 		return
 	}
-	chunk := max(4, (out/(8*procs))&^3)
+	chunk := min(64, max(4, (out/(8*procs))&^3))
 	var next atomic.Int64
 	work := func() {
 		for {
@@ -159,8 +170,7 @@ func gemvBF16(w []uint16, out, in int, x, y []float32, procs int) {
 			if lo >= out {
 				return
 			}
-			hi := min(lo+chunk, out)
-			kernel(&w[lo*in], hi-lo, in, &xeo[0], &y[lo])
+			run(lo, min(lo+chunk, out))
 		}
 	}
 	var wg sync.WaitGroup
