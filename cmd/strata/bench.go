@@ -346,7 +346,7 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 			if jsonOut {
 				return json.NewEncoder(w).Encode(res)
 			}
-			fmt.Fprintf(w, "# model: %s\n# memory bandwidth %.1f GB/s (%d threads), activations %s, KV cache %s\n", enginebench.Describe(m), res.BandwidthGBs, res.Threads, res.DType, res.KVCacheDType)
+			fmt.Fprintf(w, "# model: %s\n# memory bandwidth %.1f GB/s (%d threads), activations %s, KV cache %s, kernels %s\n", enginebench.Describe(m), res.BandwidthGBs, res.Threads, res.DType, res.KVCacheDType, res.Kernels)
 			fmt.Fprintf(w, "prefill  %6d tokens   %10.1f tokens/s\n", o.PromptLen, res.PrefillTokensPerS)
 			for _, d := range res.Decode {
 				fmt.Fprintf(w, "decode   batch %4d   %10.1f tokens/s   %7.2f ms/step   roofline %5.1f%%\n", d.Batch, d.TokensPerS, d.StepMs, 100*d.RooflineFraction)

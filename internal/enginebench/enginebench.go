@@ -41,6 +41,7 @@ type Result struct {
 	Threads           int            `json:"threads"`
 	DType             string         `json:"dtype"`
 	KVCacheDType      string         `json:"kv_cache_dtype"`
+	Kernels           string         `json:"kernels"` // amx, avx512-bf16, avx512, avx2 or portable
 }
 
 // Bandwidth measures how fast all cores together can read memory, three ways, and keeps the
@@ -117,7 +118,7 @@ func Bandwidth() float64 {
 // Run measures m.
 func Run(m *qwen3.Model, o Options) (*Result, error) {
 	cfg := m.Cfg
-	res := &Result{BandwidthGBs: Bandwidth(), WeightBytes: m.WeightBytes(), Threads: runtime.GOMAXPROCS(0), KVCacheDType: m.KVCacheDType().String()}
+	res := &Result{BandwidthGBs: Bandwidth(), WeightBytes: m.WeightBytes(), Threads: runtime.GOMAXPROCS(0), KVCacheDType: m.KVCacheDType().String(), Kernels: kernels.Path()}
 	r := rand.New(rand.NewPCG(1, 2))
 	tokens := func(n int) []int {
 		t := make([]int, n)

@@ -58,3 +58,19 @@ func ParallelFor(n, grain int, f func(lo, hi int)) {
 	run()
 	wg.Wait()
 }
+
+// Path names the matmul kernels this process runs over bfloat16 weights, for benchmark
+// reports: "amx", "avx512-bf16", "avx512", "avx2" or "portable".
+func Path() string {
+	switch {
+	case hasAMX:
+		return "amx"
+	case hasAVX512BF16:
+		return "avx512-bf16"
+	case hasAVX512:
+		return "avx512"
+	case hasAVX2FMA:
+		return "avx2"
+	}
+	return "portable"
+}
