@@ -28,7 +28,7 @@ var forceNoAMX = false
 // (measured: 101 -> 74 ms per Qwen3-0.6B step), and every batch size then forms the same
 // sums, bit for bit.
 func amxOK(rows, out, in int) bool {
-	return hasAMX && !forceNoAMX && !forceAVX2 && !forceNoBF16 && rows >= 1 && in%32 == 0 && out >= 16
+	return hasAMX && !forceNoAMX && !forceAVX2 && !forceNoBF16 && rows >= 1 && in > 0 && in%32 == 0 && out >= 16
 }
 
 var amxPool sync.Pool
@@ -67,7 +67,12 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 	rowsRef, rows := amxBuf(parts * n * in)
 	defer amxPool.Put(rowsRef)
 	loRows := n * in
-	ParallelFor(n, GrainFor(in), func(lo, hi int) {
+	// MatBF16Serial's callers already keep every core busy: then the packing stays here too.
+	rowGrain, chunkGrain := GrainFor(in), GrainFor(groups*256*parts)
+	if procs == 1 {
+		rowGrain, chunkGrain = n, kch
+	}
+	ParallelFor(n, rowGrain, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			var loRow *uint16
 			if parts == 2 {
@@ -81,7 +86,7 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 	src := unsafe.Slice((*uint32)(unsafe.Pointer(&rows[0])), len(rows)/2)
 	dst := unsafe.Slice((*uint32)(unsafe.Pointer(&tiles[0])), len(tiles)/2)
 	partPairs := kch * groups * 256
-	ParallelFor(kch, GrainFor(groups*256*parts), func(clo, chi int) {
+	ParallelFor(kch, chunkGrain, func(clo, chi int) {
 		var rowPtrs [16]*uint32
 		for part := range parts {
 			s := src[part*n*half:]

@@ -2,7 +2,7 @@ package kernels
 
 // amxMatBF16 runs nblk blocks of 32 weight rows (16 if flags&1 is 0), each wstride bytes
 // apart from the next, against one or two (flags&2) groups of 16 packed activation rows,
-// over kchunks chunks of 32 columns. The activations are B tiles (see amxPack): chunk c's
+// over kchunks chunks of 32 columns. The activations are B tiles (laid out by matBF16AMX): chunk c's
 // tile for group g at x + c·xcstride + g·1024 bytes, and if flags&4 the low halves lo bytes
 // further on, added into the same sums. Each block stores four 16×16 float32 tiles at out
 // (weight-row half a, group b at (2a+b)·1024 bytes, row-major: weight row, then activation

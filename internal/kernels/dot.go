@@ -144,6 +144,9 @@ func gemvBF16(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	if hasAVX512 && !forceAVX2 && in%32 == 0 {
 		kernel, blk = gemvBF16AVX512, 32
 	}
+	if out == 0 {
+		return
+	}
 	xeo := make([][]float32, len(xs))
 	for t, x := range xs {
 		xeo[t] = make([]float32, in)

@@ -199,27 +199,40 @@ func testMatBF16Tiled(t *testing.T) {
 					}
 					ys[i] = make([]float32, out)
 				}
-				MatBF16(w, out, in, xs, ys, p)
-				tol := 2e-5 // relative to Σ|w·x|: the hi+lo split keeps 16 bits
-				for i := range xs {
-					for o := range out {
-						var ref, mag float64
-						for k := range in {
-							xv := xs[i][k]
-							// the last out%4 rows of the AVX-512 tiles stay float32
-							if p == BFloat16 && (amxOK(rows, out, in) || o < out&^3) {
-								xv = tensor.BF16ToF32(tensor.F32ToBF16(xv))
-							}
-							q := float64(tensor.BF16ToF32(w[o*in+k])) * float64(xv)
-							ref += q
-							mag += math.Abs(q)
-						}
-						if d := math.Abs(float64(ys[i][o]) - ref); d > tol*mag {
-							t.Fatalf("y[%d][%d] = %v, want %v (|diff| %g, scale %g)", i, o, ys[i][o], ref, d, mag)
-						}
+				// all cores, and the calling goroutine only (as MatBF16Serial, where one call
+				// walks many weight blocks)
+				for _, procs := range []int{Threads(), 1} {
+					for i := range ys {
+						clear(ys[i])
 					}
+					matBF16(w, out, in, xs, ys, p, procs)
+					checkMatBF16(t, w, out, in, xs, ys, p)
 				}
 			})
+		}
+	}
+}
+
+func checkMatBF16(t *testing.T, w []uint16, out, in int, xs, ys [][]float32, p Precision) {
+	t.Helper()
+	rows := len(xs)
+	tol := 2e-5 // relative to Σ|w·x|: the hi+lo split keeps 16 bits
+	for i := range xs {
+		for o := range out {
+			var ref, mag float64
+			for k := range in {
+				xv := xs[i][k]
+				// the last out%4 rows of the AVX-512 tiles stay float32
+				if p == BFloat16 && (amxOK(rows, out, in) || o < out&^3) {
+					xv = tensor.BF16ToF32(tensor.F32ToBF16(xv))
+				}
+				q := float64(tensor.BF16ToF32(w[o*in+k])) * float64(xv)
+				ref += q
+				mag += math.Abs(q)
+			}
+			if d := math.Abs(float64(ys[i][o]) - ref); d > tol*mag {
+				t.Fatalf("y[%d][%d] = %v, want %v (|diff| %g, scale %g)", i, o, ys[i][o], ref, d, mag)
+			}
 		}
 	}
 }
