@@ -35,7 +35,7 @@ type Options struct {
 	MaxConcurrency int     // --max-concurrency (0: no cap)
 	Seed           int64   // --seed
 	VocabSize      int     // prompt token ids are drawn from [0, VocabSize)
-	Progress       func()  // called as each request finishes
+	Progress       func()  // called as each request finishes, one call at a time
 	Client         *http.Client
 }
 
@@ -168,12 +168,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			outs[i] = send(ctx, o, base, p.ids, p.out)
 			mu.Lock()
 			inFlight--
+			if o.Progress != nil {
+				o.Progress() // under the lock: callers need not synchronise their callback
+			}
 			mu.Unlock()
 			if sem != nil {
 				<-sem
-			}
-			if o.Progress != nil {
-				o.Progress()
 			}
 		}()
 	}
