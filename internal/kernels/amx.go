@@ -168,13 +168,7 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 	if procs == 1 || nItems == 1 || (out*in < 1<<17 && out*in*n < 1<<23) {
 		work()
 	} else {
-		var wg sync.WaitGroup
-		for range min(procs, nItems) - 1 {
-			wg.Add(1)
-			go func() { defer wg.Done(); work() }()
-		}
-		work()
-		wg.Wait()
+		runOn(min(procs, nItems), work)
 	}
 	if out%16 == 0 {
 		return

@@ -176,13 +176,7 @@ func gemvBF16(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 			run(lo, min(lo+chunk, out))
 		}
 	}
-	var wg sync.WaitGroup
-	for range procs - 1 {
-		wg.Add(1)
-		go func() { defer wg.Done(); work() }()
-	}
-	work()
-	wg.Wait()
+	runOn(procs, work)
 }
 
 // packEvenOdd lays x out for the GEMV kernels: each block of blk as its blk/2 even-indexed

@@ -175,14 +175,7 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 	if procs == 1 || out*in*len(xs) < 1<<23 { // under ~16 MFLOP a second core costs more than it gives (measured)
 		work()
 	} else {
-		// the caller takes a share itself: one goroutine fewer to wake
-		var wg sync.WaitGroup
-		for range min(procs, total) - 1 {
-			wg.Add(1)
-			go func() { defer wg.Done(); work() }()
-		}
-		work()
-		wg.Wait()
+		runOn(min(procs, total), work)
 	}
 	// The last out%4 rows take the float32 path.
 	for o := out4; o < out; o++ {

@@ -74,3 +74,15 @@ func Path() string {
 	}
 	return "portable"
 }
+
+// runOn runs work on n goroutines, the caller being one of them (one goroutine fewer to
+// wake), and returns when all have returned. work takes its items from a shared counter.
+func runOn(n int, work func()) {
+	var wg sync.WaitGroup
+	for range n - 1 {
+		wg.Add(1)
+		go func() { defer wg.Done(); work() }()
+	}
+	work()
+	wg.Wait()
+}
