@@ -5,7 +5,6 @@ package kernels
 
 import (
 	"math"
-	"sync"
 	"sync/atomic"
 
 	"github.com/strata-ai/strata/internal/tensor"
@@ -118,13 +117,17 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 		work(0, out)
 		return
 	}
-	var wg sync.WaitGroup
 	chunk := (out + procs - 1) / procs
-	for lo := 0; lo < out; lo += chunk {
-		wg.Add(1)
-		go func(lo, hi int) { defer wg.Done(); work(lo, hi) }(lo, min(lo+chunk, out))
-	}
-	wg.Wait()
+	var next atomic.Int64
+	runOn(procs, func() {
+		for {
+			lo := int(next.Add(int64(chunk))) - chunk
+			if lo >= out {
+				return
+			}
+			work(lo, min(lo+chunk, out))
+		}
+	})
 }
 
 // forceAVX2 lets tests run the AVX2 micro-kernel on machines that also have AVX-512.

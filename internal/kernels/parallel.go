@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 )
 
@@ -41,8 +40,7 @@ func ParallelFor(n, grain int, f func(lo, hi int)) {
 	// Four pieces per worker balance load without making the counter hot.
 	piece := max(grain, (n+4*workers-1)/(4*workers))
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	run := func() {
+	runOn(workers, func() {
 		for {
 			lo := int(next.Add(int64(piece))) - piece
 			if lo >= n {
@@ -50,13 +48,7 @@ func ParallelFor(n, grain int, f func(lo, hi int)) {
 			}
 			f(lo, min(lo+piece, n))
 		}
-	}
-	for range workers - 1 {
-		wg.Add(1)
-		go func() { defer wg.Done(); run() }()
-	}
-	run()
-	wg.Wait()
+	})
 }
 
 // Path names the matmul kernels this process runs over bfloat16 weights, for benchmark
@@ -73,16 +65,4 @@ func Path() string {
 		return "avx2"
 	}
 	return "portable"
-}
-
-// runOn runs work on n goroutines, the caller being one of them (one goroutine fewer to
-// wake), and returns when all have returned. work takes its items from a shared counter.
-func runOn(n int, work func()) {
-	var wg sync.WaitGroup
-	for range n - 1 {
-		wg.Add(1)
-		go func() { defer wg.Done(); work() }()
-	}
-	work()
-	wg.Wait()
 }

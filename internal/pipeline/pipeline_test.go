@@ -22,7 +22,9 @@ import (
 	"github.com/strata-ai/strata/internal/sampling"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(kernels.HelperFunc))
+}
 
 type golden struct {
 	Prompts [][]int `json:"prompts"`

@@ -10,9 +10,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/strata-ai/strata/internal/engine"
+	"github.com/strata-ai/strata/internal/kernels"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(kernels.HelperFunc))
+}
 
 // fake emits one token per request per step, finishing after n; failNext makes one Step fail.
 type fake struct {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"github.com/strata-ai/strata/internal/kernels"
@@ -247,23 +246,18 @@ func runExperts(a *arena, experts []mlp, inputs [][][]float32) [][][]float32 {
 		return ys
 	}
 	ws := a.workerArenas(procs)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := range procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(active) {
-					return
-				}
-				e := active[i]
-				ys[e] = experts[e].run(ws[w], inputs[e], true)
+	var next, worker atomic.Int64
+	kernels.Run(procs, func() {
+		a := ws[worker.Add(1)-1]
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(active) {
+				return
 			}
-		}()
-	}
-	wg.Wait()
+			e := active[i]
+			ys[e] = experts[e].run(a, inputs[e], true)
+		}
+	})
 	return ys
 }
 
