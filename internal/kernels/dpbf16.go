@@ -59,6 +59,9 @@ var tileWChunk = 128
 // tileK bounds the row slice one tile call covers (see matBF16Tiled).
 var tileK = 1024
 
+// spreadPrefetch lets benchmarks compare the matmul without its prefetch of the next segment.
+var spreadPrefetch = true
+
 // matBF16Tiled is MatBF16's path on AVX-512 BF16: activations packed as bfloat16 rows (at
 // Float32 precision each with a second row holding the low half, stored npad rows further on),
 // weight rows split across cores in blocks of four, each block meeting every packed group of four
@@ -72,7 +75,11 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 	}
 	n := len(xs)
 	npad := (n + 3) &^ 3
-	need := parts * npad * in
+	// Packed rows are one cache line longer than the activations, and the low halves start
+	// a few lines further on: with rows 4 KiB apart (in = 2048) the eight packed rows and the
+	// weight rows of a tile would otherwise fall into one L1 set and evict each other.
+	xsd := in + 32
+	need := parts*npad*xsd + 128
 	var packed []uint16
 	if v, ok := packPool.Get().(*[]uint16); ok && cap(*v) >= need {
 		packed = (*v)[:need]
@@ -82,7 +89,7 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 	defer packPool.Put(&packed)
 	loOff := 0
 	if parts == 2 {
-		loOff = npad * in
+		loOff = npad*xsd + 128
 	}
 	grain := GrainFor(in)
 	if procs == 1 {
@@ -92,9 +99,9 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 		for t := lo; t < hi; t++ {
 			var loRow *uint16
 			if parts == 2 {
-				loRow = &packed[loOff+t*in]
+				loRow = &packed[loOff+t*xsd]
 			}
-			bf16PackAVX512(&packed[t*in], loRow, &xs[t][:in][0], in)
+			bf16PackAVX512(&packed[t*xsd], loRow, &xs[t][:in][0], in)
 		}
 	})
 	out4 := out &^ 3
@@ -116,6 +123,7 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 	aBlocks := (npad + blockRows - 1) / blockRows
 	total := wChunks * aBlocks
 	var next atomic.Int64
+	workers := min(procs, total)
 	work := func() {
 		var dst [4]*float32
 		for {
@@ -131,16 +139,16 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 				for j := range rows {
 					dst[j] = &ys[g+j][o : o+4][0]
 				}
-				wp, xp := &w[o*in+k0], &packed[g*in+k0]
+				wp, xp := &w[o*in+k0], &packed[g*xsd+k0]
 				switch rows {
 				case 4:
-					dpbf16Tile4x4(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+					dpbf16Tile4x4(wp, in, xp, xsd, kn, &dst, pf, loOff, k0)
 				case 3:
-					dpbf16Tile4x3(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+					dpbf16Tile4x3(wp, in, xp, xsd, kn, &dst, pf, loOff, k0)
 				case 2:
-					dpbf16Tile4x2(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+					dpbf16Tile4x2(wp, in, xp, xsd, kn, &dst, pf, loOff, k0)
 				default:
-					dpbf16Tile4x1(wp, in, xp, in, kn, &dst, pf, loOff, k0)
+					dpbf16Tile4x1(wp, in, xp, xsd, kn, &dst, pf, loOff, k0)
 				}
 			}
 			for k0 := 0; k0 < in; k0 += kc {
@@ -159,12 +167,34 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 					}
 					continue
 				}
+				// The segment after this one (the next slice of these rows, or the first slice
+				// of the item this worker will likely take next) streams in under this one's
+				// later passes, a few blocks per pass. Left to the first pass, where each block
+				// would arrive just before its tile, a segment's weights would come at the full
+				// compute rate, faster than one core's share of memory bandwidth, and that pass
+				// would wait on memory.
+				nbase, nend, nk := olo, ohi, k0+kc
+				if nk >= in {
+					nbase, nk = -1, 0
+					if ni := item + workers; ni < total {
+						nwc := ni % wChunks
+						nbase, nend = nwc*wChunk, min((nwc+1)*wChunk, out4)
+					}
+				}
+				if !spreadPrefetch {
+					nbase = -1
+				}
+				passes := (ahi - alo + 3) / 4
 				for g := alo; g < ahi; g += 4 {
+					pass := (g - alo) / 4
 					for o := olo; o < ohi; o += 4 {
-						// the first group's tiles stream in the next block's slice
 						var pf *uint16
-						if next := o + 4; next < out4 && g == alo {
-							pf = &w[next*in+k0]
+						if pass == 0 {
+							if next := o + 4; next < out4 {
+								pf = &w[next*in+k0]
+							}
+						} else if r := nbase + o - olo; nbase >= 0 && r < nend && ((o-olo)/4)%(passes-1) == pass-1 {
+							pf = &w[r*in+nk]
 						}
 						tile(g, o, k0, kn, pf)
 					}

@@ -362,3 +362,42 @@ func BenchmarkMatBF16Decode32(b *testing.B) {
 // benchShapes are Qwen3-0.6B's batched matmuls as the model runs them: fused q/k/v, the
 // attention output, fused gate/up, down, and the output layer.
 var benchShapes = [][2]int{{4096, 1024}, {1024, 2048}, {6144, 1024}, {1024, 3072}, {151936, 1024}}
+
+// BenchmarkMatBF16Cold32 is BenchmarkMatBF16Decode32 with the weights coming from memory, as
+// in a model step, instead of from a cache that holds them from the last iteration: copies of
+// the weight, 256 MiB in all, are taken in turn. "no-prefetch" leaves out the prefetch of the
+// next segment under the current one, to show what it buys.
+func BenchmarkMatBF16Cold32(b *testing.B) {
+	needBF16(b)
+	for _, shape := range [][2]int{{4096, 1024}, {1024, 3072}, {151936, 1024}} {
+		out, in := shape[0], shape[1]
+		r := rand.New(rand.NewPCG(1, 1))
+		copies := max(1, (256<<20)/(2*out*in))
+		ws := make([][]uint16, copies)
+		for i := range ws {
+			ws[i] = randBF16(r, out*in)
+		}
+		xs, ys := make([][]float32, 32), make([][]float32, 32)
+		for i := range xs {
+			xs[i] = make([]float32, in)
+			for k := range xs[i] {
+				xs[i][k] = float32(r.NormFloat64())
+			}
+			ys[i] = make([]float32, out)
+		}
+		for _, pf := range []bool{true, false} {
+			name := "prefetch"
+			if !pf {
+				name = "no-prefetch"
+			}
+			b.Run(fmt.Sprintf("%dx%d/%s", out, in, name), func(b *testing.B) {
+				forceNoAMX, spreadPrefetch = true, pf
+				defer func() { forceNoAMX, spreadPrefetch = false, true }()
+				b.SetBytes(int64(2 * out * in * 32))
+				for i := range b.N {
+					MatBF16(ws[i%copies], out, in, xs, ys, Float32)
+				}
+			})
+		}
+	}
+}
