@@ -4,9 +4,12 @@
 package enginebench
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -146,7 +149,11 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 	best := 0.0
 	for range 3 {
 		t0 := time.Now()
-		if _, err := m.ForwardBatch(kv, []qwen3.BatchItem{{Tokens: tokens(o.PromptLen), Table: table(0), WantLogits: true}}); err != nil {
+		var err error
+		labelled("prefill", 1, func() {
+			_, err = m.ForwardBatch(kv, []qwen3.BatchItem{{Tokens: tokens(o.PromptLen), Table: table(0), WantLogits: true}})
+		})
+		if err != nil {
 			return nil, err
 		}
 		best = max(best, float64(o.PromptLen)/time.Since(t0).Seconds())
@@ -160,7 +167,9 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 		for s := range B {
 			ctx[s] = qwen3.BatchItem{Tokens: tokens(o.ContextLen), Table: table(s)}
 		}
-		if _, err := m.ForwardBatch(kv, ctx); err != nil {
+		var err error
+		labelled("context", B, func() { _, err = m.ForwardBatch(kv, ctx) })
+		if err != nil {
 			return nil, err
 		}
 		// Best of Repeats passes over the same positions: on a shared machine a neighbour's
@@ -176,7 +185,8 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 				for s := range B {
 					items[s] = qwen3.BatchItem{Tokens: tokens(1), Start: pos, Table: table(s), WantLogits: true}
 				}
-				if _, err := m.ForwardBatch(kv, items); err != nil {
+				labelled("decode", B, func() { _, err = m.ForwardBatch(kv, items) })
+				if err != nil {
 					return nil, err
 				}
 				kvBytes += int64(B) * int64(pos+1) * kvPerToken
@@ -193,6 +203,13 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 		res.Decode = append(res.Decode, best)
 	}
 	return res, nil
+}
+
+// labelled runs f with profiler labels phase and batch on the calling goroutine, so a
+// --cpuprofile can be cut to one phase (go tool pprof -tagfocus phase=decode). Kernel helpers
+// do not carry the labels: the labelled samples show the caller, whose time is the wall time.
+func labelled(phase string, batch int, f func()) {
+	pprof.Do(context.Background(), pprof.Labels("phase", phase, "batch", strconv.Itoa(batch)), func(context.Context) { f() })
 }
 
 // Describe is a one-line summary of a model for reports.
