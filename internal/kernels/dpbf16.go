@@ -1,9 +1,10 @@
 package kernels
 
 import (
-	"github.com/strata-ai/strata/internal/tensor"
 	"sync"
 	"sync/atomic"
+
+	"github.com/strata-ai/strata/internal/tensor"
 )
 
 //go:generate go run gen_dpbf16.go
@@ -122,13 +123,30 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 	wChunks := (out4 + wChunk - 1) / wChunk
 	aBlocks := (npad + blockRows - 1) / blockRows
 	total := wChunks * aBlocks
-	var next atomic.Int64
+	// Each worker owns a contiguous run of items and takes them in order, so it knows the
+	// item it will take next and can stream that item's weights in under this one; a worker
+	// whose run is done takes from the fronts of the others' (so a core the host slows down
+	// still takes fewer items).
 	workers := min(procs, total)
+	fronts := make([]paddedCounter, workers)
+	for r := range fronts {
+		fronts[r].n.Store(int64(r * total / workers))
+	}
+	var joined atomic.Int32
 	work := func() {
 		var dst [4]*float32
+		me := int(joined.Add(1)-1) % workers
 		for {
-			item := int(next.Add(1) - 1)
-			if item >= total {
+			item, end := -1, 0
+			for k := range workers {
+				r := (me + k) % workers
+				end = (r + 1) * total / workers
+				if i := int(fronts[r].n.Add(1) - 1); i < end {
+					item = i
+					break
+				}
+			}
+			if item < 0 {
 				return
 			}
 			ab, wc := item/wChunks, item%wChunks
@@ -168,15 +186,15 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 					continue
 				}
 				// The segment after this one (the next slice of these rows, or the first slice
-				// of the item this worker will likely take next) streams in under this one's
-				// later passes, a few blocks per pass. Left to the first pass, where each block
-				// would arrive just before its tile, a segment's weights would come at the full
+				// of the item this worker will take next) streams in under this one's later
+				// passes, a few blocks per pass. Left to the first pass, where each block would
+				// arrive just before its tile, a segment's weights would come at the full
 				// compute rate, faster than one core's share of memory bandwidth, and that pass
 				// would wait on memory.
 				nbase, nend, nk := olo, ohi, k0+kc
 				if nk >= in {
 					nbase, nk = -1, 0
-					if ni := item + workers; ni < total {
+					if ni := item + 1; ni < end {
 						nwc := ni % wChunks
 						nbase, nend = nwc*wChunk, min((nwc+1)*wChunk, out4)
 					}
@@ -214,6 +232,12 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 			ys[t][o] = DotBF16(row, xs[t])
 		}
 	}
+}
+
+// paddedCounter keeps each worker's counter on its own cache line.
+type paddedCounter struct {
+	n atomic.Int64
+	_ [56]byte
 }
 
 // ToBF16 rounds src to bfloat16 bit patterns in dst (to nearest even, as the weights were).
