@@ -235,26 +235,27 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 				return scores[o : o+rows[t].pos+1]
 			}
 			// Each block's run of this head comes from memory (the cache is far larger than
-			// the caches): ask for the next run while this one is used, and for the first
-			// values while the last keys are.
-			prefetch := func(c []float32, c16 []uint16, start int) {
-				if start > last {
-					return
-				}
-				b := kv.headBase(table[start/bs], un.kvh, hd)
-				if c16 != nil {
-					kernels.PrefetchBF16(c16[b : b+bs*hd])
-				} else {
-					kernels.PrefetchF32(c[b : b+bs*hd])
+			// the caches): the unit's runs, keys then values, are asked for attnAhead runs
+			// before they are used, so several are on their way while one is worked on.
+			nb := last/bs + 1
+			asked := 0
+			ask := func(upTo int) { // prefetch runs [asked, upTo) of the 2·nb
+				for ; asked < min(upTo, 2*nb); asked++ {
+					c, c16, i := K, K16, asked
+					if i >= nb {
+						c, c16, i = V, V16, i-nb
+					}
+					b := kv.headBase(table[i], un.kvh, hd)
+					if c16 != nil {
+						kernels.PrefetchBF16(c16[b : b+bs*hd])
+					} else {
+						kernels.PrefetchF32(c[b : b+bs*hd])
+					}
 				}
 			}
 			for start := 0; start <= last; start += bs {
 				base := kv.headBase(table[start/bs], un.kvh, hd)
-				if start+bs <= last {
-					prefetch(K, K16, start+bs)
-				} else {
-					prefetch(V, V16, 0)
-				}
+				ask(start/bs + 1 + attnAhead)
 				for t := un.r0; t < un.r1; t++ {
 					if start > rows[t].pos {
 						continue
@@ -288,7 +289,7 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 			}
 			for start := 0; start <= last; start += bs {
 				base := kv.headBase(table[start/bs], un.kvh, hd)
-				prefetch(V, V16, start+bs)
+				ask(nb + start/bs + 1 + attnAhead)
 				for t := un.r0; t < un.r1; t++ {
 					if start > rows[t].pos {
 						continue
@@ -386,6 +387,10 @@ func (m *Model) vocabLogits(kv *PagedKV, rows [][]float32) ([][]float32, error) 
 // attnQueries is how many consecutive rows of one sequence an attention unit takes: their
 // scores (for a KV head's group of query heads) must fit in L2 next to the blocks they read.
 const attnQueries = 16
+
+// attnAhead is how many KV runs (one head's keys or values of one block) attention asks for
+// ahead of the one it works on.
+const attnAhead = 1
 
 // parallelUnits calls f(u, scores) for every u < n across the machine's cores, handing each
 // worker a scratch buffer of width floats; units go out one at a time from a counter so
