@@ -361,7 +361,7 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 	f.IntVar(&o.ContextLen, "context-len", 64, "tokens cached before decoding")
 	f.IntVar(&o.DecodeSteps, "decode-steps", 16, "decode steps timed per batch size")
 	f.StringVar(&batches, "batches", "1,8,32", "decode batch sizes")
-	f.IntVar(&o.Repeats, "repeats", 3, "timed passes per batch size (the best is reported)")
+	f.IntVar(&o.Repeats, "repeats", 3, "timed passes per batch size, the sizes taking turns (the best of each is reported)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measurement to this file")
 	addDTypeFlag(f, &dtype)
 	addKVDTypeFlag(f, &kvDType)

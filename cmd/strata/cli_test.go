@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -63,5 +64,47 @@ func TestParseSize(t *testing.T) {
 		if got, err := parseSize("-b", in); err != nil || got != want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
+	}
+}
+
+// TestBenchEngineJSON runs strata bench engine on a real (tiny) checkpoint and on a random
+// model of a config's shape, dense and MoE, and checks the --json object the issue specifies:
+// a prefill rate, one decode entry per batch size in order with a rate and a roofline
+// fraction, and the bandwidth measured in the run.
+func TestBenchEngineJSON(t *testing.T) {
+	for _, src := range [][]string{
+		{"--model", "../../testdata/models/qwen3-dense-tiny"},
+		{"--random-model", "../../testdata/models/qwen3-moe-tiny/config.json"},
+	} {
+		args := append([]string{"bench", "engine", "--json", "--prompt-len", "8", "--context-len", "8", "--decode-steps", "2", "--batches", "1,3", "--repeats", "2"}, src...)
+		out, err := runCLI(args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		var res struct {
+			Prefill float64 `json:"prefill_tokens_per_s"`
+			Decode  []struct {
+				Batch    int     `json:"batch"`
+				TokensPS float64 `json:"tokens_per_s"`
+				Roofline float64 `json:"roofline_fraction"`
+				StepMs   float64 `json:"step_ms"`
+			} `json:"decode"`
+			Bandwidth float64 `json:"bandwidth_gb_s"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("%v: output is not one JSON object: %v\n%s", src, err, out)
+		}
+		if res.Prefill <= 0 || res.Bandwidth <= 0 || len(res.Decode) != 2 {
+			t.Fatalf("%v: want a prefill rate, a bandwidth and two decode entries, got %+v", src, res)
+		}
+		for i, want := range []int{1, 3} {
+			d := res.Decode[i]
+			if d.Batch != want || d.TokensPS <= 0 || d.Roofline <= 0 {
+				t.Fatalf("%v: decode entry %d = %+v, want batch %d with a rate and a roofline fraction", src, i, d, want)
+			}
+		}
+	}
+	if _, err := runCLI("bench", "engine", "--random-model", "no/such/config.json"); err == nil || !strings.Contains(err.Error(), "no/such/config.json") {
+		t.Fatalf("a missing config: want an error naming it, got %v", err)
 	}
 }

@@ -131,12 +131,16 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 		return t
 	}
 	const bs = 16
-	maxB := 1
-	for _, b := range o.Batches {
-		maxB = max(maxB, b)
+	// Every batch size has sequences of its own, so their passes can take turns (below).
+	base := make([]int, len(o.Batches))
+	seqs := 0
+	for i, b := range o.Batches {
+		base[i] = seqs
+		seqs += b
 	}
+	seqs = max(seqs, 1)
 	perSeq := (max(o.PromptLen, o.ContextLen+o.DecodeSteps) + bs - 1) / bs
-	kv := m.NewPagedKV(perSeq*maxB, bs)
+	kv := m.NewPagedKV(perSeq*seqs, bs)
 	table := func(seq int) []int32 {
 		t := make([]int32, perSeq)
 		for i := range t {
@@ -162,20 +166,27 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 
 	// bytes of K and V per cached token across all layers, in the cache's element type
 	kvPerToken := m.BytesPerBlock(bs) / bs
-	for _, B := range o.Batches {
+	for i, B := range o.Batches {
 		ctx := make([]qwen3.BatchItem, B)
 		for s := range B {
-			ctx[s] = qwen3.BatchItem{Tokens: tokens(o.ContextLen), Table: table(s)}
+			ctx[s] = qwen3.BatchItem{Tokens: tokens(o.ContextLen), Table: table(base[i] + s)}
 		}
 		var err error
 		labelled("context", B, func() { _, err = m.ForwardBatch(kv, ctx) })
 		if err != nil {
 			return nil, err
 		}
-		// Best of Repeats passes over the same positions: on a shared machine a neighbour's
-		// burst slows one pass, and the best pass is the closest to what the code can do.
-		best := DecodeResult{Batch: B}
-		for range max(o.Repeats, 1) {
+	}
+	// Best of Repeats passes over the same positions: on a shared machine a neighbour's burst
+	// slows one pass, and the best pass is the closest to what the code can do. The batch
+	// sizes take turns, one pass each per round, so a slow minute slows passes of every size
+	// alike instead of all passes of one, and the ratios between sizes come out steadier.
+	res.Decode = make([]DecodeResult, len(o.Batches))
+	for i, B := range o.Batches {
+		res.Decode[i].Batch = B
+	}
+	for range max(o.Repeats, 1) {
+		for i, B := range o.Batches {
 			var kvBytes int64
 			read0 := m.WeightBytesRead()
 			t0 := time.Now()
@@ -183,8 +194,9 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 				items := make([]qwen3.BatchItem, B)
 				pos := o.ContextLen + step
 				for s := range B {
-					items[s] = qwen3.BatchItem{Tokens: tokens(1), Start: pos, Table: table(s), WantLogits: true}
+					items[s] = qwen3.BatchItem{Tokens: tokens(1), Start: pos, Table: table(base[i] + s), WantLogits: true}
 				}
+				var err error
 				labelled("decode", B, func() { _, err = m.ForwardBatch(kv, items) })
 				if err != nil {
 					return nil, err
@@ -193,14 +205,13 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 			}
 			el := time.Since(t0).Seconds()
 			weights := m.WeightBytesRead() - read0 // a MoE step reads only the experts its tokens chose
-			if tps := float64(B*o.DecodeSteps) / el; tps > best.TokensPerS {
+			if best := &res.Decode[i]; float64(B*o.DecodeSteps)/el > best.TokensPerS {
 				bytes := float64(weights) + float64(kvBytes)
-				best.TokensPerS = tps
+				best.TokensPerS = float64(B*o.DecodeSteps) / el
 				best.RooflineFraction = bytes / (res.BandwidthGBs * 1e9) / el
 				best.StepMs = el / float64(o.DecodeSteps) * 1e3
 			}
 		}
-		res.Decode = append(res.Decode, best)
 	}
 	return res, nil
 }
