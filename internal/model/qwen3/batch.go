@@ -213,17 +213,29 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 		// a long prefill re-read the whole cache for every query. Each query's scores,
 		// softmax and weighted sum are formed exactly as row by row would.
 		bs := kv.BlockSize
-		type unit struct{ r0, r1, kvh int }
-		var units []unit
+		type unit struct{ r0, r1, kvh0, kvh1 int }
+		var groups [][2]int
 		for r0 := 0; r0 < len(rows); {
 			r1 := r0 + 1
 			for r1 < len(rows) && r1-r0 < attnQueries && rows[r1].item == rows[r0].item {
 				r1++
 			}
-			for kvh := range cfg.KVHeads {
-				units = append(units, unit{r0, r1, kvh})
-			}
+			groups = append(groups, [2]int{r0, r1})
 			r0 = r1
+		}
+		// A unit takes as many KV heads as keeps four units per core: a batch of decode
+		// rows then reads each sequence's blocks head after head, one prefetch stream per
+		// sequence instead of one that starts cold per head, while one long sequence still
+		// spreads its heads over the cores.
+		hpu := cfg.KVHeads
+		for hpu > 1 && (cfg.KVHeads%hpu != 0 || len(groups)*(cfg.KVHeads/hpu) < 4*kernels.Threads()) {
+			hpu--
+		}
+		var units []unit
+		for _, g := range groups {
+			for kvh := 0; kvh < cfg.KVHeads; kvh += hpu {
+				units = append(units, unit{g[0], g[1], kvh, kvh + hpu})
+			}
 		}
 		width := attnQueries * group * (maxPos + 1)
 		parallelUnits(len(units), width, (maxPos+1)*cfg.Heads*hd*len(rows)/max(len(units), 1), func(u int, scores []float32) {
@@ -234,18 +246,21 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 				o := ((t-un.r0)*group + g) * (maxPos + 1)
 				return scores[o : o+rows[t].pos+1]
 			}
-			// Each block's run of this head comes from memory (the cache is far larger than
-			// the caches): the unit's runs, keys then values, are asked for attnAhead runs
-			// before they are used, so several are on their way while one is worked on.
+			// Each block's run of a head comes from memory (the cache is far larger than the
+			// caches): the unit's runs, head by head keys then values, are asked for
+			// attnAhead runs before they are used, so several are on their way while one is
+			// worked on, and the next head's first runs while this head's last are.
 			nb := last/bs + 1
+			runs := 2 * nb * (un.kvh1 - un.kvh0)
 			asked := 0
-			ask := func(upTo int) { // prefetch runs [asked, upTo) of the 2·nb
-				for ; asked < min(upTo, 2*nb); asked++ {
-					c, c16, i := K, K16, asked
+			ask := func(upTo int) { // prefetch runs [asked, upTo)
+				for ; asked < min(upTo, runs); asked++ {
+					kvh, i := un.kvh0+asked/(2*nb), asked%(2*nb)
+					c, c16 := K, K16
 					if i >= nb {
 						c, c16, i = V, V16, i-nb
 					}
-					b := kv.headBase(table[i], un.kvh, hd)
+					b := kv.headBase(table[i], kvh, hd)
 					if c16 != nil {
 						kernels.PrefetchBF16(c16[b : b+bs*hd])
 					} else {
@@ -253,65 +268,68 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 					}
 				}
 			}
-			for start := 0; start <= last; start += bs {
-				base := kv.headBase(table[start/bs], un.kvh, hd)
-				ask(start/bs + 1 + attnAhead)
-				for t := un.r0; t < un.r1; t++ {
-					if start > rows[t].pos {
-						continue
-					}
-					end := min(start+bs, rows[t].pos+1)
-					for g := 0; g < group; g++ {
-						hh := un.kvh*group + g
-						qh := q[t][hh*hd : (hh+1)*hd]
-						if g+1 < group { // two heads of the group read each key once
-							q2 := q[t][(hh+1)*hd : (hh+2)*hd]
+			for kvh := un.kvh0; kvh < un.kvh1; kvh++ {
+				first := (kvh - un.kvh0) * 2 * nb // this head's first run
+				for start := 0; start <= last; start += bs {
+					base := kv.headBase(table[start/bs], kvh, hd)
+					ask(first + start/bs + 1 + attnAhead)
+					for t := un.r0; t < un.r1; t++ {
+						if start > rows[t].pos {
+							continue
+						}
+						end := min(start+bs, rows[t].pos+1)
+						for g := 0; g < group; g++ {
+							hh := kvh*group + g
+							qh := q[t][hh*hd : (hh+1)*hd]
+							if g+1 < group { // two heads of the group read each key once
+								q2 := q[t][(hh+1)*hd : (hh+2)*hd]
+								if K16 != nil {
+									kernels.DotsStrided2BF16(qh, q2, K16[base:], hd, sc(t, g)[start:end], sc(t, g+1)[start:end])
+								} else {
+									kernels.DotsStrided2(qh, q2, K[base:], hd, sc(t, g)[start:end], sc(t, g+1)[start:end])
+								}
+								g++
+								continue
+							}
 							if K16 != nil {
-								kernels.DotsStrided2BF16(qh, q2, K16[base:], hd, sc(t, g)[start:end], sc(t, g+1)[start:end])
+								kernels.DotsStridedBF16(qh, K16[base:], hd, sc(t, g)[start:end])
 							} else {
-								kernels.DotsStrided2(qh, q2, K[base:], hd, sc(t, g)[start:end], sc(t, g+1)[start:end])
+								kernels.DotsStrided(qh, K[base:], hd, sc(t, g)[start:end])
 							}
-							g++
-							continue
-						}
-						if K16 != nil {
-							kernels.DotsStridedBF16(qh, K16[base:], hd, sc(t, g)[start:end])
-						} else {
-							kernels.DotsStrided(qh, K[base:], hd, sc(t, g)[start:end])
 						}
 					}
 				}
-			}
-			for t := un.r0; t < un.r1; t++ {
-				for g := range group {
-					kernels.SoftmaxScaled(sc(t, g), scale)
-				}
-			}
-			for start := 0; start <= last; start += bs {
-				base := kv.headBase(table[start/bs], un.kvh, hd)
-				ask(nb + start/bs + 1 + attnAhead)
 				for t := un.r0; t < un.r1; t++ {
-					if start > rows[t].pos {
-						continue
+					for g := range group {
+						kernels.SoftmaxScaled(sc(t, g), scale)
 					}
-					end := min(start+bs, rows[t].pos+1)
-					for g := 0; g < group; g++ {
-						hh := un.kvh*group + g
-						o := attn[t][hh*hd : (hh+1)*hd]
-						if g+1 < group {
-							o2 := attn[t][(hh+1)*hd : (hh+2)*hd]
-							if V16 != nil {
-								kernels.AxpysStrided2BF16(sc(t, g)[start:end], sc(t, g+1)[start:end], V16[base:], hd, o, o2)
-							} else {
-								kernels.AxpysStrided2(sc(t, g)[start:end], sc(t, g+1)[start:end], V[base:], hd, o, o2)
-							}
-							g++
+				}
+				for start := 0; start <= last; start += bs {
+					base := kv.headBase(table[start/bs], kvh, hd)
+					ask(first + nb + start/bs + 1 + attnAhead)
+					for t := un.r0; t < un.r1; t++ {
+						if start > rows[t].pos {
 							continue
 						}
-						if V16 != nil {
-							kernels.AxpysStridedBF16(sc(t, g)[start:end], V16[base:], hd, o)
-						} else {
-							kernels.AxpysStrided(sc(t, g)[start:end], V[base:], hd, o)
+						end := min(start+bs, rows[t].pos+1)
+						for g := 0; g < group; g++ {
+							hh := kvh*group + g
+							o := attn[t][hh*hd : (hh+1)*hd]
+							if g+1 < group {
+								o2 := attn[t][(hh+1)*hd : (hh+2)*hd]
+								if V16 != nil {
+									kernels.AxpysStrided2BF16(sc(t, g)[start:end], sc(t, g+1)[start:end], V16[base:], hd, o, o2)
+								} else {
+									kernels.AxpysStrided2(sc(t, g)[start:end], sc(t, g+1)[start:end], V[base:], hd, o, o2)
+								}
+								g++
+								continue
+							}
+							if V16 != nil {
+								kernels.AxpysStridedBF16(sc(t, g)[start:end], V16[base:], hd, o)
+							} else {
+								kernels.AxpysStrided(sc(t, g)[start:end], V[base:], hd, o)
+							}
 						}
 					}
 				}
