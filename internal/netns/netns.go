@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 )
@@ -24,6 +25,9 @@ type Cluster struct {
 // Require skips t unless it runs as root with ip and tc available.
 func Require(t testing.TB) {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("needs Linux network namespaces (these tests run on Linux as root, as CI does)")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces (CI runs as root; try: sudo go test ./...)")
 	}
