@@ -117,17 +117,7 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 		work(0, out)
 		return
 	}
-	chunk := (out + procs - 1) / procs
-	var next atomic.Int64
-	runOn(procs, func() {
-		for {
-			lo := int(next.Add(int64(chunk))) - chunk
-			if lo >= out {
-				return
-			}
-			work(lo, min(lo+chunk, out))
-		}
-	})
+	ParallelFor(out, (out+procs-1)/procs, work)
 }
 
 // forceAVX2 lets tests run the AVX2 micro-kernel on machines that also have AVX-512.

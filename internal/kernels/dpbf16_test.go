@@ -326,14 +326,7 @@ func BenchmarkMatBF16Decode32(b *testing.B) {
 		out, in := shape[0], shape[1]
 		r := rand.New(rand.NewPCG(1, 1))
 		w := randBF16(r, out*in)
-		xs, ys := make([][]float32, 32), make([][]float32, 32)
-		for i := range xs {
-			xs[i] = make([]float32, in)
-			for k := range xs[i] {
-				xs[i][k] = float32(r.NormFloat64())
-			}
-			ys[i] = make([]float32, out)
-		}
+		xs, ys := batchRows(r, 32, in, out)
 		for _, c := range []struct {
 			name   string
 			noBF16 bool
@@ -377,14 +370,7 @@ func BenchmarkMatBF16Cold32(b *testing.B) {
 		for i := range ws {
 			ws[i] = randBF16(r, out*in)
 		}
-		xs, ys := make([][]float32, 32), make([][]float32, 32)
-		for i := range xs {
-			xs[i] = make([]float32, in)
-			for k := range xs[i] {
-				xs[i][k] = float32(r.NormFloat64())
-			}
-			ys[i] = make([]float32, out)
-		}
+		xs, ys := batchRows(r, 32, in, out)
 		for _, pf := range []bool{true, false} {
 			name := "prefetch"
 			if !pf {
@@ -400,4 +386,17 @@ func BenchmarkMatBF16Cold32(b *testing.B) {
 			})
 		}
 	}
+}
+
+// batchRows makes n activation rows of in normal values and n output rows of out.
+func batchRows(r *rand.Rand, n, in, out int) (xs, ys [][]float32) {
+	xs, ys = make([][]float32, n), make([][]float32, n)
+	for i := range xs {
+		xs[i] = make([]float32, in)
+		for k := range xs[i] {
+			xs[i][k] = float32(r.NormFloat64())
+		}
+		ys[i] = make([]float32, out)
+	}
+	return xs, ys
 }
