@@ -56,56 +56,12 @@ func amxBuf(n int) (*[]uint16, []uint16) {
 // result does not depend on the batch it is in.
 func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int) {
 	n := len(xs)
-	groups := (n + 15) / 16
-	kch := in / 32
-	parts := 1
-	if p == Float32 {
-		parts = 2
-	}
-	half := in / 2
-	// Row-major bfloat16 halves first (vectorised), then the tile layout.
-	rowsRef, rows := amxBuf(parts * n * in)
-	defer amxPool.Put(rowsRef)
-	loRows := n * in
-	// MatBF16Serial's callers already keep every core busy: then the packing stays here too.
-	rowGrain, chunkGrain := GrainFor(in), GrainFor(groups*256*parts)
-	if procs == 1 {
-		rowGrain, chunkGrain = n, kch
-	}
-	ParallelFor(n, rowGrain, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			var loRow *uint16
-			if parts == 2 {
-				loRow = &rows[loRows+t*in]
-			}
-			bf16PackAVX512(&rows[t*in], loRow, &xs[t][:in][0], in)
-		}
-	})
-	tilesRef, tiles := amxBuf(parts * kch * groups * 512)
-	defer amxPool.Put(tilesRef)
-	src := unsafe.Slice((*uint32)(unsafe.Pointer(&rows[0])), len(rows)/2)
-	dst := unsafe.Slice((*uint32)(unsafe.Pointer(&tiles[0])), len(tiles)/2)
-	partPairs := kch * groups * 256
-	ParallelFor(kch, chunkGrain, func(clo, chi int) {
-		var rowPtrs [16]*uint32
-		for part := range parts {
-			s := src[part*n*half:]
-			d := dst[part*partPairs:]
-			for c := clo; c < chi; c++ {
-				for g := range groups {
-					tile := d[(c*groups+g)*256:]
-					for pp := range rowPtrs {
-						rowPtrs[pp] = &tile[pp*16]
-					}
-					// tokens g·16… of pairs c·16…: the tile's rows are pair indexes
-					transpose16x16(&s[g*16*half+c*16], half*4, min(16, n-g*16), &rowPtrs, 16)
-				}
-			}
-		}
-	})
+	tt := packTokenTiles(xs, in, p, procs)
+	defer tt.release()
+	groups, kch, tiles, rows := tt.groups, tt.kch, tt.tiles, tt.rows
 	loOff := 0
-	if parts == 2 {
-		loOff = partPairs * 4
+	if p == Float32 {
+		loOff = tt.partPairs * 4
 	}
 	xcstride := groups * 1024
 	blocks := out / 32
@@ -138,7 +94,7 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 				flags = 1
 			}
 			aRows := 16 * (1 + flags&1)
-			if parts == 2 {
+			if loOff != 0 {
 				flags |= 4
 			}
 			for g := 0; g < groups; g += 2 {
@@ -170,10 +126,17 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 	} else {
 		runOn(min(procs, nItems), work)
 	}
-	if out%16 == 0 {
+	tailRows(w, out&^15, out, in, xs, ys, p, rows)
+}
+
+// tailRows computes rows from… of out the token-major paths leave to the float32 kernel,
+// meeting the activations as the tiles did: at BFloat16 rounded first (rows holds the
+// tiles' row-major halves).
+func tailRows(w []uint16, from, out, in int, xs, ys [][]float32, p Precision, rows []uint16) {
+	if from >= out {
 		return
 	}
-	// The last rows meet the activations as the tiles did: at BFloat16 rounded first.
+	n := len(xs)
 	x := xs
 	if p == BFloat16 {
 		x = make([][]float32, n)
@@ -184,10 +147,81 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 			}
 		}
 	}
-	for o := out &^ 15; o < out; o++ {
+	for o := from; o < out; o++ {
 		row := w[o*in : (o+1)*in]
 		for t := range x {
 			ys[t][o] = DotBF16(row, x[t])
 		}
 	}
+}
+
+// tokenTiles is a batch of activations laid out for the token-major kernels (AMX tiles and
+// the AVX-512 BF16 outer product): for every chunk of 16 column pairs and every group of 16
+// tokens, 16 rows of 64 bytes, one per column pair, each holding that pair (two bfloat16) of
+// every token of the group, zeros past the last token. At Float32 the low halves follow as a
+// second part of the same shape.
+type tokenTiles struct {
+	rowsRef, tilesRef *[]uint16
+	rows              []uint16 // n rows of in bfloat16 (then, at Float32, n rows of low halves)
+	tiles             []uint16 // [part][chunk][group][16 pairs][16 tokens] 32-bit pairs
+	groups, kch       int
+	partPairs         int // 32-bit pairs in one part
+}
+
+func (t tokenTiles) release() {
+	amxPool.Put(t.rowsRef)
+	amxPool.Put(t.tilesRef)
+}
+
+// packTokenTiles rounds xs to bfloat16 (at Float32 also their low halves) and lays them out
+// as tokenTiles; in is a multiple of 32. Row-major halves come first (vectorised), then the
+// tile layout, 16 by 16 transposes.
+func packTokenTiles(xs [][]float32, in int, p Precision, procs int) tokenTiles {
+	n := len(xs)
+	groups := (n + 15) / 16
+	kch := in / 32
+	parts := 1
+	if p == Float32 {
+		parts = 2
+	}
+	half := in / 2
+	// Row-major bfloat16 halves first (vectorised), then the tile layout.
+	rowsRef, rows := amxBuf(parts * n * in)
+	loRows := n * in
+	// MatBF16Serial's callers already keep every core busy: then the packing stays here too.
+	rowGrain, chunkGrain := GrainFor(in), GrainFor(groups*256*parts)
+	if procs == 1 {
+		rowGrain, chunkGrain = n, kch
+	}
+	ParallelFor(n, rowGrain, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			var loRow *uint16
+			if parts == 2 {
+				loRow = &rows[loRows+t*in]
+			}
+			bf16PackAVX512(&rows[t*in], loRow, &xs[t][:in][0], in)
+		}
+	})
+	tilesRef, tiles := amxBuf(parts * kch * groups * 512)
+	src := unsafe.Slice((*uint32)(unsafe.Pointer(&rows[0])), len(rows)/2)
+	dst := unsafe.Slice((*uint32)(unsafe.Pointer(&tiles[0])), len(tiles)/2)
+	partPairs := kch * groups * 256
+	ParallelFor(kch, chunkGrain, func(clo, chi int) {
+		var rowPtrs [16]*uint32
+		for part := range parts {
+			s := src[part*n*half:]
+			d := dst[part*partPairs:]
+			for c := clo; c < chi; c++ {
+				for g := range groups {
+					tile := d[(c*groups+g)*256:]
+					for pp := range rowPtrs {
+						rowPtrs[pp] = &tile[pp*16]
+					}
+					// tokens g·16… of pairs c·16…: the tile's rows are pair indexes
+					transpose16x16(&s[g*16*half+c*16], half*4, min(16, n-g*16), &rowPtrs, 16)
+				}
+			}
+		}
+	})
+	return tokenTiles{rowsRef: rowsRef, tilesRef: tilesRef, rows: rows, tiles: tiles, groups: groups, kch: kch, partPairs: partPairs}
 }

@@ -45,7 +45,9 @@ func dotBF16Go(w []uint16, x []float32) float32 {
 // splitting the output rows across the machine's cores when the matrix is large enough. On a
 // CPU with AMX tiles every batch size takes them (see matBF16AMX). Otherwise, with
 // four or more rows on a CPU with AVX-512 BF16 the activations meet the weights as bfloat16 at
-// precision p; fewer rows (decoding one to three sequences, bound by reading the weights) take
+// precision p: batches of 16 or more that fill most of their 16-token groups in an outer
+// product (matBF16Outer), others in row tiles (matBF16Tiled), which add the same products in
+// another order. Fewer rows (decoding one to three sequences, bound by reading the weights) take
 // the float32 kernels, with the activations rounded first at BFloat16 so that a row computes
 // the same products whatever its batch. Without AVX-512 BF16 they stay float32 whatever p says.
 func MatBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
@@ -61,6 +63,10 @@ func MatBF16Serial(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int) {
 	if amxOK(len(xs), out, in) {
 		matBF16AMX(w, out, in, xs, ys, p, procs)
+		return
+	}
+	if outerOK(len(xs), out, in) {
+		matBF16Outer(w, out, in, xs, ys, p, procs)
 		return
 	}
 	if tiledOK(len(xs), out, in) {

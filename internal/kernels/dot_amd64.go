@@ -47,6 +47,21 @@ func dpbf16Tile4x2(w *uint16, wstride int, x *uint16, xstride int, n int, out *[
 //go:noescape
 func dpbf16Tile4x1(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)
 
+// dpbf16Outer8x2 adds, for 8 weight rows (wstride elements apart, at the slice's first
+// column) and two groups of 16 tokens, the products over kch chunks of 32 columns into
+// sums[r][g][t]: overwritten when add is 0, else added to. x is the token-major activation
+// layout of the AMX path (a chunk of a group is 16 rows of 64 bytes, one per column pair, the
+// next group 1024 bytes on, the next chunk xcstride bytes on); lo, when not 0, is the byte
+// offset of the low halves. pf, when not nil, is the next tile's first row, prefetched.
+//
+//go:noescape
+func dpbf16Outer8x2(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int)
+
+// dpbf16Outer16x1 is dpbf16Outer8x2 for 16 weight rows and one group of tokens.
+//
+//go:noescape
+func dpbf16Outer16x1(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int)
+
 // bf16PackAVX512 rounds x to bfloat16 into hi and, if lo is not nil, the rest x-hi into lo; n
 // is a multiple of 16.
 //

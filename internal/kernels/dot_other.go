@@ -22,6 +22,14 @@ func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[
 	panic("no AVX-512 BF16 on this architecture")
 }
 
+func dpbf16Outer8x2(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int) {
+	panic("no AVX-512 BF16 on this architecture")
+}
+
+func dpbf16Outer16x1(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int) {
+	panic("no AVX-512 BF16 on this architecture")
+}
+
 func bf16PackAVX512(hi, lo *uint16, x *float32, n int) { panic("no AVX-512 on this architecture") }
 
 func dotF32AVX2(a, b *float32, n int) float32 { panic("no AVX2 on this architecture") }

@@ -16,11 +16,18 @@ func needBF16(t testing.TB) {
 	}
 }
 
-// forEachBatchedPath runs f on each batched matmul path this CPU has: the AVX-512 BF16 tiles
-// and, where there are AMX tiles, those.
+// forEachBatchedPath runs f on each batched matmul path this CPU has: the AVX-512 BF16 row
+// tiles (every batch of four rows or more), the outer product beside them (batches of 16 or
+// more that fill most of its lanes; the row tiles for the rest) and, where there are AMX tiles,
+// those.
 func forEachBatchedPath(t *testing.T, f func(t *testing.T)) {
 	needBF16(t)
-	t.Run("avx512bf16", func(t *testing.T) {
+	t.Run("rowtiles", func(t *testing.T) {
+		forceNoAMX, forceRowTiles = true, true
+		defer func() { forceNoAMX, forceRowTiles = false, false }()
+		f(t)
+	})
+	t.Run("outer", func(t *testing.T) {
 		forceNoAMX = true
 		defer func() { forceNoAMX = false }()
 		f(t)
@@ -181,13 +188,14 @@ func TestBF16Pack(t *testing.T) {
 
 // TestMatBF16Tiled runs the tiled path over uneven shapes at both precisions against float64
 // references: the float32 activations for Float32, the bf16-rounded ones for BFloat16 (except in
-// the last out%4 rows, which take the float32 kernel).
+// the row tiles' last out%4 rows, which take the float32 kernel).
 func TestMatBF16Tiled(t *testing.T) { forEachBatchedPath(t, testMatBF16Tiled) }
 
 func testMatBF16Tiled(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, p := range []Precision{Float32, BFloat16} {
-		for _, shape := range [][3]int{{4, 4, 32}, {5, 67, 96}, {7, 130, 1024}, {33, 9, 64}, {64, 36, 3072}, {9, 12, 1056}, {130, 20, 1024}, {4, 53, 128}, {20, 1079, 64}, {32, 2100, 96}, {1, 68, 96}, {2, 52, 128}, {3, 132, 1024}} {
+		for _, shape := range [][3]int{{4, 4, 32}, {5, 67, 96}, {7, 130, 1024}, {33, 9, 64}, {64, 36, 3072}, {9, 12, 1056}, {130, 20, 1024}, {4, 53, 128}, {20, 1079, 64}, {32, 2100, 96}, {1, 68, 96}, {2, 52, 128}, {3, 132, 1024},
+			{16, 16, 32}, {16, 40, 2048}, {48, 100, 4096}, {47, 33, 8192}, {96, 1030, 64}} {
 			rows, out, in := shape[0], shape[1], shape[2]
 			t.Run(fmt.Sprintf("%v/%dx%dx%d", p, rows, out, in), func(t *testing.T) {
 				w := randBF16(r, out*in)
@@ -222,8 +230,9 @@ func checkMatBF16(t *testing.T, w []uint16, out, in int, xs, ys [][]float32, p P
 			var ref, mag float64
 			for k := range in {
 				xv := xs[i][k]
-				// the last out%4 rows of the AVX-512 tiles stay float32
-				if p == BFloat16 && (amxOK(rows, out, in) || o < out&^3) {
+				// the last out%4 rows of the AVX-512 row tiles stay float32; the token-major
+				// paths (AMX, outer product) round every row's activations
+				if p == BFloat16 && (amxOK(rows, out, in) || outerOK(rows, out, in) || o < out&^3) {
 					xv = tensor.BF16ToF32(tensor.F32ToBF16(xv))
 				}
 				q := float64(tensor.BF16ToF32(w[o*in+k])) * float64(xv)
@@ -238,13 +247,27 @@ func checkMatBF16(t *testing.T, w []uint16, out, in int, xs, ys [][]float32, p P
 }
 
 // TestMatBF16TiledBatchInvariant checks that a row's result does not depend on which other rows
-// share its batch, where it sits, or how many there are: the engine promises that a batched
-// request produces exactly what it produces alone. Bit for bit from four rows up (the tiles of
-// one to three rows cover a batch's last group); batches of one to three rows take the float32
-// kernel (decode is bound by reading the weights there), which forms the same products (at
-// BFloat16 the activations are rounded first) and sums them in another order.
+// share its batch, where it sits, or how many there are, as long as the batch takes the same
+// path: bit for bit. The engine promises that a batched request produces what it produces
+// alone; across paths the sums are the same products added in another order, so they agree to
+// rounding. Batches of one to three rows take the float32 kernel (decode is bound by reading
+// the weights there); with AMX every size takes the tiles; without it, batches of 16 or more
+// that fill most of a 16-token group take the outer product, the others the row tiles.
 func TestMatBF16TiledBatchInvariant(t *testing.T) {
 	forEachBatchedPath(t, testMatBF16TiledBatchInvariant)
+}
+
+// batchPath names the path MatBF16 takes for a batch of rows.
+func batchPath(rows, out, in int) string {
+	switch {
+	case amxOK(rows, out, in):
+		return "amx"
+	case outerOK(rows, out, in):
+		return "outer"
+	case tiledOK(rows, out, in):
+		return "rowtiles"
+	}
+	return "float32"
 }
 
 func testMatBF16TiledBatchInvariant(t *testing.T) {
@@ -258,6 +281,15 @@ func testMatBF16TiledBatchInvariant(t *testing.T) {
 			pool[i][k] = float32(r.NormFloat64())
 		}
 	}
+	seq := func(from, to int) []int {
+		var idx []int
+		for i := from; i < to; i++ {
+			idx = append(idx, i)
+		}
+		return idx
+	}
+	batches := [][]int{{9, 5, 30, 4, 3, 2, 1, 0, 17, 21, 33}, {5, 0, 1, 2, 3}, {0}, {1, 2}, {3, 4, 5},
+		r.Perm(32), append(seq(20, 36), seq(0, 8)...), seq(0, 17), r.Perm(40)[:16], seq(0, 16)}
 	for _, p := range []Precision{Float32, BFloat16} {
 		run := func(idx []int) map[int][]float32 {
 			xs, ys := make([][]float32, len(idx)), make([][]float32, len(idx))
@@ -271,23 +303,32 @@ func testMatBF16TiledBatchInvariant(t *testing.T) {
 			}
 			return m
 		}
-		a := run([]int{0, 1, 2, 3, 4, 5})
-		for _, idx := range [][]int{{9, 5, 30, 4, 3, 2, 1, 0, 17, 21, 33}, {5, 0, 1, 2, 3}, {0}, {1, 2}, {3, 4, 5}} {
-			b := run(idx)
+		// one reference per path: the first batch that takes it
+		refs := map[string]map[int][]float32{}
+		base := run(seq(0, 6))
+		for _, idx := range append([][]int{seq(0, 6)}, batches...) {
+			path := batchPath(len(idx), out, in)
+			got := run(idx)
+			ref, ok := refs[path]
+			if !ok {
+				refs[path] = got
+				ref = got
+			}
 			for _, j := range idx {
-				if _, ok := a[j]; !ok {
-					continue
-				}
 				for o := range out {
-					x, y := a[j][o], b[j][o]
-					if len(idx) >= 4 && math.Float32bits(x) != math.Float32bits(y) {
-						t.Fatalf("%v: row %d out %d is %v in a batch of 6 and %v in a batch of %d", p, j, o, x, y, len(idx))
+					if a, ok := ref[j]; ok && path != "float32" && math.Float32bits(a[o]) != math.Float32bits(got[j][o]) {
+						t.Fatalf("%v: row %d out %d is %v in one batch and %v in another of %d rows, both on %s", p, j, o, a[o], got[j][o], len(idx), path)
 					}
-					// the float32 kernel's sums differ only in rounding (measured: 8e-5 on values near 6)
-					if math.Abs(float64(x-y)) > 3e-4 {
-						t.Fatalf("%v: row %d out %d is %v in a batch of 6 and %v alone-ish (batch of %d)", p, j, o, x, y, len(idx))
+					// other paths' sums differ only in rounding (measured: 8e-5 on values near 6)
+					if a, ok := base[j]; ok && math.Abs(float64(a[o]-got[j][o])) > 3e-4 {
+						t.Fatalf("%v: row %d out %d is %v in a batch of 6 and %v in a batch of %d (%s)", p, j, o, a[o], got[j][o], len(idx), path)
 					}
 				}
+			}
+		}
+		if !hasAMX || forceNoAMX {
+			if _, ok := refs["outer"]; !ok && !forceRowTiles {
+				t.Fatalf("%v: no batch took the outer product", p)
 			}
 		}
 	}
@@ -320,7 +361,8 @@ func BenchmarkDPBF16Tile(b *testing.B) {
 }
 
 // BenchmarkMatBF16Decode32 is one batch-32 decode matmul of Qwen3-0.6B's MLP and output-layer
-// shapes on each path (float32 FMA, AVX-512 BF16 tiles, AMX tiles); the reported MB/s is MFLOP/s.
+// shapes on each path (float32 FMA, AVX-512 BF16 row tiles and outer product, AMX tiles); the
+// reported MB/s is MFLOP/s.
 func BenchmarkMatBF16Decode32(b *testing.B) {
 	for _, shape := range benchShapes {
 		out, in := shape[0], shape[1]
@@ -328,12 +370,14 @@ func BenchmarkMatBF16Decode32(b *testing.B) {
 		w := randBF16(r, out*in)
 		xs, ys := batchRows(r, 32, in, out)
 		for _, c := range []struct {
-			name   string
-			noBF16 bool
-			amx    bool
-			p      Precision
-		}{{"fma-f32", true, false, Float32}, {"dpbf16-f32", false, false, Float32}, {"dpbf16-bf16", false, false, BFloat16},
-			{"amx-f32", false, true, Float32}, {"amx-bf16", false, true, BFloat16}} {
+			name     string
+			noBF16   bool
+			amx      bool
+			rowTiles bool
+			p        Precision
+		}{{"fma-f32", true, false, false, Float32}, {"rowtiles-f32", false, false, true, Float32}, {"outer-f32", false, false, false, Float32},
+			{"rowtiles-bf16", false, false, true, BFloat16}, {"outer-bf16", false, false, false, BFloat16},
+			{"amx-f32", false, true, false, Float32}, {"amx-bf16", false, true, false, BFloat16}} {
 			b.Run(fmt.Sprintf("%dx%d/%s", out, in, c.name), func(b *testing.B) {
 				if !c.noBF16 {
 					needBF16(b)
@@ -341,8 +385,8 @@ func BenchmarkMatBF16Decode32(b *testing.B) {
 				if c.amx && !hasAMX {
 					b.Skip("this CPU, or its kernel, offers no AMX-BF16 tiles")
 				}
-				forceNoBF16, forceNoAMX = c.noBF16, !c.amx
-				defer func() { forceNoBF16, forceNoAMX = false, false }()
+				forceNoBF16, forceNoAMX, forceRowTiles = c.noBF16, !c.amx, c.rowTiles
+				defer func() { forceNoBF16, forceNoAMX, forceRowTiles = false, false, false }()
 				b.SetBytes(int64(2 * out * in * 32))
 				for range b.N {
 					MatBF16(w, out, in, xs, ys, c.p)
@@ -358,8 +402,8 @@ var benchShapes = [][2]int{{4096, 1024}, {1024, 2048}, {6144, 1024}, {1024, 3072
 
 // BenchmarkMatBF16Cold32 is BenchmarkMatBF16Decode32 with the weights coming from memory, as
 // in a model step, instead of from a cache that holds them from the last iteration: copies of
-// the weight, 256 MiB in all, are taken in turn. "no-prefetch" leaves out the prefetch of the
-// next segment under the current one, to show what it buys.
+// the weight, 256 MiB in all, are taken in turn. "rowtiles-no-prefetch" leaves out the row
+// tiles' prefetch of the next segment under the current one, to show what it buys.
 func BenchmarkMatBF16Cold32(b *testing.B) {
 	needBF16(b)
 	for _, shape := range [][2]int{{4096, 1024}, {1024, 3072}, {151936, 1024}} {
@@ -371,14 +415,13 @@ func BenchmarkMatBF16Cold32(b *testing.B) {
 			ws[i] = randBF16(r, out*in)
 		}
 		xs, ys := batchRows(r, 32, in, out)
-		for _, pf := range []bool{true, false} {
-			name := "prefetch"
-			if !pf {
-				name = "no-prefetch"
-			}
-			b.Run(fmt.Sprintf("%dx%d/%s", out, in, name), func(b *testing.B) {
-				forceNoAMX, spreadPrefetch = true, pf
-				defer func() { forceNoAMX, spreadPrefetch = false, true }()
+		for _, c := range []struct {
+			name         string
+			rowTiles, pf bool
+		}{{"outer", false, true}, {"rowtiles", true, true}, {"rowtiles-no-prefetch", true, false}} {
+			b.Run(fmt.Sprintf("%dx%d/%s", out, in, c.name), func(b *testing.B) {
+				forceNoAMX, forceRowTiles, spreadPrefetch = true, c.rowTiles, c.pf
+				defer func() { forceNoAMX, forceRowTiles, spreadPrefetch = false, false, true }()
 				b.SetBytes(int64(2 * out * in * 32))
 				for i := range b.N {
 					MatBF16(ws[i%copies], out, in, xs, ys, Float32)
