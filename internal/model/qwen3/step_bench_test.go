@@ -1,0 +1,65 @@
+package qwen3
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+)
+
+// BenchmarkDecodeStep is one decode step of Qwen3-0.6B's shape (random bf16 weights,
+// float32 activations and cache) at batch 1 and 32, 64 cached tokens per sequence: the two
+// sides of bench engine's batch-32 ratio, for profiling (-cpuprofile) without its prefill
+// and bandwidth probe. gc/op shows whether a step allocates enough to collect.
+func BenchmarkDecodeStep(b *testing.B) {
+	raw, err := os.ReadFile("../../../testdata/configs/qwen3-0.6b.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := ParseConfig(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := Random(cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const ctx, bs = 64, 16
+	for _, batch := range []int{1, 32} {
+		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
+			perSeq := (ctx + 1 + bs - 1) / bs
+			kv := m.NewPagedKV(perSeq*batch, bs)
+			items := make([]BatchItem, batch)
+			for s := range items {
+				table := make([]int32, perSeq)
+				for i := range table {
+					table[i] = int32(s*perSeq + i)
+				}
+				toks := make([]int, ctx)
+				for i := range toks {
+					toks[i] = (s*31 + i*7) % cfg.Vocab
+				}
+				items[s] = BatchItem{Tokens: toks, Table: table}
+			}
+			if _, err := m.ForwardBatch(kv, items); err != nil {
+				b.Fatal(err)
+			}
+			// every step decodes the same position again: the cost of a step at this context
+			for s := range items {
+				items[s] = BatchItem{Tokens: []int{s}, Start: ctx, Table: items[s].Table, WantLogits: true}
+			}
+			var ms0, ms1 runtime.MemStats
+			runtime.ReadMemStats(&ms0)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := m.ForwardBatch(kv, items); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&ms1)
+			b.ReportMetric(float64(ms1.NumGC-ms0.NumGC)/float64(b.N), "gc/op")
+			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
