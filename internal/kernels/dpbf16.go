@@ -123,29 +123,13 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 	wChunks := (out4 + wChunk - 1) / wChunk
 	aBlocks := (npad + blockRows - 1) / blockRows
 	total := wChunks * aBlocks
-	// Each worker owns a contiguous run of items and takes them in order, so it knows the
-	// item it will take next and can stream that item's weights in under this one; a worker
-	// whose run is done takes from the fronts of the others' (so a core the host slows down
-	// still takes fewer items).
 	workers := min(procs, total)
-	fronts := make([]paddedCounter, workers)
-	for r := range fronts {
-		fronts[r].n.Store(int64(r * total / workers))
-	}
-	var joined atomic.Int32
+	q := newRunQueue(workers, total)
 	work := func() {
 		var dst [4]*float32
-		me := int(joined.Add(1)-1) % workers
+		me := q.join()
 		for {
-			item, end := -1, 0
-			for k := range workers {
-				r := (me + k) % workers
-				end = (r + 1) * total / workers
-				if i := int(fronts[r].n.Add(1) - 1); i < end {
-					item = i
-					break
-				}
-			}
+			item, end := q.next(me)
 			if item < 0 {
 				return
 			}
@@ -238,6 +222,41 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 type paddedCounter struct {
 	n atomic.Int64
 	_ [56]byte
+}
+
+// runQueue hands out total work items to workers: each owns a contiguous run and takes it in
+// order, so it knows the item it will take next and can stream that item's weights in under
+// this one; a worker whose run is done takes from the fronts of the others' (so a core the
+// host slows down still takes fewer items).
+type runQueue struct {
+	fronts []paddedCounter
+	total  int
+	joined atomic.Int32
+}
+
+func newRunQueue(workers, total int) *runQueue {
+	q := &runQueue{fronts: make([]paddedCounter, workers), total: total}
+	for r := range q.fronts {
+		q.fronts[r].n.Store(int64(r * total / workers))
+	}
+	return q
+}
+
+// join gives the calling worker its own run.
+func (q *runQueue) join() int { return int(q.joined.Add(1)-1) % len(q.fronts) }
+
+// next returns the worker me's next item and the end of the run it came from, or -1 when
+// every run is done.
+func (q *runQueue) next(me int) (item, end int) {
+	workers := len(q.fronts)
+	for k := range workers {
+		r := (me + k) % workers
+		end = (r + 1) * q.total / workers
+		if i := int(q.fronts[r].n.Add(1) - 1); i < end {
+			return i, end
+		}
+	}
+	return -1, 0
 }
 
 // ToBF16 rounds src to bfloat16 bit patterns in dst (to nearest even, as the weights were).

@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"sync"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -57,11 +56,7 @@ func matBF16Outer(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 	chunk := max(16, min(64, out16/(8*procs)&^15))
 	total := (out16 + chunk - 1) / chunk
 	workers := min(procs, total)
-	fronts := make([]paddedCounter, workers)
-	for r := range fronts {
-		fronts[r].n.Store(int64(r * total / workers))
-	}
-	var joined atomic.Int32
+	q := newRunQueue(workers, total)
 	work := func() {
 		need := chunk * groups * 16
 		var sums []float32
@@ -72,17 +67,9 @@ func matBF16Outer(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 		}
 		defer outerSumsPool.Put(&sums)
 		var yPtrs [16]*uint32
-		me := int(joined.Add(1)-1) % workers
+		me := q.join()
 		for {
-			item, end := -1, 0
-			for k := range workers {
-				r := (me + k) % workers
-				end = (r + 1) * total / workers
-				if i := int(fronts[r].n.Add(1) - 1); i < end {
-					item = i
-					break
-				}
-			}
+			item, end := q.next(me)
 			if item < 0 {
 				return
 			}
