@@ -24,26 +24,7 @@ func BenchmarkDecodeAttention(b *testing.B) {
 	const batch, bs = 32, 16
 	for _, ctx := range []int{64, 512} {
 		b.Run(fmt.Sprintf("ctx%d", ctx), func(b *testing.B) {
-			perSeq := (ctx + 1 + bs - 1) / bs
-			kv := m.NewPagedKV(perSeq*batch, bs)
-			items := make([]BatchItem, batch)
-			for s := range items {
-				table := make([]int32, perSeq)
-				for i := range table {
-					table[i] = int32(s*perSeq + i)
-				}
-				toks := make([]int, ctx)
-				for i := range toks {
-					toks[i] = (s*31 + i*7) % cfg.Vocab
-				}
-				items[s] = BatchItem{Tokens: toks, Table: table}
-			}
-			if _, err := m.ForwardBatch(kv, items); err != nil {
-				b.Fatal(err)
-			}
-			for s := range items {
-				items[s] = BatchItem{Tokens: []int{s}, Start: ctx, Table: items[s].Table, WantLogits: true}
-			}
+			kv, items := decodeBatch(b, m, batch, ctx, bs)
 			b.ResetTimer()
 			for range b.N {
 				if _, err := m.ForwardBatch(kv, items); err != nil {
@@ -52,4 +33,32 @@ func BenchmarkDecodeAttention(b *testing.B) {
 			}
 		})
 	}
+}
+
+// decodeBatch fills a cache of batch sequences of ctx tokens each (blocks of bs) and returns
+// the items of a decode step after them; every call of the step decodes the same position
+// again, so each costs what a step at this context costs.
+func decodeBatch(b *testing.B, m *Model, batch, ctx, bs int) (*PagedKV, []BatchItem) {
+	b.Helper()
+	perSeq := (ctx + 1 + bs - 1) / bs
+	kv := m.NewPagedKV(perSeq*batch, bs)
+	items := make([]BatchItem, batch)
+	for s := range items {
+		table := make([]int32, perSeq)
+		for i := range table {
+			table[i] = int32(s*perSeq + i)
+		}
+		toks := make([]int, ctx)
+		for i := range toks {
+			toks[i] = (s*31 + i*7) % m.Cfg.Vocab
+		}
+		items[s] = BatchItem{Tokens: toks, Table: table}
+	}
+	if _, err := m.ForwardBatch(kv, items); err != nil {
+		b.Fatal(err)
+	}
+	for s := range items {
+		items[s] = BatchItem{Tokens: []int{s}, Start: ctx, Table: items[s].Table, WantLogits: true}
+	}
+	return kv, items
 }

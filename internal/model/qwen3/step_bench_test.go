@@ -27,27 +27,7 @@ func BenchmarkDecodeStep(b *testing.B) {
 	const ctx, bs = 64, 16
 	for _, batch := range []int{1, 32} {
 		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
-			perSeq := (ctx + 1 + bs - 1) / bs
-			kv := m.NewPagedKV(perSeq*batch, bs)
-			items := make([]BatchItem, batch)
-			for s := range items {
-				table := make([]int32, perSeq)
-				for i := range table {
-					table[i] = int32(s*perSeq + i)
-				}
-				toks := make([]int, ctx)
-				for i := range toks {
-					toks[i] = (s*31 + i*7) % cfg.Vocab
-				}
-				items[s] = BatchItem{Tokens: toks, Table: table}
-			}
-			if _, err := m.ForwardBatch(kv, items); err != nil {
-				b.Fatal(err)
-			}
-			// every step decodes the same position again: the cost of a step at this context
-			for s := range items {
-				items[s] = BatchItem{Tokens: []int{s}, Start: ctx, Table: items[s].Table, WantLogits: true}
-			}
+			kv, items := decodeBatch(b, m, batch, ctx, bs)
 			var ms0, ms1 runtime.MemStats
 			runtime.ReadMemStats(&ms0)
 			b.ResetTimer()
