@@ -9,29 +9,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/strata-ai/strata/internal/kernels/internal/evex"
 )
-
-// vdpbf16ps encodes VDPBF16PS zmm(dst), zmm(src1), zmm(src2): dst += pairwise bf16 products
-// of src1 and src2 (EVEX.512.F3.0F38.W0 52 /r, register form).
-func vdpbf16ps(dst, src1, src2 int) string {
-	inv := func(b int) int { return (^b) & 1 }
-	p0 := inv(dst>>3)<<7 | inv(src2>>4)<<6 | inv(src2>>3&1)<<5 | inv(dst>>4)<<4 | 0b0010
-	p1 := ((^src1)&0xF)<<3 | 1<<2 | 0b10
-	p2 := 0b10<<5 | inv(src1>>4)<<3
-	modrm := 0xC0 | (dst&7)<<3 | src2&7
-	return fmt.Sprintf("BYTE $0x62; BYTE $0x%02X; BYTE $0x%02X; BYTE $0x%02X; BYTE $0x52; BYTE $0x%02X // VDPBF16PS Z%d, Z%d, Z%d",
-		p0, p1, p2, modrm, src2, src1, dst)
-}
-
-// vcvtneps2bf16 encodes VCVTNEPS2BF16 ymm(dst), zmm(src): sixteen float32 rounded to bfloat16
-// to nearest even, NaN kept quiet (EVEX.512.F3.0F38.W0 72 /r, register form).
-func vcvtneps2bf16(dst, src int) string {
-	inv := func(b int) int { return (^b) & 1 }
-	p0 := inv(dst>>3)<<7 | inv(src>>4)<<6 | inv(src>>3&1)<<5 | inv(dst>>4)<<4 | 0b0010
-	modrm := 0xC0 | (dst&7)<<3 | src&7
-	return fmt.Sprintf("BYTE $0x62; BYTE $0x%02X; BYTE $0x7E; BYTE $0x48; BYTE $0x72; BYTE $0x%02X // VCVTNEPS2BF16 Z%d, Y%d",
-		p0, modrm, src, dst)
-}
 
 func main() {
 	var b strings.Builder
@@ -113,11 +93,11 @@ func main() {
 					p("\tVMOVDQU32 (%s)(R8*1), Z%d", r, 24+j)
 				}
 				for i := range 4 {
-					p("\t%s", vdpbf16ps(4*j+i, 16+i, 20+j))
+					p("\t%s", evex.VDPBF16PS(4*j+i, 16+i, 20+j))
 				}
 				if split {
 					for i := range 4 {
-						p("\t%s", vdpbf16ps(4*j+i, 16+i, 24+j))
+						p("\t%s", evex.VDPBF16PS(4*j+i, 16+i, 24+j))
 					}
 				}
 			}
@@ -181,7 +161,7 @@ func main() {
 	p("\tJNE  packsplit")
 	p("packhi:")
 	p("\tVMOVUPS (SI)(AX*4), Z0")
-	p("\t%s", vcvtneps2bf16(1, 0))
+	p("\t%s", evex.VCVTNEPS2BF16(1, 0))
 	p("\tVMOVDQU Y1, (DI)(AX*2)")
 	p("\tADDQ $16, AX")
 	p("\tCMPQ AX, CX")
@@ -190,12 +170,12 @@ func main() {
 	p("\tRET")
 	p("packsplit:")
 	p("\tVMOVUPS (SI)(AX*4), Z0")
-	p("\t%s", vcvtneps2bf16(1, 0))
+	p("\t%s", evex.VCVTNEPS2BF16(1, 0))
 	p("\tVMOVDQU Y1, (DI)(AX*2)")
 	p("\tVPMOVZXWD Y1, Z2")
 	p("\tVPSLLD $16, Z2, Z2")
 	p("\tVSUBPS Z2, Z0, Z3")
-	p("\t%s", vcvtneps2bf16(4, 3))
+	p("\t%s", evex.VCVTNEPS2BF16(4, 3))
 	p("\tVMOVDQU Y4, (R8)(AX*2)")
 	p("\tADDQ $16, AX")
 	p("\tCMPQ AX, CX")

@@ -12,18 +12,9 @@ import (
 	"fmt"
 	"os"
 	"strings"
-)
 
-// vdpbf16ps encodes VDPBF16PS zmm(dst), zmm(src1), zmm(src2) (see gen_dpbf16.go).
-func vdpbf16ps(dst, src1, src2 int) string {
-	inv := func(b int) int { return (^b) & 1 }
-	p0 := inv(dst>>3)<<7 | inv(src2>>4)<<6 | inv(src2>>3&1)<<5 | inv(dst>>4)<<4 | 0b0010
-	p1 := ((^src1)&0xF)<<3 | 1<<2 | 0b10
-	p2 := 0b10<<5 | inv(src1>>4)<<3
-	modrm := 0xC0 | (dst&7)<<3 | src2&7
-	return fmt.Sprintf("BYTE $0x62; BYTE $0x%02X; BYTE $0x%02X; BYTE $0x%02X; BYTE $0x52; BYTE $0x%02X // VDPBF16PS Z%d, Z%d, Z%d",
-		p0, p1, p2, modrm, src2, src1, dst)
-}
+	"github.com/strata-ai/strata/internal/kernels/internal/evex"
+)
 
 func main() {
 	var b strings.Builder
@@ -101,18 +92,18 @@ func main() {
 				for r := range O {
 					if split && r >= nb {
 						for g := range G {
-							p("\t%s", vdpbf16ps(acc(r-nb, g), 20+(r-nb)%nb, 16+G+g))
+							p("\t%s", evex.VDPBF16PS(acc(r-nb, g), 20+(r-nb)%nb, 16+G+g))
 						}
 					}
 					p("\tVPBROADCASTD %s, Z%d", row(bases, r, pp*4), 20+r%nb)
 					for g := range G {
-						p("\t%s", vdpbf16ps(acc(r, g), 20+r%nb, 16+g))
+						p("\t%s", evex.VDPBF16PS(acc(r, g), 20+r%nb, 16+g))
 					}
 				}
 				if split {
 					for r := max(0, O-nb); r < O; r++ {
 						for g := range G {
-							p("\t%s", vdpbf16ps(acc(r, g), 20+r%nb, 16+G+g))
+							p("\t%s", evex.VDPBF16PS(acc(r, g), 20+r%nb, 16+G+g))
 						}
 					}
 				}
