@@ -212,7 +212,8 @@ func TestSplitOtherShapes(t *testing.T) {
 // stage must not make the heartbeat declare that stage dead (its answer queues behind the
 // step). The link timeout is set from this machine's speed: a third of one rank's time for
 // the prefill, so each stage's half of it outlasts the timeout, and still fits the ten
-// timeouts a compute wait is given.
+// timeouts a compute wait is given; the prefill takes enough prompts that the timeout is not
+// so short that starting the job on a busy machine outlasts it.
 func TestLongStepIsNotADeadNode(t *testing.T) {
 	dir := writeRandomModel(t, map[string]any{
 		"architectures": []string{"Qwen3ForCausalLM"}, "hidden_size": 256, "intermediate_size": 768,
@@ -224,24 +225,37 @@ func TestLongStepIsNotADeadNode(t *testing.T) {
 	for i := range prompt {
 		prompt[i] = i % 1000
 	}
-	table := make([]int32, (len(prompt)+15)/16)
-	for i := range table {
-		table[i] = int32(i)
+	perSeq := (len(prompt) + 15) / 16
+	batch := func(n int) []qwen3.BatchItem {
+		items := make([]qwen3.BatchItem, n)
+		for s := range items {
+			table := make([]int32, perSeq)
+			for i := range table {
+				table[i] = int32(s*perSeq + i)
+			}
+			items[s] = qwen3.BatchItem{Tokens: prompt, Table: table, WantLogits: true}
+		}
+		return items
 	}
-	items := []qwen3.BatchItem{{Tokens: prompt, Table: table, WantLogits: true}}
 	whole, err := qwen3.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := whole.ForwardBatch(whole.NewPagedKV(len(table), 16), items); err != nil {
+	if _, err := whole.ForwardBatch(whole.NewPagedKV(perSeq, 16), batch(1)); err != nil {
 		t.Fatal(err)
 	}
 	one := time.Since(start)
 	whole.Close()
 
+	// The link timeout also bounds every wait while the job starts (link measurement moves
+	// megabytes), which a busy machine can stretch: it is at least minTimeout, and the step
+	// takes as many prompts as make each stage's half outlast it.
+	const minTimeout = 250 * time.Millisecond
+	n := max(1, int((3*minTimeout+one-1)/one))
+	items := batch(n)
 	cc := comm.DefaultConfig()
-	cc.Timeout = max(one/3, 20*time.Millisecond)
+	cc.Timeout = max(time.Duration(n)*one/3, minTimeout)
 	job, err := StartLocal(context.Background(), Options{Dir: dir, Layout: Layout{Nodes: 2, TP: 1}, BlockSize: 16,
 		KVBytesPerRank: 256 << 20, Comm: cc, Heartbeat: cc.Timeout / 20})
 	if err != nil {
@@ -250,7 +264,7 @@ func TestLongStepIsNotADeadNode(t *testing.T) {
 	defer job.Close()
 	start = time.Now()
 	if _, err := job.Driver.Forward(items); err != nil {
-		t.Fatalf("a %v step (one rank took %v, link timeout %v): %v", time.Since(start), one, cc.Timeout, err)
+		t.Fatalf("a %v step of %d prompts (one rank took %v for one, link timeout %v): %v", time.Since(start), n, one, cc.Timeout, err)
 	}
 	if err := job.Err(); err != nil {
 		t.Fatalf("job failed after a long step: %v", err)
