@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-ai/strata/internal/model/qwen3ref"
 	"github.com/strata-ai/strata/internal/safetensors"
 )
 
@@ -64,6 +65,65 @@ func TestGenerateAndLogitsMatchTransformers(t *testing.T) {
 				if math.Abs(float64(gl[i]-want[i])) > 1e-3 {
 					t.Fatalf("%s prompt %d: logit %d differs by %g", name, p, i, gl[i]-want[i])
 				}
+			}
+		}
+	}
+}
+
+// TestHeldOutShapesThroughCLI runs strata logits and strata generate --json, as a user would,
+// on folders of shapes no golden file covers (qwen3ref.Variants: the other config key style,
+// MQA, a group of three, MoE every second layer with unnormalised top-k, f16/f32/bf16, shards;
+// no tokenizer, so --prompt-ids): the logits within 1e-3 of the float64 reference at every
+// position, the greedy tokens the reference's up to its first near tie.
+func TestHeldOutShapesThroughCLI(t *testing.T) {
+	for vi, v := range qwen3ref.Variants {
+		dir := t.TempDir()
+		if err := qwen3ref.WriteRandom(dir, v.Config, v.DType, v.Shards, uint64(100+vi)); err != nil {
+			t.Fatal(err)
+		}
+		ref, err := qwen3ref.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prompt := []int{5, 17, 2, 99, 42, 7, 63, 1, 150, 11, 12, 13}
+		ids := strings.Trim(strings.ReplaceAll(fmt.Sprint(prompt), " ", ","), "[]")
+		file := filepath.Join(t.TempDir(), "l.safetensors")
+		if out, err := runCLI("logits", "--model", dir, "--prompt-ids", ids, "--out", file); err != nil {
+			t.Fatalf("%s: logits: %v\n%s", v.Name, err, out)
+		}
+		f, err := safetensors.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, got, err := f.Float32s("logits")
+		f.Close()
+		want := ref.Logits(prompt)
+		V := ref.Cfg.Vocab
+		if err != nil || len(info.Shape) != 2 || info.Shape[0] != len(prompt) || info.Shape[1] != V {
+			t.Fatalf("%s: logits file holds %+v (%v), want [%d %d]", v.Name, info, err, len(prompt), V)
+		}
+		for i, g := range got {
+			if d := math.Abs(float64(g) - want[i/V][i%V]); d > 1e-3 {
+				t.Fatalf("%s: position %d logit %d differs from the reference by %.2g", v.Name, i/V, i%V, d)
+			}
+		}
+		out, err := runCLI("generate", "--model", dir, "--prompt-ids", ids, "--max-tokens", "8", "--json")
+		if err != nil {
+			t.Fatalf("%s: generate: %v\n%s", v.Name, err, out)
+		}
+		var res struct {
+			TokenIDs []int `json:"token_ids"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.TokenIDs) != 8 {
+			t.Fatalf("%s: generate --json printed %q", v.Name, out)
+		}
+		wantToks, gaps := ref.Greedy(prompt, 8)
+		for i := range wantToks {
+			if res.TokenIDs[i] != wantToks[i] {
+				if gaps[i] > 1e-3 {
+					t.Fatalf("%s: generated %v, the reference %v", v.Name, res.TokenIDs, wantToks)
+				}
+				break
 			}
 		}
 	}

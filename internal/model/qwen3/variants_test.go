@@ -1,0 +1,90 @@
+package qwen3
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/strata-ai/strata/internal/model/qwen3ref"
+)
+
+// TestVariantsMatchReference loads every variant as a user's folder and holds both forward
+// paths to the float64 reference (itself held to transformers by qwen3ref's tests): the
+// whole-prompt pass's logits at every position and the paged, batched path's logits after
+// each chunk of a chunked prefill, within 1e-3; and greedy decoding's tokens, up to the first
+// near tie in the reference.
+func TestVariantsMatchReference(t *testing.T) {
+	for vi, v := range qwen3ref.Variants {
+		t.Run(v.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := qwen3ref.WriteRandom(dir, v.Config, v.DType, v.Shards, uint64(vi+1)); err != nil {
+				t.Fatal(err)
+			}
+			ref, err := qwen3ref.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			r := rand.New(rand.NewPCG(uint64(vi), 3))
+			prompt := make([]int, 21)
+			for i := range prompt {
+				prompt[i] = r.IntN(m.Cfg.Vocab)
+			}
+			want := ref.Logits(prompt)
+			spread := 0.0
+			check := func(what string, pos int, got []float32) {
+				t.Helper()
+				worst := 0.0
+				for j, g := range got {
+					worst = math.Max(worst, math.Abs(float64(g)-want[pos][j]))
+					spread = math.Max(spread, math.Abs(want[pos][j]))
+				}
+				if worst > 1e-3 {
+					t.Fatalf("%s position %d: logits differ from the reference by %.2g", what, pos, worst)
+				}
+			}
+			out, err := m.Forward(prompt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, row := range out.Logits {
+				check("whole prompt", p, row)
+			}
+			if spread < 1 {
+				t.Fatalf("the logits reach only %.2g: the test would not see a wrong layer", spread)
+			}
+			const bs = 4
+			kv := m.NewPagedKV(32, bs)
+			table := make([]int32, (len(prompt)+bs-1)/bs)
+			for i := range table {
+				table[i] = int32(31 - 3*i) // scattered blocks
+			}
+			for start, chunk := 0, 1; start < len(prompt); start, chunk = start+chunk, chunk%5+1 {
+				end := min(start+chunk, len(prompt))
+				lg, err := m.ForwardBatch(kv, []BatchItem{{Tokens: prompt[start:end], Start: start, Table: table, WantLogits: true}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(fmt.Sprintf("paged chunk %d..%d", start, end), end-1, lg[0])
+			}
+			wantToks, gaps := ref.Greedy(prompt[:8], 10)
+			got, err := m.Greedy(prompt[:8], 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range wantToks {
+				if got[i] != wantToks[i] {
+					if gaps[i] > 1e-3 {
+						t.Fatalf("greedy token %d: got %d, the reference chose %d (by %.2g)", i, got[i], wantToks[i], gaps[i])
+					}
+					break
+				}
+			}
+		})
+	}
+}
