@@ -181,6 +181,14 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 			if n < 1 || n > 256 {
 				return fmt.Errorf("--n %d: want 1 to 256 completions", n)
 			}
+			// as vLLM: a prompt must leave the model room for a token; the output stops at the
+			// model's length (max_position_embeddings) as it stops at --max-tokens
+			if maxPos := m.Cfg.MaxPositions; maxPos > 0 {
+				if len(prompt) >= maxPos {
+					return fmt.Errorf("the prompt has %d tokens and the model takes at most %d (max_position_embeddings in config.json), output included: shorten the prompt", len(prompt), maxPos)
+				}
+				maxTokens = min(maxTokens, maxPos-len(prompt))
+			}
 			// the engine runs the n completions together: continuous batching over a paged
 			// KV cache sized for all of them
 			var stopIDs []int

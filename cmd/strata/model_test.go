@@ -129,6 +129,33 @@ func TestHeldOutShapesThroughCLI(t *testing.T) {
 	}
 }
 
+// TestGenerateStopsAtModelLength: as in vLLM, generate refuses a prompt that leaves the model
+// no room (max_position_embeddings) and ends the output where the model's length ends it.
+func TestGenerateStopsAtModelLength(t *testing.T) {
+	dir := t.TempDir()
+	cfg := strings.Replace(qwen3ref.Variants[0].Config, `"max_position_embeddings": 512`, `"max_position_embeddings": 16`, 1)
+	if cfg == qwen3ref.Variants[0].Config {
+		t.Fatal("the variant's config has no max_position_embeddings of 512 to lower")
+	}
+	if err := qwen3ref.WriteRandom(dir, cfg, safetensors.BF16, 1, 5); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI("generate", "--model", dir, "--prompt-ids", "1,2,3,4,5,6,7,8,9,10,11,12", "--max-tokens", "10", "--json", "--ignore-eos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		TokenIDs []int `json:"token_ids"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.TokenIDs) != 4 {
+		t.Fatalf("12 prompt tokens of 16: want 4 generated, got %q", out)
+	}
+	_, err = runCLI("generate", "--model", dir, "--prompt-ids", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16", "--json")
+	if err == nil || !strings.Contains(err.Error(), "max_position_embeddings") {
+		t.Fatalf("a 16-token prompt for a 16-position model: want an error naming max_position_embeddings, got %v", err)
+	}
+}
+
 func TestModelCommandsBadInput(t *testing.T) {
 	dense := "../../testdata/models/qwen3-dense-tiny"
 	broken := t.TempDir()

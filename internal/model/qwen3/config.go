@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -153,6 +154,17 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	if c.RMSEps == 0 {
 		c.RMSEps = 1e-6
+	}
+	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
+		return nil, fmt.Errorf("rope_theta is %g: it must be a positive number", c.RopeTheta)
+	}
+	if !(c.RMSEps > 0) || math.IsInf(c.RMSEps, 0) {
+		return nil, fmt.Errorf("rms_norm_eps is %g: it must be a small positive number", c.RMSEps)
+	}
+	switch c.DType {
+	case "", "auto", "bfloat16", "float16", "float32":
+	default:
+		return nil, fmt.Errorf("%w: dtype %q (want bfloat16, float16 or float32)", ErrUnsupported, c.DType)
 	}
 	switch {
 	case r.HiddenAct != "" && r.HiddenAct != "silu":

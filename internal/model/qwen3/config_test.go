@@ -73,6 +73,11 @@ func TestConfigRefusals(t *testing.T) {
 		{func(m map[string]any) { m["num_key_value_heads"] = 3 }, "multiple"},
 		{func(m map[string]any) { m["hidden_size"] = 0 }, "hidden_size"},
 		{func(m map[string]any) { m["layer_types"] = []string{"sliding_attention"} }, "layer_types"},
+		{func(m map[string]any) { m["rope_theta"] = 0 }, "rope_theta"},
+		{func(m map[string]any) { m["rope_parameters"] = map[string]any{"rope_theta": -5} }, "rope_theta"},
+		{func(m map[string]any) { m["rms_norm_eps"] = -1 }, "rms_norm_eps"},
+		{func(m map[string]any) { m["torch_dtype"] = "int8" }, "int8"},
+		{func(m map[string]any) { m["dtype"] = "float8_e4m3fn" }, "float8_e4m3fn"},
 	}
 	for _, c := range cases {
 		m := readConfig(t, denseDir)
