@@ -12,9 +12,19 @@ import (
 const qwenTok = "../../testdata/tokenizer/qwen3"
 
 // TestTokenizeChatGolden runs every chat-template golden case through `strata tokenize` as a
-// user would (messages and tools files, flags) and requires transformers' text and ids.
+// user would (messages and tools files, flags) and requires transformers' text and ids; then
+// eleven more conversations rendered by Hugging Face's JavaScript Jinja engine (which agrees
+// with the golden on every case): tool calls with string and object arguments, several calls
+// and tool responses in a row, reasoning_content across turns, agentic turns after the last
+// user message, think tags without newlines, tools without a system message.
 func TestTokenizeChatGolden(t *testing.T) {
-	b, err := os.ReadFile("../../testdata/tokenizer/chat-template-golden.json")
+	for _, f := range []string{"chat-template-golden.json", "chat-template-jinjajs.json"} {
+		t.Run(f, func(t *testing.T) { testTokenizeChatFile(t, f) })
+	}
+}
+
+func testTokenizeChatFile(t *testing.T, file string) {
+	b, err := os.ReadFile("../../testdata/tokenizer/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
