@@ -400,8 +400,14 @@ func pyFloat(f float64) string {
 	case math.IsInf(f, -1):
 		return "-Infinity"
 	}
-	s := strconv.FormatFloat(f, 'g', -1, 64)
-	if !strings.ContainsAny(s, ".eEn") {
+	// repr takes the shortest digits that read back, in exponent form when the decimal
+	// exponent is below -4 or at least 16, else positional with at least one decimal
+	s := strconv.FormatFloat(f, 'e', -1, 64)
+	if exp, err := strconv.Atoi(s[strings.IndexByte(s, 'e')+1:]); err == nil && (exp < -4 || exp >= 16) {
+		return s
+	}
+	s = strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
 		s += ".0"
 	}
 	return s

@@ -70,10 +70,12 @@ func TestToJSONLikePython(t *testing.T) {
 }
 
 func TestNumbersListTemplatesAndForget(t *testing.T) {
-	v, _ := DecodeJSON([]byte(`{"a": 1e2, "b": 1.50, "c": 7}`))
+	// as Python's json.loads then json.dumps: floats stay floats in repr's spelling, integers
+	// keep every digit
+	v, _ := DecodeJSON([]byte(`{"a": 1e2, "b": 1.50, "c": 7, "d": 1e-07, "e": -0.0, "f": 12345678901234567890, "g": 1.5e300, "h": 0.0001, "i": 1e6, "j": 123456789.0, "k": 1e15, "l": 1e16, "m": 1e-5, "n": 12345.678}`))
 	tpl, _ := Parse(`{{ x | tojson }}`)
 	got, err := tpl.Render(map[string]any{"x": v})
-	if err != nil || got != `{"a": 100.0, "b": 1.5, "c": 7}` {
+	if err != nil || got != `{"a": 100.0, "b": 1.5, "c": 7, "d": 1e-07, "e": -0.0, "f": 12345678901234567890, "g": 1.5e+300, "h": 0.0001, "i": 1000000.0, "j": 123456789.0, "k": 1000000000000000.0, "l": 1e+16, "m": 1e-05, "n": 12345.678}` {
 		t.Fatalf("got %q %v", got, err)
 	}
 	Forget(v)
