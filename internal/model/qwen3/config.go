@@ -47,14 +47,14 @@ type rawConfig struct {
 	IntermediateSize      int             `json:"intermediate_size"`
 	NumHiddenLayers       int             `json:"num_hidden_layers"`
 	NumAttentionHeads     int             `json:"num_attention_heads"`
-	NumKeyValueHeads      int             `json:"num_key_value_heads"`
-	HeadDim               int             `json:"head_dim"`
+	NumKeyValueHeads      *int            `json:"num_key_value_heads"`
+	HeadDim               *int            `json:"head_dim"`
 	RMSNormEps            float64         `json:"rms_norm_eps"`
 	RopeTheta             *float64        `json:"rope_theta"`
 	RopeParameters        *ropeParameters `json:"rope_parameters"`
 	RopeScaling           *ropeParameters `json:"rope_scaling"`
 	TieWordEmbeddings     *bool           `json:"tie_word_embeddings"`
-	MaxPositionEmbeddings int             `json:"max_position_embeddings"`
+	MaxPositionEmbeddings *int            `json:"max_position_embeddings"`
 	TorchDType            string          `json:"torch_dtype"`
 	DType                 string          `json:"dtype"`
 	HiddenAct             string          `json:"hidden_act"`
@@ -63,8 +63,8 @@ type rawConfig struct {
 	LayerTypes            []string        `json:"layer_types"`
 	NumExperts            *int            `json:"num_experts"`
 	NumLocalExperts       *int            `json:"num_local_experts"`
-	NumExpertsPerTok      int             `json:"num_experts_per_tok"`
-	MoEIntermediateSize   int             `json:"moe_intermediate_size"`
+	NumExpertsPerTok      *int            `json:"num_experts_per_tok"`
+	MoEIntermediateSize   *int            `json:"moe_intermediate_size"`
 	NormTopKProb          bool            `json:"norm_topk_prob"`
 	MLPOnlyLayers         []int           `json:"mlp_only_layers"`
 	DecoderSparseStep     *int            `json:"decoder_sparse_step"`
@@ -98,20 +98,38 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	c := &Config{
 		Vocab: r.VocabSize, Hidden: r.HiddenSize, Intermediate: r.IntermediateSize, Layers: r.NumHiddenLayers,
-		Heads: r.NumAttentionHeads, KVHeads: r.NumKeyValueHeads, HeadDim: r.HeadDim, RMSEps: r.RMSNormEps,
-		MaxPositions: r.MaxPositionEmbeddings, DType: r.TorchDType, ExpertsPerTok: r.NumExpertsPerTok,
-		MoEIntermediate: r.MoEIntermediateSize, NormTopK: r.NormTopKProb, MLPOnlyLayers: r.MLPOnlyLayers, SparseStep: 1,
-		TieEmbeddings: true,
+		Heads: r.NumAttentionHeads, RMSEps: r.RMSNormEps, DType: r.TorchDType, NormTopK: r.NormTopKProb,
+		MLPOnlyLayers: r.MLPOnlyLayers, SparseStep: 1,
 	}
 	if len(r.Architectures) != 1 {
 		return nil, fmt.Errorf("%w: architectures %v: want exactly one of Qwen3ForCausalLM, Qwen3MoeForCausalLM", ErrUnsupported, r.Architectures)
 	}
 	c.Architecture = r.Architectures[0]
+	moe := c.Architecture == "Qwen3MoeForCausalLM"
 	switch c.Architecture {
 	case "Qwen3ForCausalLM", "Qwen3MoeForCausalLM":
 	default:
 		return nil, fmt.Errorf("%w: architecture %q (strata runs Qwen3ForCausalLM and Qwen3MoeForCausalLM)", ErrUnsupported, c.Architecture)
 	}
+	// keys a config leaves out (or sets to null) take transformers' defaults for its class:
+	// Qwen3Config and Qwen3MoeConfig differ in a few
+	orDefault := func(p *int, def int) int {
+		if p != nil {
+			return *p
+		}
+		return def
+	}
+	c.KVHeads = orDefault(r.NumKeyValueHeads, c.Heads)
+	if moe {
+		c.KVHeads = orDefault(r.NumKeyValueHeads, 4)
+	}
+	c.HeadDim = orDefault(r.HeadDim, 128)
+	if moe && r.HeadDim == nil && c.Heads > 0 { // Qwen3MoeConfig has no head_dim of its own
+		c.HeadDim = c.Hidden / c.Heads
+	}
+	c.MaxPositions = orDefault(r.MaxPositionEmbeddings, 32768)
+	c.ExpertsPerTok = orDefault(r.NumExpertsPerTok, 8)
+	c.MoEIntermediate = orDefault(r.MoEIntermediateSize, 768)
 	if r.DType != "" {
 		c.DType = r.DType
 	}
@@ -142,15 +160,14 @@ func ParseConfig(b []byte) (*Config, error) {
 		c.Experts = *r.NumLocalExperts
 	} else if r.NumExperts != nil {
 		c.Experts = *r.NumExperts
+	} else if moe {
+		c.Experts = 128
 	}
 	if r.DecoderSparseStep != nil {
 		c.SparseStep = *r.DecoderSparseStep
 	}
 	if c.Architecture == "Qwen3ForCausalLM" {
 		c.Experts = 0
-	}
-	if c.HeadDim == 0 && c.Heads > 0 {
-		c.HeadDim = c.Hidden / c.Heads
 	}
 	if c.RMSEps == 0 {
 		c.RMSEps = 1e-6

@@ -61,6 +61,37 @@ func TestConfigKeyStyles(t *testing.T) {
 	}
 }
 
+// TestConfigDefaults: keys a config leaves out take transformers' defaults for its class
+// (Qwen3Config, Qwen3MoeConfig), which differ in places: an untied output layer in both,
+// num_key_value_heads the heads' count (dense) or 4 (MoE), head_dim 128 (dense) or
+// hidden/heads (MoE, which has no default of its own).
+func TestConfigDefaults(t *testing.T) {
+	dense := readConfig(t, denseDir)
+	for _, k := range []string{"num_key_value_heads", "head_dim", "tie_word_embeddings", "max_position_embeddings", "rope_theta", "rms_norm_eps"} {
+		delete(dense, k)
+	}
+	dense["num_key_value_heads"] = nil
+	d, err := parse(t, dense)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.KVHeads != d.Heads || d.HeadDim != 128 || d.TieEmbeddings || d.MaxPositions != 32768 || d.RopeTheta != 10000 || d.RMSEps != 1e-6 {
+		t.Errorf("dense defaults: %+v", d)
+	}
+	moe := readConfig(t, "../../../testdata/models/qwen3-moe-tiny")
+	for _, k := range []string{"num_key_value_heads", "head_dim", "tie_word_embeddings", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob", "decoder_sparse_step", "mlp_only_layers"} {
+		delete(moe, k)
+	}
+	m, err := parse(t, moe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.KVHeads != 4 || m.HeadDim != m.Hidden/m.Heads || m.TieEmbeddings || m.Experts != 128 || m.ExpertsPerTok != 8 ||
+		m.MoEIntermediate != 768 || m.NormTopK || m.SparseStep != 1 || len(m.MLPOnlyLayers) != 0 {
+		t.Errorf("MoE defaults: %+v", m)
+	}
+}
+
 func TestConfigRefusals(t *testing.T) {
 	cases := []struct {
 		mut  func(m map[string]any)
