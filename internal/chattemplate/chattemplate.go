@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nikolalohinski/gonja/v2"
 	"github.com/nikolalohinski/gonja/v2/builtins"
@@ -121,7 +122,8 @@ func Load(tokenizerConfig string) (*Template, error) {
 // enable_thinking and anything else the template reads, decoded with DecodeJSON so that
 // tojson keeps the caller's key order.
 func (t *Template) Render(vars map[string]any) (string, error) {
-	ctx := map[string]any{}
+	// the globals transformers' apply_chat_template gives every template
+	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow}
 	for k, v := range t.special {
 		ctx[k] = v
 	}
@@ -130,9 +132,90 @@ func (t *Template) Render(vars map[string]any) (string, error) {
 	}
 	out, err := t.tpl.ExecuteToString(exec.NewContext(ctx))
 	if err != nil {
+		if i := strings.Index(err.Error(), raisedPrefix); i >= 0 {
+			// the template's own verdict on the messages, without the engine's trail
+			return "", fmt.Errorf("the chat template refused the messages: %s", err.Error()[i+len(raisedPrefix):])
+		}
 		return "", fmt.Errorf("rendering the chat template: %w", err)
 	}
 	return out, nil
+}
+
+// raisedPrefix marks the message of a template's raise_exception in the engine's error.
+const raisedPrefix = "raise_exception: "
+
+// raiseException is transformers' raise_exception(message): templates call it to refuse
+// messages they cannot render (no user turn, roles out of order, ...).
+func raiseException(args *exec.VarArgs) (string, error) {
+	msg := "raise_exception called"
+	if len(args.Args) > 0 {
+		msg = args.Args[0].String()
+	}
+	return "", errors.New(raisedPrefix + msg)
+}
+
+// strftimeNow is transformers' strftime_now(format): the local time in Python's strftime
+// format, which templates use for "today's date".
+func strftimeNow(args *exec.VarArgs) (string, error) {
+	if len(args.Args) != 1 || !args.Args[0].IsString() {
+		return "", errors.New("strftime_now takes one format string")
+	}
+	return strftime(args.Args[0].String(), time.Now()), nil
+}
+
+// strftime formats t as Python's time.strftime does for the C locale's common directives;
+// an unknown directive is kept as written, as glibc does.
+func strftime(format string, t time.Time) string {
+	var sb strings.Builder
+	for i := 0; i < len(format); i++ {
+		if format[i] != '%' || i+1 == len(format) {
+			sb.WriteByte(format[i])
+			continue
+		}
+		i++
+		switch format[i] {
+		case 'Y':
+			fmt.Fprintf(&sb, "%d", t.Year())
+		case 'y':
+			fmt.Fprintf(&sb, "%02d", t.Year()%100)
+		case 'm':
+			fmt.Fprintf(&sb, "%02d", int(t.Month()))
+		case 'd':
+			fmt.Fprintf(&sb, "%02d", t.Day())
+		case 'e':
+			fmt.Fprintf(&sb, "%2d", t.Day())
+		case 'H':
+			fmt.Fprintf(&sb, "%02d", t.Hour())
+		case 'I':
+			fmt.Fprintf(&sb, "%02d", (t.Hour()+11)%12+1)
+		case 'M':
+			fmt.Fprintf(&sb, "%02d", t.Minute())
+		case 'S':
+			fmt.Fprintf(&sb, "%02d", t.Second())
+		case 'p':
+			sb.WriteString(t.Format("PM"))
+		case 'j':
+			fmt.Fprintf(&sb, "%03d", t.YearDay())
+		case 'b', 'h':
+			sb.WriteString(t.Format("Jan"))
+		case 'B':
+			sb.WriteString(t.Format("January"))
+		case 'a':
+			sb.WriteString(t.Format("Mon"))
+		case 'A':
+			sb.WriteString(t.Format("Monday"))
+		case 'Z':
+			sb.WriteString(t.Format("MST"))
+		case 'z':
+			sb.WriteString(t.Format("-0700"))
+		case '%':
+			sb.WriteByte('%')
+		default:
+			sb.WriteByte('%')
+			sb.WriteByte(format[i])
+		}
+	}
+	return sb.String()
 }
 
 // keyOrder remembers, for every object DecodeJSON built, the order its keys came in (Go maps

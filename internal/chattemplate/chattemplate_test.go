@@ -2,8 +2,11 @@ package chattemplate
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestGolden renders every case of chat-template-golden.json (messages, tools, flags) and
@@ -101,5 +104,41 @@ func TestNoFileIncludes(t *testing.T) {
 		if out, err := tpl.Render(map[string]any{}); err == nil {
 			t.Fatalf("the template included a file from disk: %q", out)
 		}
+	}
+}
+
+// TestTransformersGlobals: raise_exception refuses with the template's own message, and
+// strftime_now formats as Python's time.strftime (checked here on a fixed time).
+func TestTransformersGlobals(t *testing.T) {
+	tpl, err := Parse(`{% if messages[0].role != 'user' %}{{ raise_exception('Conversation roles must start with user') }}{% endif %}ok`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := tpl.Render(map[string]any{"messages": []any{map[string]any{"role": "user"}}}); err != nil || out != "ok" {
+		t.Fatalf("a user-first conversation: %q %v", out, err)
+	}
+	_, err = tpl.Render(map[string]any{"messages": []any{map[string]any{"role": "assistant"}}})
+	if err == nil || !strings.HasSuffix(err.Error(), "refused the messages: Conversation roles must start with user") {
+		t.Fatalf("want the template's message, got %v", err)
+	}
+	when := time.Date(2024, 3, 5, 14, 7, 9, 0, time.UTC)
+	for format, want := range map[string]string{
+		"%Y-%m-%d %H:%M:%S": "2024-03-05 14:07:09",
+		"%d %b %Y":          "05 Mar 2024",
+		"%A %B %j %I%p %y":  "Tuesday March 065 02PM 24",
+		"%e|%a|%h|100%%|%Q": " 5|Tue|Mar|100%|%Q",
+	} {
+		if got := strftime(format, when); got != want {
+			t.Errorf("strftime(%q) = %q, want %q", format, got, want)
+		}
+	}
+	now, err := Parse(`{{ strftime_now("%Y") }}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := fmt.Sprint(time.Now().Year())
+	out, err := now.Render(nil)
+	if after := fmt.Sprint(time.Now().Year()); err != nil || (out != before && out != after) {
+		t.Fatalf("strftime_now: %q %v", out, err)
 	}
 }
