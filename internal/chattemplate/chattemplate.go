@@ -23,6 +23,7 @@ import (
 
 	"github.com/nikolalohinski/gonja/v2"
 	"github.com/nikolalohinski/gonja/v2/builtins"
+	"github.com/nikolalohinski/gonja/v2/config"
 	"github.com/nikolalohinski/gonja/v2/exec"
 	"github.com/nikolalohinski/gonja/v2/loaders"
 )
@@ -54,6 +55,15 @@ func environment() *exec.Environment {
 	return env
 }
 
+// templateConfig is how transformers compiles chat templates: trim_blocks (the newline after
+// a block tag goes) and lstrip_blocks (so does the indentation before one), which templates
+// written without whitespace control rely on.
+func templateConfig() *config.Config {
+	c := gonja.DefaultConfig.Inherit()
+	c.TrimBlocks, c.LeftStripBlocks = true, true
+	return c
+}
+
 // Parse compiles template source.
 func Parse(src string) (*Template, error) {
 	id := fmt.Sprintf("/chat-%x", sha256.Sum256([]byte(src)))
@@ -63,7 +73,7 @@ func Parse(src string) (*Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	tpl, err := exec.NewTemplate(id, gonja.DefaultConfig, ld, environment())
+	tpl, err := exec.NewTemplate(id, templateConfig(), ld, environment())
 	if err != nil {
 		return nil, fmt.Errorf("chat template does not parse: %w", err)
 	}

@@ -142,3 +142,18 @@ func TestTransformersGlobals(t *testing.T) {
 		t.Fatalf("strftime_now: %q %v", out, err)
 	}
 }
+
+// TestTrimAndLstripBlocks: templates compile as transformers compiles them, with trim_blocks
+// and lstrip_blocks, so a template without whitespace control loses the lines that hold only
+// block tags (the expected text is what Jinja2 and Hugging Face's Jinja for JavaScript give).
+func TestTrimAndLstripBlocks(t *testing.T) {
+	tpl, err := Parse("{% for m in messages %}\n  {% if m.role == 'user' %}\nU:{{ m.content }}\n  {% endif %}\n  {# comment #}\n{% endfor %}\nend  {% if true %}  x {% endif %}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := []any{map[string]any{"role": "user", "content": "hi"}, map[string]any{"role": "assistant", "content": "yo"}, map[string]any{"role": "user", "content": "again"}}
+	out, err := tpl.Render(map[string]any{"messages": msgs})
+	if want := "U:hi\nU:again\nend    x "; err != nil || out != want {
+		t.Fatalf("got %q (%v), want %q", out, err, want)
+	}
+}
