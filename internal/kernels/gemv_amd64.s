@@ -32,8 +32,17 @@ four:
 	LEAQ (R11)(R9*1), R12
 	XORQ AX, AX // byte offset in the rows
 	MOVQ DI, BX
+	// While these four rows stream in, ask for the next four: each step of 64 bytes along
+	// a row asks for the next 256 bytes of the next group (whose rows lie end to end), so
+	// that group is on its way before its loads start. The hardware prefetchers alone
+	// restart at every group and left a batch-1 decode step 10-15 % slower.
+	LEAQ (SI)(R9*4), R13
 
 fourk:
+	PREFETCHT0 (R13)(AX*4)
+	PREFETCHT0 64(R13)(AX*4)
+	PREFETCHT0 128(R13)(AX*4)
+	PREFETCHT0 192(R13)(AX*4)
 	VMOVUPS (BX), Z8    // x, even elements
 	VMOVUPS 64(BX), Z9  // x, odd elements
 	VMOVDQU32 (SI)(AX*1), Z10
@@ -156,8 +165,11 @@ four2:
 	LEAQ (R11)(R9*1), R12
 	XORQ AX, AX
 	MOVQ DI, BX
+	LEAQ (SI)(R9*4), R13 // the next four rows, asked for as in gemvBF16AVX512
 
 fourk2:
+	PREFETCHT0 (R13)(AX*4)
+	PREFETCHT0 64(R13)(AX*4)
 	VMOVUPS (BX), Y8    // x, even elements
 	VMOVUPS 32(BX), Y9  // x, odd elements
 	VMOVDQU (SI)(AX*1), Y10
