@@ -6,6 +6,7 @@ package enginebench
 import (
 	"context"
 	"fmt"
+	"github.com/strata-ai/strata/internal/hugepage"
 	"math/rand/v2"
 	"runtime"
 	"runtime/pprof"
@@ -57,6 +58,7 @@ type Result struct {
 func Bandwidth() float64 {
 	const size = 512 << 20
 	buf := make([]byte, size)
+	hugepage.Advise(buf)                  // as the weights and the KV cache are, so the probe reads as they do
 	for i := 0; i < len(buf); i += 4096 { // fault every page in before timing
 		buf[i] = 1
 	}

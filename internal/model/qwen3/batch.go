@@ -2,6 +2,7 @@ package qwen3
 
 import (
 	"fmt"
+	"github.com/strata-ai/strata/internal/hugepage"
 	"math"
 	"sync/atomic"
 
@@ -43,6 +44,14 @@ func (m *Model) NewPagedKV(numBlocks, blockSize int) *PagedKV {
 		}
 		kv.k = append(kv.k, make([]float32, numBlocks*blockSize*kvDim))
 		kv.v = append(kv.v, make([]float32, numBlocks*blockSize*kvDim))
+	}
+	for i := range kv.k {
+		hugepage.Floats(kv.k[i])
+		hugepage.Floats(kv.v[i])
+	}
+	for i := range kv.k16 {
+		hugepage.Words(kv.k16[i])
+		hugepage.Words(kv.v16[i])
 	}
 	return kv
 }

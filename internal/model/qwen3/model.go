@@ -3,6 +3,7 @@ package qwen3
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/strata-ai/strata/internal/hugepage"
 	"math"
 	"sort"
 	"strings"
@@ -242,6 +243,7 @@ func fuseRows(parts ...*linear) *linear {
 	for _, p := range parts {
 		data = append(data, p.data...)
 	}
+	hugepage.Advise(data)
 	off := 0
 	for _, p := range parts {
 		n := len(p.data)

@@ -3,6 +3,7 @@ package qwen3
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/strata-ai/strata/internal/hugepage"
 	"math/rand/v2"
 
 	"github.com/strata-ai/strata/internal/safetensors"
@@ -17,6 +18,7 @@ func Random(cfg *Config, seed uint64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	hugepage.Advise(img)
 	ts = nil
 	f, err := safetensors.FromBytes("random", img)
 	if err != nil {
