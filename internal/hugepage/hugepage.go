@@ -2,7 +2,10 @@
 // with transparent huge pages.
 package hugepage
 
-import "unsafe"
+import (
+	"os"
+	"unsafe"
+)
 
 // minSize is the smallest buffer worth asking for: one 2 MiB huge page.
 const minSize = 2 << 20
@@ -13,7 +16,7 @@ func Advise(b []byte) {
 	if len(b) < minSize {
 		return
 	}
-	const page = 4096
+	page := uintptr(os.Getpagesize()) // madvise wants page-aligned ranges
 	p := uintptr(unsafe.Pointer(&b[0]))
 	start := (p + page - 1) &^ (page - 1)
 	end := (p + uintptr(len(b))) &^ (page - 1)
