@@ -55,6 +55,9 @@ func WriteRandom(dir, configJSON string, dtype safetensors.DType, shards int, se
 	// mostly predict its input token again and greedy decoding would repeat it.
 	outProj := func(name string, out, in int) { add(name, 4/math.Sqrt(float64(in)), 0, out, in) }
 	norm := func(name string, n int) { add(name, 0.1, 1, n) }
+	// The tensor list is written out here rather than taken from qwen3.RandomTensors: the
+	// folders test that package's loader, so their names and shapes come from the reference's
+	// own reading of the config (and the scales differ per kind of tensor, which it has no say in).
 	H, hd := c.Hidden, c.HeadDim
 	add("model.embed_tokens.weight", 1, 0, c.Vocab, H)
 	for l := range c.Layers {
