@@ -272,7 +272,9 @@ func batchPath(rows, out, in int) string {
 
 func testMatBF16TiledBatchInvariant(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	out, in := 40, 256
+	// rows as wide as Qwen3-0.6B's down projection: wide enough that the outer product adds
+	// partial sums of column slices, which must be cut the same way whatever the batch
+	out, in := 40, 3072
 	w := randBF16(r, out*in)
 	pool := make([][]float32, 40)
 	for i := range pool {
@@ -319,8 +321,10 @@ func testMatBF16TiledBatchInvariant(t *testing.T) {
 					if a, ok := ref[j]; ok && path != "float32" && math.Float32bits(a[o]) != math.Float32bits(got[j][o]) {
 						t.Fatalf("%v: row %d out %d is %v in one batch and %v in another of %d rows, both on %s", p, j, o, a[o], got[j][o], len(idx), path)
 					}
-					// other paths' sums differ only in rounding (measured: 8e-5 on values near 6)
-					if a, ok := base[j]; ok && math.Abs(float64(a[o]-got[j][o])) > 3e-4 {
+					// other paths' sums differ only in rounding: the split activations carry
+					// 16 of float32's 24 bits, which over 3072 products of unit size measured
+					// up to 3e-4
+					if a, ok := base[j]; ok && math.Abs(float64(a[o]-got[j][o])) > 1e-3 {
 						t.Fatalf("%v: row %d out %d is %v in a batch of 6 and %v in a batch of %d (%s)", p, j, o, a[o], got[j][o], len(idx), path)
 					}
 				}

@@ -48,9 +48,13 @@ func matBF16Outer(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 		parts = 2
 	}
 	xcstride := groups * 1024
-	// A slice of columns keeps the activations it reads (every tile reads all of them) in
-	// the core's L2 next to the weights streaming through: at most 512 KB.
-	kc := max(32, min(in, (512<<10)/(groups*16*parts*4))&^31)
+	// The columns go in slices, whose partial sums are added in turn, so the slice width
+	// must not depend on the batch: a row's result would otherwise change with the batch it
+	// is in. It is sized for a batch of 32 tokens, whose activations for the slice then stay
+	// in the core's L1 next to the weight rows streaming through (16 KB, a third of a 48 KB
+	// L1); from L2 (the whole row of the batch) a matmul ran 2-3 % slower in
+	// BenchmarkMatBF16Cold32. Longer prompts' slices come from L2 as before.
+	kc := min(in, (16<<10)/(32*parts*2))
 	out16 := out &^ 15
 	// About eight items per core: the last one to finish decides when the matmul ends.
 	chunk := max(16, min(64, out16/(8*procs)&^15))
