@@ -164,3 +164,14 @@ func gemvBF16AVX512(w *uint16, rows int, in int, x *float32, out *float32)
 //
 //go:noescape
 func gemvBF16AVX2(w *uint16, rows int, in int, x *float32, out *float32)
+
+// scaleMulF32AVX2 sets out[i] = (x[i]·r)·w[i]; n is a positive multiple of 16.
+//
+//go:noescape
+func scaleMulF32AVX2(out, x, w *float32, r float32, n int)
+
+// rotateHalfF32AVX2 is RotateHalfF32's first n (a positive multiple of 8) pairs; the second
+// half starts half elements on.
+//
+//go:noescape
+func rotateHalfF32AVX2(x, cos, sin *float32, half, n int)

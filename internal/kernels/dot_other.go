@@ -115,3 +115,9 @@ func gemvBF16AVX512(w *uint16, rows int, in int, x *float32, out *float32) {
 func gemvBF16AVX2(w *uint16, rows int, in int, x *float32, out *float32) {
 	panic("no AVX2 on this architecture")
 }
+
+func scaleMulF32AVX2(out, x, w *float32, r float32, n int) { panic("no AVX2 on this architecture") }
+
+func rotateHalfF32AVX2(x, cos, sin *float32, half, n int) {
+	panic("no AVX2 on this architecture")
+}

@@ -223,3 +223,57 @@ ax8row:
 axdone:
 	VZEROUPPER
 	RET
+
+// func scaleMulF32AVX2(out, x, w *float32, r float32, n int)
+// out[i] = (x[i]·r)·w[i]; n is a positive multiple of 16.
+TEXT ·scaleMulF32AVX2(SB), NOSPLIT, $0-40
+	MOVQ         out+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         w+16(FP), DX
+	VBROADCASTSS r+24(FP), Y0
+	MOVQ         n+32(FP), CX
+
+smloop:
+	VMULPS  (SI), Y0, Y1
+	VMULPS  32(SI), Y0, Y2
+	VMULPS  (DX), Y1, Y1
+	VMULPS  32(DX), Y2, Y2
+	VMOVUPS Y1, (DI)
+	VMOVUPS Y2, 32(DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DX
+	ADDQ    $64, DI
+	SUBQ    $16, CX
+	JNZ     smloop
+	VZEROUPPER
+	RET
+
+// func rotateHalfF32AVX2(x, cos, sin *float32, half, n int)
+// For i < n (a positive multiple of 8): a, b = x[i], x[i+half];
+// x[i] = a·cos[i] − b·sin[i]; x[i+half] = b·cos[i+half] + a·sin[i+half].
+TEXT ·rotateHalfF32AVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), DI
+	MOVQ cos+8(FP), SI
+	MOVQ sin+16(FP), DX
+	MOVQ half+24(FP), AX
+	MOVQ n+32(FP), CX
+	SHLQ $2, AX
+
+rhloop:
+	VMOVUPS (DI), Y0
+	VMOVUPS (DI)(AX*1), Y1
+	VMULPS  (SI), Y0, Y2
+	VMULPS  (DX), Y1, Y3
+	VSUBPS  Y3, Y2, Y2
+	VMULPS  (SI)(AX*1), Y1, Y4
+	VMULPS  (DX)(AX*1), Y0, Y5
+	VADDPS  Y5, Y4, Y4
+	VMOVUPS Y2, (DI)
+	VMOVUPS Y4, (DI)(AX*1)
+	ADDQ    $32, DI
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	SUBQ    $8, CX
+	JNZ     rhloop
+	VZEROUPPER
+	RET

@@ -450,9 +450,7 @@ func rmsNorm(x, w []float32, eps float64) []float32 {
 func rmsNormInto(out, x, w []float32, eps float64) []float32 {
 	ss := kernels.DotF32(x, x)
 	r := float32(1 / math.Sqrt(float64(ss/float32(len(x)))+eps))
-	for i, v := range x {
-		out[i] = v * r * w[i]
-	}
+	kernels.ScaleMulF32(out[:len(x)], x, w, r)
 	return out
 }
 
@@ -460,12 +458,7 @@ func rmsNormInto(out, x, w []float32, eps float64) []float32 {
 // layout: the first half of the head pairs with the second).
 func headNormRope(x, w []float32, eps float64, cos, sin []float32) {
 	rmsNormInto(x, x, w, eps) // in place: each output needs only its own input and the shared scale
-	half := len(x) / 2
-	for i := range half {
-		a, b := x[i], x[i+half]
-		x[i] = a*cos[i] - b*sin[i]
-		x[i+half] = b*cos[i+half] + a*sin[i+half]
-	}
+	kernels.RotateHalfF32(x, cos, sin)
 }
 
 // ropeTables gives cos and sin per position for every dimension of a head, as transformers
