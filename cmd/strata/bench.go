@@ -285,8 +285,11 @@ func newBenchEngineCmd() *cobra.Command {
 		Short: "Measure prefill and decode speed, and decode against the memory-bandwidth roofline",
 		Long: `Measure the forward pass on one node: prefill tokens/s for one prompt, decode tokens/s at
 each batch size, and decode's fraction of the roofline (weight and KV bytes read per step ÷
-the memory bandwidth, measured in the same run). --random-model builds a model of a
-config.json's shape with random bf16 weights in memory, so no checkpoint is needed.`,
+the memory bandwidth, measured in the same run). A batch reads its weights once for all
+its tokens, so a large one is bound by arithmetic instead: "compute" is the rate of the
+step's weight matmuls ÷ the batched matmul's own rate on a weight held in cache, also
+measured in the run. --random-model builds a model of a config.json's shape with random
+bf16 weights in memory, so no checkpoint is needed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (dir == "") == (random == "") {
@@ -347,9 +350,10 @@ config.json's shape with random bf16 weights in memory, so no checkpoint is need
 				return json.NewEncoder(w).Encode(res)
 			}
 			fmt.Fprintf(w, "# model: %s\n# memory bandwidth %.1f GB/s (%d threads), activations %s, KV cache %s, kernels %s\n", enginebench.Describe(m), res.BandwidthGBs, res.Threads, res.DType, res.KVCacheDType, res.Kernels)
+			fmt.Fprintf(w, "# batched matmul peak %.0f GFLOP/s (batch 32, weight in cache): compute below is the weight matmuls' share of it\n", res.MatmulPeakGFLOPs)
 			fmt.Fprintf(w, "prefill  %6d tokens   %10.1f tokens/s\n", o.PromptLen, res.PrefillTokensPerS)
 			for _, d := range res.Decode {
-				fmt.Fprintf(w, "decode   batch %4d   %10.1f tokens/s   %7.2f ms/step   roofline %5.1f%%\n", d.Batch, d.TokensPerS, d.StepMs, 100*d.RooflineFraction)
+				fmt.Fprintf(w, "decode   batch %4d   %10.1f tokens/s   %7.2f ms/step   roofline %5.1f%%   compute %5.1f%%\n", d.Batch, d.TokensPerS, d.StepMs, 100*d.RooflineFraction, 100*d.ComputeFraction)
 			}
 			return nil
 		},

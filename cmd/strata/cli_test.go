@@ -70,7 +70,8 @@ func TestParseSize(t *testing.T) {
 // TestBenchEngineJSON runs strata bench engine on a real (tiny) checkpoint and on a random
 // model of a config's shape, dense and MoE, and checks the --json object the issue specifies:
 // a prefill rate, one decode entry per batch size in order with a rate and a roofline
-// fraction, and the bandwidth measured in the run.
+// fraction, and the bandwidth measured in the run (and strata's own compute fraction and
+// matmul peak).
 func TestBenchEngineJSON(t *testing.T) {
 	for _, src := range [][]string{
 		{"--model", "../../testdata/models/qwen3-dense-tiny"},
@@ -88,19 +89,21 @@ func TestBenchEngineJSON(t *testing.T) {
 				TokensPS float64 `json:"tokens_per_s"`
 				Roofline float64 `json:"roofline_fraction"`
 				StepMs   float64 `json:"step_ms"`
+				Compute  float64 `json:"compute_fraction"`
 			} `json:"decode"`
 			Bandwidth float64 `json:"bandwidth_gb_s"`
+			Peak      float64 `json:"matmul_peak_gflop_s"`
 		}
 		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatalf("%v: output is not one JSON object: %v\n%s", src, err, out)
 		}
-		if res.Prefill <= 0 || res.Bandwidth <= 0 || len(res.Decode) != 2 {
-			t.Fatalf("%v: want a prefill rate, a bandwidth and two decode entries, got %+v", src, res)
+		if res.Prefill <= 0 || res.Bandwidth <= 0 || res.Peak <= 0 || len(res.Decode) != 2 {
+			t.Fatalf("%v: want a prefill rate, a bandwidth, a matmul peak and two decode entries, got %+v", src, res)
 		}
 		for i, want := range []int{1, 3} {
 			d := res.Decode[i]
-			if d.Batch != want || d.TokensPS <= 0 || d.Roofline <= 0 {
-				t.Fatalf("%v: decode entry %d = %+v, want batch %d with a rate and a roofline fraction", src, i, d, want)
+			if d.Batch != want || d.TokensPS <= 0 || d.Roofline <= 0 || d.Compute <= 0 {
+				t.Fatalf("%v: decode entry %d = %+v, want batch %d with a rate, a roofline and a compute fraction", src, i, d, want)
 			}
 		}
 	}

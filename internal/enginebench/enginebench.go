@@ -6,7 +6,7 @@ package enginebench
 import (
 	"context"
 	"fmt"
-	"github.com/strata-ai/strata/internal/hugepage"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"runtime/pprof"
@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/strata-ai/strata/internal/hugepage"
 	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 )
@@ -34,6 +35,9 @@ type DecodeResult struct {
 	TokensPerS       float64 `json:"tokens_per_s"`
 	RooflineFraction float64 `json:"roofline_fraction"`
 	StepMs           float64 `json:"step_ms"`
+	// ComputeFraction is the step's weight-matmul rate ÷ MatmulPeakGFLOPs: where a batch
+	// reads its weights once for many tokens, the arithmetic and not the memory bounds it.
+	ComputeFraction float64 `json:"compute_fraction"`
 }
 
 // Result is what `strata bench engine --json` prints.
@@ -41,6 +45,7 @@ type Result struct {
 	PrefillTokensPerS float64        `json:"prefill_tokens_per_s"`
 	Decode            []DecodeResult `json:"decode"`
 	BandwidthGBs      float64        `json:"bandwidth_gb_s"`
+	MatmulPeakGFLOPs  float64        `json:"matmul_peak_gflop_s"`
 	WeightBytes       int64          `json:"weight_bytes"`
 	Threads           int            `json:"threads"`
 	DType             string         `json:"dtype"`
@@ -120,10 +125,39 @@ func Bandwidth() float64 {
 	return best
 }
 
+// MatmulPeak measures the batched matmul at precision p on all cores (GFLOP/s, two per
+// multiply-add), with a batch of 32 and an 8 MB weight that stays in the last-level cache:
+// the most a decode step can do once its weights come from memory no faster than the
+// arithmetic uses them. Best of 20 calls.
+func MatmulPeak(p kernels.Precision) float64 {
+	const out, in, batch = 4096, 1024, 32
+	r := rand.New(rand.NewPCG(3, 4))
+	w := make([]uint16, out*in)
+	for i := range w {
+		w[i] = uint16(math.Float32bits(float32(r.NormFloat64()*0.02)) >> 16)
+	}
+	xs, ys := make([][]float32, batch), make([][]float32, batch)
+	for t := range xs {
+		xs[t], ys[t] = make([]float32, in), make([]float32, out)
+		for k := range xs[t] {
+			xs[t][k] = float32(r.NormFloat64())
+		}
+	}
+	kernels.MatBF16(w, out, in, xs, ys, p) // warm the caches and the helpers
+	best := 0.0
+	for range 20 {
+		t0 := time.Now()
+		kernels.MatBF16(w, out, in, xs, ys, p)
+		best = max(best, float64(2*out*in*batch)/time.Since(t0).Seconds()/1e9)
+	}
+	return best
+}
+
 // Run measures m.
 func Run(m *qwen3.Model, o Options) (*Result, error) {
 	cfg := m.Cfg
 	res := &Result{BandwidthGBs: Bandwidth(), WeightBytes: m.WeightBytes(), Threads: runtime.GOMAXPROCS(0), KVCacheDType: m.KVCacheDType().String(), Kernels: kernels.Path()}
+	res.MatmulPeakGFLOPs = MatmulPeak(m.Precision())
 	r := rand.New(rand.NewPCG(1, 2))
 	tokens := func(n int) []int {
 		t := make([]int, n)
@@ -206,12 +240,14 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 				kvBytes += int64(B) * int64(pos+1) * kvPerToken
 			}
 			el := time.Since(t0).Seconds()
+			flops := 2 * float64(m.MatmulProductsPerToken()) * float64(B*o.DecodeSteps)
 			weights := m.WeightBytesRead() - read0 // a MoE step reads only the experts its tokens chose
 			if best := &res.Decode[i]; float64(B*o.DecodeSteps)/el > best.TokensPerS {
 				bytes := float64(weights) + float64(kvBytes)
 				best.TokensPerS = float64(B*o.DecodeSteps) / el
 				best.RooflineFraction = bytes / (res.BandwidthGBs * 1e9) / el
 				best.StepMs = el / float64(o.DecodeSteps) * 1e3
+				best.ComputeFraction = flops / (res.MatmulPeakGFLOPs * 1e9) / el
 			}
 		}
 	}

@@ -197,3 +197,39 @@ func TestLoadRefusesBadFolders(t *testing.T) {
 		t.Errorf("token 1024 of a 1024-token vocabulary: %v", err)
 	}
 }
+
+// TestMatmulProductsPerToken counts a token's multiply-adds from the config's shapes, layer by
+// layer as transformers' modules are built, and compares with the model's own count.
+func TestMatmulProductsPerToken(t *testing.T) {
+	for _, js := range []string{
+		`{"architectures": ["Qwen3ForCausalLM"], "head_dim": 16, "hidden_size": 32, "intermediate_size": 48,
+		  "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2, "rms_norm_eps": 1e-6,
+		  "rope_theta": 10000, "tie_word_embeddings": true, "vocab_size": 64, "max_position_embeddings": 128}`,
+		`{"architectures": ["Qwen3MoeForCausalLM"], "head_dim": 16, "hidden_size": 32, "intermediate_size": 48,
+		  "moe_intermediate_size": 8, "num_experts": 6, "num_experts_per_tok": 2, "decoder_sparse_step": 2,
+		  "mlp_only_layers": [3], "num_attention_heads": 4, "num_hidden_layers": 4, "num_key_value_heads": 1,
+		  "rms_norm_eps": 1e-6, "rope_theta": 10000, "vocab_size": 64, "max_position_embeddings": 128}`,
+	} {
+		cfg, err := ParseConfig([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Random(cfg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, hd := int64(cfg.Hidden), int64(cfg.HeadDim)
+		want := int64(cfg.Vocab) * h // output layer
+		for i := range cfg.Layers {
+			want += h*int64(cfg.Heads)*hd + 2*h*int64(cfg.KVHeads)*hd + int64(cfg.Heads)*hd*h
+			if cfg.Experts > 0 && cfg.Sparse(i) {
+				want += h*int64(cfg.Experts) + int64(cfg.ExpertsPerTok)*3*h*int64(cfg.MoEIntermediate)
+			} else {
+				want += 3 * h * int64(cfg.Intermediate)
+			}
+		}
+		if got := m.MatmulProductsPerToken(); got != want {
+			t.Errorf("%s: %d multiply-adds per token, want %d", cfg.Architecture, got, want)
+		}
+	}
+}

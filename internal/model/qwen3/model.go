@@ -203,9 +203,10 @@ type Model struct {
 	norm                       []float32
 	lmHead                     *linear
 	weights                    *safetensors.Set
-	kvBF16                     bool         // the paged KV cache stores bfloat16 (SetKVCacheDType)
-	bytesRead                  atomic.Int64 // weight bytes read by forward passes (WeightBytesRead)
-	denseBytes                 int64        // denseWeightBytes but the output layer's, once loaded
+	kvBF16                     bool              // the paged KV cache stores bfloat16 (SetKVCacheDType)
+	bytesRead                  atomic.Int64      // weight bytes read by forward passes (WeightBytesRead)
+	prec                       kernels.Precision // SetPrecision's
+	denseBytes                 int64             // denseWeightBytes but the output layer's, once loaded
 }
 
 // SetKVCacheDType picks the element type of the paged KV caches made after it: kernels.Float32
@@ -269,11 +270,15 @@ func (m *Model) fuse() {
 	}
 }
 
+// Precision is how activations meet bf16 weights in batched matmuls (SetPrecision).
+func (m *Model) Precision() kernels.Precision { return m.prec }
+
 // SetPrecision says how activations meet bf16 weights in batched matmuls (kernels.Float32, the
 // default, keeps the results within 1e-5 relative of float32; kernels.BFloat16 rounds them as
 // vLLM's CPU backend does, for about twice the batched speed). The MoE router stays float32 so
 // expert choices do not flip on rounding.
 func (m *Model) SetPrecision(p kernels.Precision) {
+	m.prec = p
 	set := func(l *linear) {
 		if l != nil {
 			l.prec = p

@@ -138,6 +138,44 @@ func (p *mlp) bytes() int64 {
 	return n
 }
 
+// MatmulProductsPerToken is how many multiply-adds the weight matmuls of one forward pass
+// take per token that wants logits, on this shard: every dense weight's elements (the output
+// layer's included, the embedding's not: it is a lookup), and in each MoE layer those of the
+// experts_per_tok experts a token is routed to. A benchmark divides it by the step time for a
+// compute rate.
+func (m *Model) MatmulProductsPerToken() int64 {
+	var n int64
+	lin := func(l *linear) {
+		if l != nil {
+			n += int64(l.out) * int64(l.in)
+		}
+	}
+	for _, l := range m.layers {
+		lin(l.q)
+		lin(l.k)
+		lin(l.v)
+		lin(l.o)
+		if l.dense != nil {
+			lin(l.dense.gate)
+			lin(l.dense.up)
+			lin(l.dense.down)
+		}
+		lin(l.router)
+		if len(l.experts) > 0 {
+			e := l.experts[0]
+			per := int64(0)
+			for _, x := range []*linear{e.gate, e.up, e.down} {
+				if x != nil {
+					per += int64(x.out) * int64(x.in)
+				}
+			}
+			n += int64(min(m.Cfg.ExpertsPerTok, len(l.experts))) * per
+		}
+	}
+	lin(m.lmHead)
+	return n
+}
+
 // WeightBytesRead is how many bytes of weights the forward passes so far have read: every
 // pass reads the layers' dense weights, a MoE layer only the experts its tokens chose, and the
 // output layer only when some token wants logits. A benchmark takes the difference across a
