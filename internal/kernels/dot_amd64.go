@@ -175,3 +175,8 @@ func scaleMulF32AVX2(out, x, w *float32, r float32, n int)
 //
 //go:noescape
 func rotateHalfF32AVX2(x, cos, sin *float32, half, n int)
+
+// addF32AVX2 sets y[i] += x[i]; n is a positive multiple of 32.
+//
+//go:noescape
+func addF32AVX2(y, x *float32, n int)

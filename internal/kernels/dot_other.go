@@ -121,3 +121,5 @@ func scaleMulF32AVX2(out, x, w *float32, r float32, n int) { panic("no AVX2 on t
 func rotateHalfF32AVX2(x, cos, sin *float32, half, n int) {
 	panic("no AVX2 on this architecture")
 }
+
+func addF32AVX2(y, x *float32, n int) { panic("no AVX2 on this architecture") }

@@ -36,3 +36,16 @@ func RotateHalfF32(x, cos, sin []float32) {
 		x[i+half] = float32(b*cos[i+half]) + float32(a*sin[i+half])
 	}
 }
+
+// AddF32 adds x[i] to y[i] over len(y) elements: the residual connections.
+func AddF32(y, x []float32) {
+	x = x[:len(y)]
+	n := 0
+	if hasAVX2FMA && len(y) >= 32 {
+		n = len(y) &^ 31
+		addF32AVX2(&y[0], &x[0], n)
+	}
+	for i := n; i < len(y); i++ {
+		y[i] += x[i]
+	}
+}

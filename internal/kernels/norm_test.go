@@ -60,3 +60,20 @@ func TestRotateHalfF32(t *testing.T) {
 		}
 	}
 }
+
+func TestAddF32(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{1, 31, 32, 33, 100, 1024, 1056} {
+		y, x := randF32(r, n), randF32(r, n)
+		want := make([]float32, n)
+		for i := range want {
+			want[i] = y[i] + x[i]
+		}
+		AddF32(y, x)
+		for i := range want {
+			if y[i] != want[i] {
+				t.Fatalf("n=%d: y[%d] = %v, want %v", n, i, y[i], want[i])
+			}
+		}
+	}
+}

@@ -154,9 +154,7 @@ func (m *Model) finishLayer(a *arena, l *layer, h, attn [][]float32) error {
 	x := rowsOf(a.uncleared(len(h)*m.Cfg.Hidden), len(h), m.Cfg.Hidden) // rmsNormInto writes every element
 	kernels.ParallelFor(len(h), kernels.GrainFor(m.Cfg.Hidden), func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			for d := range h[t] {
-				h[t][d] += ao[t][d]
-			}
+			kernels.AddF32(h[t], ao[t])
 			rmsNormInto(x[t], h[t], l.postNorm, m.Cfg.RMSEps)
 		}
 	})
@@ -176,9 +174,7 @@ func (m *Model) finishLayer(a *arena, l *layer, h, attn [][]float32) error {
 	}
 	kernels.ParallelFor(len(h), kernels.GrainFor(m.Cfg.Hidden), func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			for d := range h[t] {
-				h[t][d] += mo[t][d]
-			}
+			kernels.AddF32(h[t], mo[t])
 		}
 	})
 	return nil
