@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -657,5 +658,39 @@ func TestServerSeed(t *testing.T) {
 	}
 	if a, b := first(), first(); a != b {
 		t.Fatalf("same --seed, different first completions: %q vs %q", a, b)
+	}
+}
+
+// TestCompletionLogprobs checks the legacy logprobs object as vLLM fills it: every
+// top_logprobs entry holds the sampled token (alone for logprobs: 0, beside the top N
+// otherwise), and text_offset advances by the characters of each token, not its bytes.
+func TestCompletionLogprobs(t *testing.T) {
+	f := demoServer(t)
+	c := client(f)
+	for _, n := range []int64{0, 1, 3} {
+		res, err := c.Completions.New(context.Background(), openai.CompletionNewParams{
+			Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Héllo wörld ☃")},
+			MaxTokens: openai.Int(20), Temperature: openai.Float(1.5), Seed: openai.Int(3), Logprobs: openai.Int(n),
+		}, option.WithJSONSet("ignore_eos", true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lp := res.Choices[0].Logprobs
+		if len(lp.Tokens) != 20 || len(lp.TopLogprobs) != 20 || len(lp.TextOffset) != 20 || len(lp.TokenLogprobs) != 20 {
+			t.Fatalf("logprobs %d: %d tokens, %d top entries, %d offsets, %d logprobs; want 20 of each", n, len(lp.Tokens), len(lp.TopLogprobs), len(lp.TextOffset), len(lp.TokenLogprobs))
+		}
+		for i, tok := range lp.Tokens {
+			top := lp.TopLogprobs[i]
+			v, ok := top[tok]
+			if !ok || v != lp.TokenLogprobs[i] {
+				t.Fatalf("logprobs %d, token %d %q: top_logprobs %v lacks it with its logprob %v", n, i, tok, top, lp.TokenLogprobs[i])
+			}
+			if len(top) < max(int(n), 1) || len(top) > int(n)+1 {
+				t.Fatalf("logprobs %d, token %d: %d top entries, want the sampled token and the top %d", n, i, len(top), n)
+			}
+			if i > 0 && lp.TextOffset[i]-lp.TextOffset[i-1] != int64(utf8.RuneCountInString(lp.Tokens[i-1])) {
+				t.Fatalf("text_offset %v does not advance by the characters of tokens %q", lp.TextOffset, lp.Tokens)
+			}
+		}
 	}
 }

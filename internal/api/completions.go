@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+	"unicode/utf8"
 )
 
 // sse writes server-sent events as OpenAI streams them.
@@ -163,6 +164,10 @@ func (s *Server) tokenText(id int) string {
 	return t
 }
 
+// completionLogprobs is the legacy logprobs object for events [from, to) of a choice, as vLLM
+// builds it: each top_logprobs entry holds the logprobs top alternatives and the sampled token
+// too (so N+1 entries when it is not among them; only it for logprobs: 0), and text_offset
+// counts characters (Python's len), not bytes.
 func (s *Server) completionLogprobs(c *choice, from, to, offset int) *completionLogprobs {
 	lp := &completionLogprobs{TextOffset: []int{}, TokenLogprobs: []float64{}, Tokens: []string{}, TopLogprobs: []map[string]float64{}}
 	for _, ev := range c.events[from:to] {
@@ -170,14 +175,12 @@ func (s *Server) completionLogprobs(c *choice, from, to, offset int) *completion
 		lp.Tokens = append(lp.Tokens, t)
 		lp.TokenLogprobs = append(lp.TokenLogprobs, finiteLogprob(ev.Logprob))
 		lp.TextOffset = append(lp.TextOffset, offset)
-		offset += len(t)
-		top := map[string]float64{}
+		offset += utf8.RuneCountInString(t)
+		top := map[string]float64{t: finiteLogprob(ev.Logprob)}
 		for _, a := range ev.TopLogprobs {
 			top[s.tokenText(a.Token)] = finiteLogprob(a.Logprob)
 		}
-		if c.p.logprobs > 0 {
-			lp.TopLogprobs = append(lp.TopLogprobs, top)
-		}
+		lp.TopLogprobs = append(lp.TopLogprobs, top)
 	}
 	return lp
 }
@@ -209,7 +212,7 @@ func (s *Server) streamCompletions(w http.ResponseWriter, j *job, req *completio
 		if c.p.logprobs != 0 {
 			ch.Logprobs = s.completionLogprobs(c, from, len(c.events), offsets[c])
 			for _, tk := range ch.Logprobs.Tokens {
-				offsets[c] += len(tk)
+				offsets[c] += utf8.RuneCountInString(tk)
 			}
 		}
 		sentEvents[c] = len(c.events)
