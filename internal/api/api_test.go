@@ -447,7 +447,7 @@ func TestMalformedRequests(t *testing.T) {
 		`{"prompt": "x", "max_tokens": "ten"}`, `{"prompt": "x", "max_tokens": -5}`, `{"prompt": "x", "max_tokens": 0}`,
 		`{"prompt": "x", "max_tokens": 1e30}`, `{"prompt": "x", "temperature": -1}`, `{"prompt": "x", "temperature": 9}`,
 		`{"prompt": "x", "top_p": 0}`, `{"prompt": "x", "top_k": -7}`, `{"prompt": "x", "min_p": 2}`,
-		`{"prompt": "x", "presence_penalty": 3}`, `{"prompt": "x", "frequency_penalty": -3}`, `{"prompt": "x", "repetition_penalty": -1}`,
+		`{"prompt": "x", "presence_penalty": 3}`, `{"prompt": "x", "frequency_penalty": -3}`, `{"prompt": "x", "repetition_penalty": -1}`, `{"prompt": "x", "repetition_penalty": 0}`,
 		`{"prompt": "x", "n": 0}`, `{"prompt": "x", "n": 100000}`, `{"prompt": "x", "logprobs": 50}`, `{"prompt": "x", "stop": [""]}`,
 		`{"prompt": "x", "stop": 5}`, `{"prompt": "x", "stop_token_ids": [-3]}`, `{"prompt": "x", "seed": "abc"}`,
 		`{"prompt": "x", "stream": "yes"}`, `{"prompt": "x", "stream_options": {"include_usage": true}}`, `{"prompt": "x", "model": "other"}`, `{"prompt": "x", "model": 5}`,
@@ -630,7 +630,8 @@ func TestNodeClient(t *testing.T) {
 	}
 }
 
-// TestServerSeed: with --seed, unseeded sampled requests repeat across server runs.
+// TestServerSeed: with --seed, unseeded sampled requests repeat across server runs, and
+// seed -1 counts as no seed (vLLM's convention).
 func TestServerSeed(t *testing.T) {
 	dir := demoFolder(t)
 	m, err := qwen3.Load(dir)
@@ -638,7 +639,7 @@ func TestServerSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	first := func() string {
+	first := func(opts ...option.RequestOption) string {
 		eng, err := engine.New(m, engine.Config{
 			SchedulerConfig: engine.SchedulerConfig{MaxNumSeqs: 4, MaxNumBatchedTokens: 256, ChunkedPrefill: true, MaxModelLen: 256},
 			BlockSize:       16, KVCacheBytes: 16 << 20,
@@ -650,7 +651,7 @@ func TestServerSeed(t *testing.T) {
 		c := client(f)
 		res, err := c.Completions.New(context.Background(), openai.CompletionNewParams{Model: "demo",
 			Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Once")}, MaxTokens: openai.Int(8), Temperature: openai.Float(1)},
-			option.WithJSONSet("ignore_eos", true))
+			append(opts, option.WithJSONSet("ignore_eos", true))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -658,6 +659,9 @@ func TestServerSeed(t *testing.T) {
 	}
 	if a, b := first(), first(); a != b {
 		t.Fatalf("same --seed, different first completions: %q vs %q", a, b)
+	}
+	if a, b := first(), first(option.WithJSONSet("seed", -1)); a != b {
+		t.Fatalf("seed -1 should sample as no seed does: %q vs %q", b, a)
 	}
 }
 

@@ -79,12 +79,16 @@ func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, max
 	if t := p.sampling.Temperature; t > 2 {
 		return nil, badRequest("temperature", "temperature %v must be between 0 and 2", t)
 	}
+	if f.RepetitionPenalty != nil && !(*f.RepetitionPenalty > 0) {
+		// inside strata 0 means "off"; vLLM refuses it, and so does the API
+		return nil, badRequest("repetition_penalty", "repetition_penalty %v must be greater than zero (1 is off)", *f.RepetitionPenalty)
+	}
 	if err := p.sampling.Validate(); err != nil {
 		param, _, _ := strings.Cut(err.Error(), " ")
 		return nil, badRequest(param, "%v", err)
 	}
 	switch {
-	case f.Seed != nil:
+	case f.Seed != nil && *f.Seed != -1: // -1 asks for no seed, as in vLLM
 		p.sampling.Seed = uint64(*f.Seed)
 	case s.cfg.Seed != 0:
 		p.sampling.Seed = uint64(s.cfg.Seed + s.seeds.Add(1) - 1)
