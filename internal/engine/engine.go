@@ -27,6 +27,9 @@ type Request struct {
 	StopIDs   []int    // end the sequence when one of these is sampled
 	StopText  []string // end it when the generated text contains one of these (needs SetTokenizer)
 	Logprobs  int      // with each token, report its log-probability and the top Logprobs alternatives (0: none, -1: the chosen token only)
+	// MinTokens is vLLM's min_tokens: until this many tokens are out, StopIDs are never drawn
+	// and stop strings do not end the sequence.
+	MinTokens int
 }
 
 // Detokenizer turns ids into text for stop strings.
@@ -168,6 +171,9 @@ func (e *Engine) Add(r Request) error {
 	if len(r.StopText) > 0 && e.tok == nil {
 		return fmt.Errorf("request %s: stop strings need a tokenizer", r.ID)
 	}
+	if r.MinTokens < 0 || r.MinTokens > r.MaxTokens {
+		return fmt.Errorf("request %s: min tokens %d must be between 0 and max tokens %d", r.ID, r.MinTokens, r.MaxTokens)
+	}
 	if r.Logprobs < -1 || r.Logprobs > 20 {
 		return fmt.Errorf("request %s: logprobs %d must be between 0 and 20", r.ID, r.Logprobs)
 	}
@@ -295,17 +301,24 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		if a == nil {
 			continue // aborted while its step was in flight
 		}
-		tok := a.sampler.Next(logits[i])
+		var tok int
+		early := it.Seq.Generated() < a.req.MinTokens // this token is one min_tokens asks for
+		if early {
+			tok = a.sampler.NextExcluding(logits[i], a.req.StopIDs)
+		} else {
+			tok = a.sampler.Next(logits[i])
+		}
 		sampled[it.Seq] = tok
 		ev := Event{ID: it.Seq.ID, Token: tok}
 		if a.req.Logprobs != 0 {
 			ev.Logprob, ev.TopLogprobs = sampling.Logprobs(logits[i], tok, max(a.req.Logprobs, 0))
 		}
 		switch {
-		case a.stop[tok]:
+		case a.stop[tok] && !early:
 			finished[it.Seq], ev.Finished, ev.Reason = true, true, "stop"
 		default:
-			if s := e.stopString(it.Seq, a, tok); s != "" {
+			// stopString also keeps the text it searches, so it runs for every token
+			if s := e.stopString(it.Seq, a, tok); s != "" && it.Seq.Generated()+1 >= a.req.MinTokens {
 				finished[it.Seq], ev.Finished, ev.Reason, ev.StopText = true, true, "stop", s
 			} else if it.Seq.Generated()+1 >= it.Seq.MaxTokens {
 				ev.Finished, ev.Reason = true, "length"

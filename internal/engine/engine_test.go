@@ -178,3 +178,81 @@ func TestStopStringsAndLogprobs(t *testing.T) {
 		}
 	}
 }
+
+// TestMinTokens: with min_tokens, a stop token is never drawn and a stop string never ends
+// the sequence before that many tokens are out; after them both work as usual.
+func TestMinTokens(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := g.Greedy[0]
+	const at = 11 // where greedy decoding first gives the token used as a stop token
+	for _, tok := range want[:at] {
+		if tok == want[at] {
+			t.Fatalf("test data: token %d occurs before position %d", tok, at)
+		}
+	}
+	run := func(r Request) []Event {
+		t.Helper()
+		e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 2, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 8 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.SetTokenizer(tk)
+		if err := e.Add(r); err != nil {
+			t.Fatal(err)
+		}
+		var evs []Event
+		for e.Pending() > 0 {
+			got, err := e.Step()
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, got...)
+		}
+		return evs
+	}
+	base := Request{ID: "m", Prompt: g.Prompts[0], MaxTokens: 20, Sampling: sampling.Params{TopP: 1}}
+	r := base
+	r.StopIDs = []int{want[at]}
+	if evs := run(r); len(evs) != at+1 || evs[at].Reason != "stop" {
+		t.Fatalf("without min_tokens: %d tokens, want a stop after %d", len(evs), at+1)
+	}
+	for _, min := range []int{at + 1, 15} {
+		r.MinTokens = min
+		evs := run(r)
+		for i, ev := range evs[:min] {
+			if ev.Token == want[at] || ev.Finished && i < min-1 {
+				t.Fatalf("min_tokens %d: event %d is %+v before the minimum", min, i, ev)
+			}
+		}
+		if len(evs) < min {
+			t.Fatalf("min_tokens %d: only %d tokens", min, len(evs))
+		}
+		if last := evs[len(evs)-1]; last.Reason == "stop" && last.Token != want[at] {
+			t.Fatalf("min_tokens %d: stopped on %d, not the stop token", min, last.Token)
+		}
+	}
+	// a stop string matching the second token: ends at 2 tokens, or no earlier than min_tokens
+	stop, _ := tk.Decode(want[1:2], true)
+	r = base
+	r.StopText = []string{stop}
+	if evs := run(r); len(evs) != 2 || evs[1].StopText != stop {
+		t.Fatalf("stop string %q without min_tokens: %d tokens", stop, len(evs))
+	}
+	r.MinTokens = 5
+	if evs := run(r); len(evs) < 5 {
+		t.Fatalf("stop string %q with min_tokens 5: stopped after %d tokens", stop, len(evs))
+	}
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 2, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetTokenizer(tk)
+	r.MinTokens = 21
+	if err := e.Add(r); err == nil || !strings.Contains(err.Error(), "min tokens 21") {
+		t.Fatalf("min_tokens above max_tokens: %v", err)
+	}
+}

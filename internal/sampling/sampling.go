@@ -21,6 +21,8 @@ type Params struct {
 	FrequencyPenalty  float64 // [-2, 2]: subtracted per occurrence in the generated tokens
 	RepetitionPenalty float64 // > 0, 1 (or 0) off: divides positive logits of tokens seen in prompt or output, multiplies negative ones
 	Seed              uint64
+	LogitBias         map[int]float64 // added to a token's logit before the penalties (OpenAI's logit_bias)
+	AllowedTokens     []int           // when not empty, only these tokens can be drawn (vLLM's allowed_token_ids)
 }
 
 // Validate says what is out of range.
@@ -40,6 +42,16 @@ func (p Params) Validate() error {
 		return fmt.Errorf("frequency_penalty %v must be in [-2, 2]", p.FrequencyPenalty)
 	case p.RepetitionPenalty < 0 || math.IsNaN(p.RepetitionPenalty) || math.IsInf(p.RepetitionPenalty, 0):
 		return fmt.Errorf("repetition_penalty %v must be positive", p.RepetitionPenalty)
+	}
+	for t, b := range p.LogitBias {
+		if t < 0 || math.IsNaN(b) || math.IsInf(b, 0) {
+			return fmt.Errorf("logit_bias: token %d bias %v: the token must be an id and the bias a finite number", t, b)
+		}
+	}
+	for _, t := range p.AllowedTokens {
+		if t < 0 {
+			return fmt.Errorf("allowed_token_ids: %d is not a token id", t)
+		}
 	}
 	return nil
 }
@@ -97,10 +109,45 @@ func Logprobs(logits []float32, tok, n int) (float32, []TokenLogprob) {
 }
 
 // Next picks a token id from logits and records it.
-func (s *Sampler) Next(logits []float32) int {
-	tok := s.pick(s.penalize(logits))
+func (s *Sampler) Next(logits []float32) int { return s.NextExcluding(logits, nil) }
+
+// NextExcluding is Next with the tokens in exclude never drawn: vLLM's min_tokens keeps the
+// stop tokens out until the sequence is long enough.
+func (s *Sampler) NextExcluding(logits []float32, exclude []int) int {
+	tok := s.pick(s.penalize(s.restrict(logits, exclude)))
 	s.counts[tok]++
 	return tok
+}
+
+// restrict applies the allowed tokens, the logit bias and exclude to a copy of logits (or
+// returns logits when there is nothing to apply).
+func (s *Sampler) restrict(logits []float32, exclude []int) []float32 {
+	if len(s.p.AllowedTokens) == 0 && len(s.p.LogitBias) == 0 && len(exclude) == 0 {
+		return logits
+	}
+	out := append([]float32(nil), logits...)
+	neg := float32(math.Inf(-1))
+	if len(s.p.AllowedTokens) > 0 {
+		for i := range out {
+			out[i] = neg
+		}
+		for _, t := range s.p.AllowedTokens {
+			if t < len(out) {
+				out[t] = logits[t]
+			}
+		}
+	}
+	for t, b := range s.p.LogitBias {
+		if t < len(out) {
+			out[t] = float32(float64(out[t]) + b)
+		}
+	}
+	for _, t := range exclude {
+		if t >= 0 && t < len(out) {
+			out[t] = neg
+		}
+	}
+	return out
 }
 
 // penalize applies the repetition, presence and frequency penalties to a copy of logits.
@@ -157,6 +204,9 @@ func (s *Sampler) pick(logits []float32) int {
 		}
 		c[i] = cand{i, x}
 		mx = math.Max(mx, c[i].p)
+	}
+	if math.IsInf(mx, -1) {
+		return 0 // nothing can be drawn (every token masked): as greedy over all -Inf picks
 	}
 	sort.SliceStable(c, func(a, b int) bool { return c[a].p > c[b].p })
 	if k := s.p.TopK; k > 0 && k < len(c) {

@@ -104,3 +104,41 @@ func TestLogprobs(t *testing.T) {
 		t.Fatalf("top-2: %+v", top)
 	}
 }
+
+// TestRestrictions: allowed tokens, logit bias and an excluded set decide which tokens can be
+// drawn, table-driven over greedy and sampled draws.
+func TestRestrictions(t *testing.T) {
+	logits := []float32{0.1, 2, -1, 1.9, 0.5}
+	cases := []struct {
+		name    string
+		p       Params
+		exclude []int
+		can     map[int]bool // the tokens a draw may give
+	}{
+		{"greedy allowed", Params{TopP: 1, AllowedTokens: []int{0, 2}}, nil, map[int]bool{0: true}},
+		{"sampled allowed", Params{Temperature: 1, TopP: 1, AllowedTokens: []int{2, 4}}, nil, map[int]bool{2: true, 4: true}},
+		{"bias promotes", Params{TopP: 1, LogitBias: map[int]float64{2: 100}}, nil, map[int]bool{2: true}},
+		{"bias bans", Params{Temperature: 1, TopP: 1, LogitBias: map[int]float64{1: -100, 3: -100}}, nil, map[int]bool{0: true, 2: true, 4: true}},
+		{"greedy exclude", Params{TopP: 1}, []int{1}, map[int]bool{3: true}},
+		{"sampled exclude with min_p", Params{Temperature: 1, TopP: 1, MinP: 0.1}, []int{1, 3}, map[int]bool{0: true, 2: true, 4: true}},
+		{"allowed minus excluded", Params{Temperature: 1, TopP: 0.9, AllowedTokens: []int{1, 3}}, []int{1}, map[int]bool{3: true}},
+		{"everything masked", Params{Temperature: 1, TopP: 1, MinP: 0.5, AllowedTokens: []int{1}}, []int{1}, map[int]bool{0: true}},
+	}
+	for _, c := range cases {
+		s := New(c.p)
+		seen := map[int]bool{}
+		for range 300 {
+			tok := s.NextExcluding(logits, c.exclude)
+			if !c.can[tok] {
+				t.Fatalf("%s: drew %d, want one of %v", c.name, tok, c.can)
+			}
+			seen[tok] = true
+		}
+		if len(seen) != len(c.can) && c.p.Temperature > 0 && c.name != "everything masked" {
+			t.Fatalf("%s: 300 draws gave only %v of %v", c.name, seen, c.can)
+		}
+	}
+	if err := (Params{TopP: 1, LogitBias: map[int]float64{1: math.NaN()}}).Validate(); err == nil {
+		t.Fatal("a NaN bias passed validation")
+	}
+}
