@@ -455,6 +455,15 @@ func TestMalformedRequests(t *testing.T) {
 		`{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}`,
 		`{"messages": [{"role": "user", "content": "x"}], "tools": 3}`, `{"messages": [{"role": "user", "content": "x"}], "top_logprobs": 5}`,
 		`{"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{bad"}}]}]}`,
+		// vLLM parameters strata refuses rather than ignores, and bad values of those it takes
+		`{"prompt": "x", "prompt_logprobs": 1}`, `{"prompt": "x", "response_format": {"type": "json_object"}}`,
+		`{"prompt": "x", "guided_json": {"type": "object"}}`, `{"prompt": "x", "guided_choice": ["a", "b"]}`,
+		`{"prompt": "x", "use_beam_search": true}`, `{"prompt": "x", "best_of": 3}`, `{"prompt": "x", "bad_words": ["no"]}`,
+		`{"prompt": "x", "echo": true, "logprobs": 1}`, `{"prompt": "x", "min_tokens": 20, "max_tokens": 5}`,
+		`{"prompt": "x", "min_tokens": -1}`, `{"prompt": "x", "logit_bias": {"abc": 5}}`, `{"prompt": "x", "logit_bias": {"99999999": 5}}`,
+		`{"prompt": "x", "allowed_token_ids": []}`, `{"prompt": "x", "allowed_token_ids": [-1]}`, `{"prompt": "x", "truncate_prompt_tokens": 0}`,
+		`{"messages": [{"role": "user", "content": "x"}], "continue_final_message": true}`,
+		`{"messages": [{"role": "user", "content": "x"}], "echo": true}`,
 	}
 	paths := []string{"/v1/completions", "/v1/chat/completions"}
 	sent := 0
@@ -696,5 +705,106 @@ func TestCompletionLogprobs(t *testing.T) {
 				t.Fatalf("text_offset %v does not advance by the characters of tokens %q", lp.TextOffset, lp.Tokens)
 			}
 		}
+	}
+}
+
+// TestVLLMExtras checks vLLM's sampling extras against the model's own greedy decoding:
+// logit_bias, allowed_token_ids, min_tokens, include_stop_str_in_output,
+// truncate_prompt_tokens, echo with max_tokens 0 and a streamed echo.
+func TestVLLMExtras(t *testing.T) {
+	f := demoServer(t)
+	c := client(f)
+	ctx := context.Background()
+	prompt := []int64{39, 301, 385, 12, 99, 7, 250, 31}
+	ids := make([]int, len(prompt))
+	for i, p := range prompt {
+		ids[i] = int(p)
+	}
+	complete := func(maxTokens int64, opts ...option.RequestOption) (openai.Completion, []int) {
+		t.Helper()
+		res, err := c.Completions.New(ctx, openai.CompletionNewParams{
+			Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: prompt},
+			MaxTokens: openai.Int(maxTokens), Temperature: openai.Float(0),
+		}, append(opts, option.WithJSONSet("return_token_ids", true), option.WithJSONSet("ignore_eos", true))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw struct {
+			Choices []struct {
+				TokenIDs []int `json:"token_ids"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(res.RawJSON()), &raw); err != nil {
+			t.Fatal(err)
+		}
+		return *res, raw.Choices[0].TokenIDs
+	}
+	greedy, err := f.model.Greedy(ids, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// logit_bias +100 on a token the model would not pick makes greedy decoding pick only it
+	_, got := complete(6, option.WithJSONSet("logit_bias", map[string]float64{"777": 100}))
+	for _, tok := range got {
+		if tok != 777 {
+			t.Fatalf("logit_bias +100 on 777: generated %v", got)
+		}
+	}
+	// allowed_token_ids: sampled tokens stay inside the set
+	_, got = complete(12, option.WithJSONSet("allowed_token_ids", []int{5, 9, 300}), option.WithJSONSet("temperature", 1), option.WithJSONSet("seed", 1))
+	for _, tok := range got {
+		if tok != 5 && tok != 9 && tok != 300 {
+			t.Fatalf("allowed_token_ids [5 9 300]: generated %v", got)
+		}
+	}
+	// min_tokens: greedy's first token as a stop token cannot end the sequence before 4 tokens
+	res, got := complete(10, option.WithJSONSet("stop_token_ids", []int{greedy[0]}), option.WithJSONSet("min_tokens", 4))
+	if len(got) < 4 || got[0] == greedy[0] || got[1] == greedy[0] || got[2] == greedy[0] || got[3] == greedy[0] {
+		t.Fatalf("min_tokens 4 with stop token %d: generated %v (%s)", greedy[0], got, res.Choices[0].FinishReason)
+	}
+	// include_stop_str_in_output: cut after the stop string instead of before it
+	full, _ := f.tok.Decode(greedy, true)
+	second, _ := f.tok.Decode(greedy[:2], true)
+	stop := full[len(second)-2 : len(second)]
+	if !strings.Contains(full, stop) || strings.Index(full, stop) != len(second)-2 {
+		t.Fatalf("test data: stop string %q occurs earlier in %q; pick another", stop, full)
+	}
+	without, _ := complete(10, option.WithJSONSet("stop", []string{stop}))
+	with, _ := complete(10, option.WithJSONSet("stop", []string{stop}), option.WithJSONSet("include_stop_str_in_output", true))
+	if without.Choices[0].Text != full[:len(second)-2] || with.Choices[0].Text != second {
+		t.Fatalf("stop %q in %q: %q without, %q with include_stop_str_in_output", stop, full, without.Choices[0].Text, with.Choices[0].Text)
+	}
+	// truncate_prompt_tokens keeps the prompt's last k tokens
+	res, got = complete(5, option.WithJSONSet("truncate_prompt_tokens", 3))
+	want, err := f.model.Greedy(ids[len(ids)-3:], 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Usage.PromptTokens != 3 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("truncate_prompt_tokens 3: %d prompt tokens, generated %v, want 3 and %v", res.Usage.PromptTokens, got, want)
+	}
+	// echo with max_tokens 0 returns the prompt alone; a streamed echo starts with it
+	text, _ := f.tok.Decode(ids, true)
+	res, _ = complete(0, option.WithJSONSet("echo", true))
+	if res.Choices[0].Text != text || res.Usage.CompletionTokens != 0 {
+		t.Fatalf("echo, max_tokens 0: %q (%d tokens), want the prompt %q", res.Choices[0].Text, res.Usage.CompletionTokens, text)
+	}
+	stream := c.Completions.NewStreaming(ctx, openai.CompletionNewParams{
+		Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: prompt},
+		MaxTokens: openai.Int(6), Temperature: openai.Float(0), Echo: openai.Bool(true),
+	}, option.WithJSONSet("ignore_eos", true))
+	var streamed strings.Builder
+	for stream.Next() {
+		for _, ch := range stream.Current().Choices {
+			streamed.WriteString(ch.Text)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	six, _ := f.tok.Decode(greedy[:6], true)
+	if streamed.String() != text+six {
+		t.Fatalf("streamed echo %q, want %q", streamed.String(), text+six)
 	}
 }

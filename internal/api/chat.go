@@ -161,6 +161,14 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "\"messages\" is required", "messages")
 		return
 	}
+	if req.ContinueFinalMessage {
+		writeError(w, http.StatusBadRequest, "continue_final_message is not supported: end the conversation with the user's turn", "continue_final_message")
+		return
+	}
+	if req.Echo {
+		writeError(w, http.StatusBadRequest, "echo is not supported for chat completions", "echo")
+		return
+	}
 	tools, err := s.toolMode(&req)
 	if err != nil {
 		writeAPIError(w, err)
@@ -179,6 +187,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	ids, err := s.cfg.Tokenizer.Encode(text)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error(), "messages")
+		return
+	}
+	if ids, err = s.truncatePrompt(ids, &req.samplingFields); err != nil {
+		writeAPIError(w, err)
 		return
 	}
 	if err := s.checkPromptIDs(ids, "messages"); err != nil {

@@ -95,6 +95,21 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			logprobs = -1
 		}
 	}
+	if req.Echo && logprobs != 0 {
+		writeError(w, http.StatusBadRequest, "echo with logprobs needs the prompt's logprobs, which strata does not compute; ask for one or the other", "echo")
+		return
+	}
+	for i := range prompts {
+		var err error
+		if prompts[i], err = s.truncatePrompt(prompts[i], &req.samplingFields); err != nil {
+			writeAPIError(w, err)
+			return
+		}
+	}
+	if req.Echo && req.MaxTokens != nil && *req.MaxTokens == 0 {
+		s.echoOnly(w, &req, prompts)
+		return
+	}
 	var params []*genParams
 	for _, ids := range prompts {
 		if err := s.checkPromptIDs(ids, "prompt"); err != nil {
@@ -191,6 +206,16 @@ func (s *Server) streamCompletions(w http.ResponseWriter, j *job, req *completio
 	offsets := map[*choice]int{} // text_offset continues across chunks
 	remaining := len(j.choices)
 	promptTokens := j.prompts
+	if req.Echo && s.cfg.Tokenizer != nil {
+		// the prompt first, as vLLM streams an echo
+		for _, c := range j.choices {
+			pre, _ := s.cfg.Tokenizer.Decode(c.prompt, c.p.skipSpecial)
+			if err := out.send(completionChunk{ID: id, Object: "text_completion", Created: created, Model: model, Choices: []completionChunkChoice{{Index: c.index, Text: pre}}}); err != nil {
+				j.abort()
+				return
+			}
+		}
+	}
 	for {
 		c, err := j.next(&remaining)
 		if err != nil {
@@ -235,6 +260,63 @@ func (s *Server) streamCompletions(w http.ResponseWriter, j *job, req *completio
 		}
 		u.TotalTokens = u.PromptTokens + u.CompletionTokens
 		_ = out.send(completionChunk{ID: id, Object: "text_completion", Created: created, Model: model, Choices: []completionChunkChoice{}, Usage: u})
+	}
+	out.done()
+}
+
+// echoOnly answers echo with max_tokens 0: the prompts back and nothing generated, as vLLM
+// does (a client scoring a text sends this).
+func (s *Server) echoOnly(w http.ResponseWriter, req *completionRequest, prompts [][]int) {
+	if s.cfg.Tokenizer == nil {
+		writeError(w, http.StatusBadRequest, "echo needs a tokenizer; this server runs with --skip-tokenizer-init", "echo")
+		return
+	}
+	n := 1
+	if req.N != nil {
+		if *req.N < 1 || *req.N > 128 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("n %d must be between 1 and 128", *req.N), "n")
+			return
+		}
+		n = int(*req.N)
+	}
+	skip := req.SkipSpecialTokens == nil || *req.SkipSpecialTokens
+	resp := completionResponse{ID: newID("cmpl-"), Object: "text_completion", Created: time.Now().Unix(), Model: s.cfg.ModelNames[0], Usage: &usage{}}
+	if req.Model != "" {
+		resp.Model = req.Model
+	}
+	for i, ids := range prompts {
+		if err := s.checkPromptIDs(ids, "prompt"); err != nil {
+			writeAPIError(w, err)
+			return
+		}
+		text, err := s.cfg.Tokenizer.Decode(ids, skip)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error(), "prompt")
+			return
+		}
+		for k := range n {
+			ch := completionChoice{Index: i*n + k, Text: text, FinishReason: strPtr("length")}
+			if req.ReturnTokenIDs {
+				ch.PromptTokenIDs, ch.TokenIDs = ids, []int{}
+			}
+			resp.Choices = append(resp.Choices, ch)
+		}
+		resp.Usage.PromptTokens += len(ids) * n
+	}
+	resp.Usage.TotalTokens = resp.Usage.PromptTokens
+	if !req.Stream {
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	out := startSSE(w)
+	for _, ch := range resp.Choices {
+		c := completionChunkChoice{Index: ch.Index, Text: ch.Text, FinishReason: ch.FinishReason}
+		if err := out.send(completionChunk{ID: resp.ID, Object: "text_completion", Created: resp.Created, Model: resp.Model, Choices: []completionChunkChoice{c}}); err != nil {
+			return
+		}
+	}
+	if req.StreamOptions.includeUsage() {
+		_ = out.send(completionChunk{ID: resp.ID, Object: "text_completion", Created: resp.Created, Model: resp.Model, Choices: []completionChunkChoice{}, Usage: resp.Usage})
 	}
 	out.done()
 }

@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,10 +30,70 @@ func (s *Server) admit(r *http.Request, req any, f *samplingFields) error {
 	if f.StreamOptions != nil && !f.Stream {
 		return badRequest("stream_options", "stream_options can only be given with stream: true")
 	}
+	if err := f.unsupported(); err != nil {
+		return err
+	}
 	if err := s.clusterErr(); err != nil {
 		return &apiError{http.StatusServiceUnavailable, err.Error(), ""}
 	}
 	return nil
+}
+
+// unsupported refuses the vLLM parameters strata does not implement, naming what to do.
+func (f *samplingFields) unsupported() error {
+	set := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+	if f.PromptLogprobs != nil {
+		return badRequest("prompt_logprobs", "prompt_logprobs is not supported: strata does not compute the prompt's logprobs; leave it out")
+	}
+	if set(f.ResponseFormat) {
+		var rf struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(f.ResponseFormat, &rf); err != nil || rf.Type != "text" {
+			return badRequest("response_format", "response_format %s is not supported: structured output (JSON schema, JSON object) is not implemented; leave it out or use {\"type\": \"text\"}", f.ResponseFormat)
+		}
+	}
+	for _, g := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"guided_json", f.GuidedJSON}, {"guided_regex", f.GuidedRegex}, {"guided_choice", f.GuidedChoice}, {"guided_grammar", f.GuidedGrammar}, {"structured_outputs", f.StructuredOutputs}} {
+		if set(g.raw) {
+			return badRequest(g.name, "%s is not supported: guided decoding is not implemented; leave it out", g.name)
+		}
+	}
+	if f.UseBeamSearch {
+		return badRequest("use_beam_search", "use_beam_search is not supported: beam search is not implemented; sample with n instead")
+	}
+	n := int64(1)
+	if f.N != nil {
+		n = *f.N
+	}
+	if f.BestOf != nil && *f.BestOf != n && *f.BestOf != 1 {
+		return badRequest("best_of", "best_of %d is not supported: strata returns every sequence it samples; use n", *f.BestOf)
+	}
+	if len(f.BadWords) > 0 {
+		return badRequest("bad_words", "bad_words is not supported; use logit_bias with -100 for single tokens")
+	}
+	return nil
+}
+
+// truncatePrompt applies truncate_prompt_tokens: the last k tokens of the prompt (vLLM's left
+// truncation; -1 means the model's context length).
+func (s *Server) truncatePrompt(ids []int, f *samplingFields) ([]int, error) {
+	if f.TruncatePromptTokens == nil {
+		return ids, nil
+	}
+	k := *f.TruncatePromptTokens
+	if k == -1 {
+		k = int64(s.cfg.MaxModelLen)
+	}
+	if k < 1 {
+		return nil, badRequest("truncate_prompt_tokens", "truncate_prompt_tokens %d must be a positive number of tokens, or -1 for the model's context length", *f.TruncatePromptTokens)
+	}
+	if int64(len(ids)) > k {
+		ids = ids[int64(len(ids))-k:]
+	}
+	return ids, nil
 }
 
 // genParams is a validated request, ready for the engine.
@@ -45,6 +107,8 @@ type genParams struct {
 	logprobs     int   // -1 chosen token only, 0 none, k top-k
 	skipSpecial  bool
 	returnTokens bool
+	minTokens    int
+	includeStop  bool // include_stop_str_in_output
 }
 
 // buildParams validates the fields both endpoints share. maxDefault is the max_tokens to use
@@ -148,6 +212,37 @@ func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, max
 	if f.SkipSpecialTokens != nil {
 		p.skipSpecial = *f.SkipSpecialTokens
 	}
+	p.includeStop = f.IncludeStopStrInOutput
+	if f.MinTokens != nil {
+		if *f.MinTokens < 0 || *f.MinTokens > int64(p.maxTokens) {
+			return nil, badRequest("min_tokens", "min_tokens %d must be between 0 and max_tokens (%d)", *f.MinTokens, p.maxTokens)
+		}
+		p.minTokens = int(*f.MinTokens)
+	}
+	if len(f.LogitBias) > 0 {
+		p.sampling.LogitBias = map[int]float64{}
+		for k, v := range f.LogitBias {
+			id, err := strconv.Atoi(k)
+			if err != nil || id < 0 || id >= s.cfg.Vocab {
+				return nil, badRequest("logit_bias", "logit_bias key %q is not a token id of this model (0..%d)", k, s.cfg.Vocab-1)
+			}
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, badRequest("logit_bias", "logit_bias for token %d is %v: give a number from -100 to 100", id, v)
+			}
+			p.sampling.LogitBias[id] = max(-100, min(100, v)) // clamped, as vLLM does
+		}
+	}
+	if f.AllowedTokenIDs != nil {
+		if len(f.AllowedTokenIDs) == 0 {
+			return nil, badRequest("allowed_token_ids", "allowed_token_ids is empty: list the token ids that may be generated, or leave it out")
+		}
+		for _, id := range f.AllowedTokenIDs {
+			if id < 0 || id >= s.cfg.Vocab {
+				return nil, badRequest("allowed_token_ids", "allowed token id %d is outside the vocabulary (0..%d)", id, s.cfg.Vocab-1)
+			}
+		}
+		p.sampling.AllowedTokens = f.AllowedTokenIDs
+	}
 	return p, nil
 }
 
@@ -174,6 +269,7 @@ type choice struct {
 	tokens   []int
 	events   []engine.Event
 	text     strings.Builder // decoded text so far (stop strings not yet cut)
+	lastFrom int             // where in text the latest token's piece began
 	sent     int             // bytes of text handed to the client
 	finish   string
 	stopText string
@@ -216,7 +312,7 @@ func (j *job) add(id string, prompt []int, p *genParams, firstIndex int) error {
 		}
 		sp := p.sampling
 		sp.Seed += uint64(i)
-		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs}
+		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens}
 		st, err := s.run.Submit(j.ctx, req)
 		if err != nil {
 			j.abort()
@@ -270,6 +366,7 @@ func (j *job) absorb(c *choice, evs []engine.Event, done bool, err error) {
 		// the text, as in vLLM
 		stopTok := ev.Finished && ev.Reason == "stop" && ev.StopText == ""
 		if c.detok != nil && !stopTok {
+			c.lastFrom = c.text.Len()
 			if piece, err := c.detok.Add(ev.Token); err == nil {
 				c.text.WriteString(piece)
 			}
@@ -347,11 +444,18 @@ func (j *job) wait() error {
 	}
 }
 
-// finalText is a finished choice's text, cut before the stop string that ended it.
+// finalText is a finished choice's text, cut before the stop string that ended it (after
+// it with include_stop_str_in_output). That occurrence ends in the last token's text: with
+// min_tokens the string may also occur earlier, where it did not stop the sequence.
 func (c *choice) finalText() string {
 	t := c.text.String()
 	if c.stopText != "" {
-		if i := strings.Index(t, c.stopText); i >= 0 {
+		from := max(0, c.lastFrom-len(c.stopText)+1)
+		if i := strings.Index(t[from:], c.stopText); i >= 0 {
+			i += from
+			if c.p.includeStop {
+				i += len(c.stopText)
+			}
 			t = t[:i]
 		}
 	}

@@ -102,6 +102,25 @@ type samplingFields struct {
 	ReturnTokenIDs    bool           `json:"return_token_ids"`
 	SkipSpecialTokens *bool          `json:"skip_special_tokens"`
 	User              string         `json:"user"`
+
+	MinTokens              optInt             `json:"min_tokens"`
+	LogitBias              map[string]float64 `json:"logit_bias"`
+	AllowedTokenIDs        []int              `json:"allowed_token_ids"`
+	IncludeStopStrInOutput bool               `json:"include_stop_str_in_output"`
+	TruncatePromptTokens   optInt             `json:"truncate_prompt_tokens"`
+
+	// vLLM parameters strata does not implement: refused with a 400 rather than ignored (see
+	// unsupported), so a client never gets output that silently ignores what it asked for
+	PromptLogprobs    optInt          `json:"prompt_logprobs"`
+	ResponseFormat    json.RawMessage `json:"response_format"`
+	GuidedJSON        json.RawMessage `json:"guided_json"`
+	GuidedRegex       json.RawMessage `json:"guided_regex"`
+	GuidedChoice      json.RawMessage `json:"guided_choice"`
+	GuidedGrammar     json.RawMessage `json:"guided_grammar"`
+	StructuredOutputs json.RawMessage `json:"structured_outputs"`
+	UseBeamSearch     bool            `json:"use_beam_search"`
+	BestOf            optInt          `json:"best_of"`
+	BadWords          []string        `json:"bad_words"`
 }
 
 type completionRequest struct {
@@ -123,6 +142,9 @@ type chatRequest struct {
 	ChatTemplateKwargs  map[string]any  `json:"chat_template_kwargs"`
 	AddGenerationPrompt *bool           `json:"add_generation_prompt"`
 	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
+	// refused when set (see chatRequest.unsupported)
+	ContinueFinalMessage bool `json:"continue_final_message"`
+	Echo                 bool `json:"echo"`
 }
 
 type tokenizeRequest struct {
