@@ -433,6 +433,22 @@ func TestErrors(t *testing.T) {
 	long := strings.Repeat("hello world ", 400)
 	_, err = c.Completions.New(ctx, openai.CompletionNewParams{Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(long)}})
 	check("prompt longer than max-model-len", err, 400)
+	if ae := (*openai.Error)(nil); errors.As(err, &ae) && ae.Param != "prompt" {
+		t.Fatalf("a too-long completions prompt is blamed on %q, want prompt", ae.Param)
+	}
+	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "demo", Messages: msgs, MaxCompletionTokens: openai.Int(-1)})
+	check("negative max_completion_tokens", err, 400)
+	if ae := (*openai.Error)(nil); errors.As(err, &ae) && ae.Param != "max_completion_tokens" {
+		t.Fatalf("a bad max_completion_tokens is blamed on %q", ae.Param)
+	}
+	resp, err := http.Get(f.url + "/v1/completions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Fatalf("GET /v1/completions: %d (Allow %q), want 405 with Allow: POST", resp.StatusCode, resp.Header.Get("Allow"))
+	}
 }
 
 // TestMalformedRequests sends 200 broken requests: each gets a 4xx in OpenAI's shape, none a

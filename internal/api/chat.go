@@ -197,11 +197,11 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, err)
 		return
 	}
-	maxTokens := req.MaxCompletionTokens
+	maxTokens, maxParam := req.MaxCompletionTokens, "max_completion_tokens"
 	if maxTokens == nil {
-		maxTokens = req.MaxTokens
+		maxTokens, maxParam = req.MaxTokens, "max_tokens"
 	}
-	p, err := s.buildParams(&req.samplingFields, maxTokens, len(ids), 0)
+	p, err := s.buildParams(&req.samplingFields, maxTokens, len(ids), 0, "messages", maxParam)
 	if err != nil {
 		writeAPIError(w, err)
 		return

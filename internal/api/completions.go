@@ -116,7 +116,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			writeAPIError(w, err)
 			return
 		}
-		p, err := s.buildParams(&req.samplingFields, req.MaxTokens, len(ids), 16)
+		p, err := s.buildParams(&req.samplingFields, req.MaxTokens, len(ids), 16, "prompt", "max_tokens")
 		if err != nil {
 			writeAPIError(w, err)
 			return

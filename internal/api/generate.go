@@ -113,7 +113,10 @@ type genParams struct {
 
 // buildParams validates the fields both endpoints share. maxDefault is the max_tokens to use
 // when the request gives none (16 for completions, the rest of the context for chat).
-func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, maxDefault int) (*genParams, error) {
+//
+// promptParam and maxParam name the request's fields in errors: "prompt" or "messages",
+// "max_tokens" or "max_completion_tokens".
+func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, maxDefault int, promptParam, maxParam string) (*genParams, error) {
 	d := s.cfg.Defaults
 	p := &genParams{n: 1, skipSpecial: true, returnTokens: f.ReturnTokenIDs}
 	pick := func(v, def *float64, fallback float64) float64 {
@@ -171,15 +174,15 @@ func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, max
 	}
 	room := s.cfg.MaxModelLen - promptLen
 	if room < 1 {
-		return nil, badRequest("messages", "This model's maximum context length is %d tokens. However, your prompt has %d tokens: shorten it", s.cfg.MaxModelLen, promptLen)
+		return nil, badRequest(promptParam, "This model's maximum context length is %d tokens. However, your prompt has %d tokens: shorten it", s.cfg.MaxModelLen, promptLen)
 	}
 	switch {
 	case maxTokens != nil:
 		if *maxTokens < 1 {
-			return nil, badRequest("max_tokens", "max_tokens %d must be at least 1", *maxTokens)
+			return nil, badRequest(maxParam, "%s %d must be at least 1", maxParam, *maxTokens)
 		}
 		if *maxTokens > int64(room) {
-			return nil, badRequest("max_tokens", "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the prompt, %d for the completion). Please reduce the length of the prompt or the completion.", s.cfg.MaxModelLen, int64(promptLen)+*maxTokens, promptLen, *maxTokens)
+			return nil, badRequest(maxParam, "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in the prompt, %d for the completion). Please reduce the length of the prompt or the completion.", s.cfg.MaxModelLen, int64(promptLen)+*maxTokens, promptLen, *maxTokens)
 		}
 		p.maxTokens = int(*maxTokens)
 	case maxDefault > 0:

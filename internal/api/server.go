@@ -93,7 +93,16 @@ func New(cfg Config, run *serve.Runner) *Server {
 	s.mux.HandleFunc("POST /v1/chat/completions", s.auth(s.chat))
 	s.mux.HandleFunc("POST /tokenize", s.tokenize)
 	s.mux.HandleFunc("POST /detokenize", s.detokenize)
+	// An endpoint asked with the wrong method gets 405 and the method to use (the catch-all
+	// below would otherwise answer 404 before the mux could).
+	allowed := map[string]string{"/health": "GET", "/version": "GET", "/metrics": "GET", "/v1/models": "GET",
+		"/v1/completions": "POST", "/v1/chat/completions": "POST", "/tokenize": "POST", "/detokenize": "POST"}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := allowed[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, m), "")
+			return
+		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %s: no such endpoint", r.Method, r.URL.Path), "")
 	})
 	return s
@@ -154,7 +163,7 @@ func badRequest(param, format string, a ...any) *apiError {
 }
 
 var errTypes = map[int]string{
-	400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError",
+	400: "BadRequestError", 401: "AuthenticationError", 404: "NotFoundError", 405: "MethodNotAllowedError",
 	413: "RequestEntityTooLargeError", 500: "InternalServerError", 503: "ServiceUnavailableError",
 }
 
