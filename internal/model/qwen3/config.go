@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 )
 
 // Config is the subset of config.json the forward pass needs, with both key styles resolved
@@ -76,6 +77,27 @@ type ropeParameters struct {
 	RopeTheta *float64 `json:"rope_theta"`
 }
 
+// jsonKind names what a config key of Go type t holds, for an error a user can act on.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		return "a whole number"
+	case reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice:
+		return "a list of " + jsonKind(t.Elem()) + "s"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return t.String()
+}
+
 // LoadConfig reads and checks dir/config.json.
 func LoadConfig(dir string) (*Config, error) {
 	path := filepath.Join(dir, "config.json")
@@ -94,6 +116,10 @@ func LoadConfig(dir string) (*Config, error) {
 func ParseConfig(b []byte) (*Config, error) {
 	var r rawConfig
 	if err := json.Unmarshal(b, &r); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, fmt.Errorf("%s is a JSON %s: want %s", te.Field, te.Value, jsonKind(te.Type))
+		}
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	c := &Config{
@@ -128,6 +154,9 @@ func ParseConfig(b []byte) (*Config, error) {
 		c.HeadDim = c.Hidden / c.Heads
 	}
 	c.MaxPositions = orDefault(r.MaxPositionEmbeddings, 32768)
+	if c.MaxPositions <= 0 {
+		return nil, fmt.Errorf("max_position_embeddings is %d: it must be a positive number of positions", c.MaxPositions)
+	}
 	c.ExpertsPerTok = orDefault(r.NumExpertsPerTok, 8)
 	c.MoEIntermediate = orDefault(r.MoEIntermediateSize, 768)
 	if r.DType != "" {
