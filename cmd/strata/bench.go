@@ -296,13 +296,8 @@ bf16 weights in memory, so no checkpoint is needed.`,
 				return errors.New("give exactly one of --model DIR or --random-model CONFIG.json")
 			}
 			var err error
-			if o.Batches, err = parseIDs("--batches", batches); err != nil {
+			if o.Batches, err = parseInts("--batches", batches, "batch size", "positive integers separated by commas, e.g. 1,8,32", 1); err != nil {
 				return err
-			}
-			for _, b := range o.Batches {
-				if b < 1 {
-					return errors.New("--batches: batch sizes must be at least 1")
-				}
 			}
 			prec, err := parseDType(dtype)
 			if err != nil {
@@ -340,6 +335,8 @@ bf16 weights in memory, so no checkpoint is needed.`,
 				return err
 			}
 			defer stopProfile()
+			// the cache may take what the weights leave of 80 % of RAM
+			o.MemoryLimit = max(1, totalRAM()*8/10-m.WeightBytes())
 			res, err := enginebench.Run(m, o)
 			if err != nil {
 				return err

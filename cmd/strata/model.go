@@ -22,20 +22,26 @@ import (
 
 // parseIDs reads "1,2,3" (spaces allowed) into token ids.
 func parseIDs(flag, s string) ([]int, error) {
+	return parseInts(flag, s, "token id", "non-negative integers separated by commas, e.g. 1,2,3", 0)
+}
+
+// parseInts reads a comma-separated list of integers of at least least, each naming a what;
+// an empty entry (1,,3 or a trailing comma) is an error, not skipped.
+func parseInts(flag, s, what, want string, least int) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("%s: nothing given (want %s)", flag, want)
+	}
 	var out []int
-	for _, f := range strings.Split(s, ",") {
+	for i, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
-			continue
+			return nil, fmt.Errorf("%s: entry %d of %q is empty (want %s)", flag, i+1, s, want)
 		}
 		v, err := strconv.Atoi(f)
-		if err != nil || v < 0 {
-			return nil, fmt.Errorf("%s: %q is not a token id (want non-negative integers separated by commas, e.g. 1,2,3)", flag, f)
+		if err != nil || v < least {
+			return nil, fmt.Errorf("%s: %q is not a %s (want %s)", flag, f, what, want)
 		}
 		out = append(out, v)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no token ids given", flag)
 	}
 	return out, nil
 }
@@ -52,6 +58,14 @@ atomically: it appears whole or not at all.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" || ids == "" || out == "" {
 				return errors.New("--model, --prompt-ids and --out are all required")
+			}
+			// checked before the model runs, and named as given (not the temporary file the
+			// write goes through)
+			if st, err := os.Stat(out); err == nil && st.IsDir() {
+				return fmt.Errorf("--out %s is a folder: give the path of a .safetensors file", out)
+			}
+			if st, err := os.Stat(filepath.Dir(out)); err != nil || !st.IsDir() {
+				return fmt.Errorf("--out %s: the folder %s does not exist", out, filepath.Dir(out))
 			}
 			prompt, err := parseIDs("--prompt-ids", ids)
 			if err != nil {
@@ -87,29 +101,45 @@ atomically: it appears whole or not at all.`,
 	return cmd
 }
 
-// eosIDs reads the end-of-sequence ids from generation_config.json, then config.json.
-func eosIDs(dir string) []int {
+// eosIDs reads the end-of-sequence token ids as transformers does: generation_config.json's
+// eos_token_id, else config.json's (either may be one id or a list). A file that is there but
+// broken is an error naming it and the key, not a silent loss of the stop token.
+func eosIDs(dir string) ([]int, error) {
 	for _, f := range []string{"generation_config.json", "config.json"} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
+		path := filepath.Join(dir, f)
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
 			continue
+		}
+		if err != nil {
+			return nil, err
 		}
 		var raw struct {
 			EOS json.RawMessage `json:"eos_token_id"`
 		}
-		if json.Unmarshal(b, &raw) != nil || len(raw.EOS) == 0 || string(raw.EOS) == "null" {
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return nil, fmt.Errorf("%s is not valid JSON: %v", path, err)
+		}
+		if len(raw.EOS) == 0 || string(raw.EOS) == "null" {
 			continue
 		}
-		var one int
-		if json.Unmarshal(raw.EOS, &one) == nil {
-			return []int{one}
-		}
 		var many []int
-		if json.Unmarshal(raw.EOS, &many) == nil {
-			return many
+		var one int
+		switch {
+		case json.Unmarshal(raw.EOS, &one) == nil:
+			many = []int{one}
+		case json.Unmarshal(raw.EOS, &many) == nil:
+		default:
+			return nil, fmt.Errorf("%s: eos_token_id is %s: want a token id or a list of token ids", path, raw.EOS)
 		}
+		for _, id := range many {
+			if id < 0 {
+				return nil, fmt.Errorf("%s: eos_token_id %d is not a token id", path, id)
+			}
+		}
+		return many, nil
 	}
-	return nil
+	return nil, nil
 }
 
 func newGenerateCmd() *cobra.Command {
@@ -126,7 +156,8 @@ func newGenerateCmd() *cobra.Command {
 end-of-sequence token (generation_config.json). The prompt is text (the folder needs a
 tokenizer.json; it is used as is, without the chat template: see strata tokenize) or token
 ids (any folder). Temperature 0 is greedy; otherwise temperature, top-k and top-p apply and
---seed makes the draw repeatable. With --json it prints {"token_ids": [...], "text": ...}
+the draw is repeatable: --seed (0 by default) picks it. generation_config.json's sampling
+defaults are not applied here (serve applies them). With --json it prints {"token_ids": [...], "text": ...}
 with the generated tokens only; text is null when the folder has no tokenizer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -135,7 +166,7 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 			}
 			var tk *tokenizer.Tokenizer
 			if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); err == nil || promptText != "" {
-				if tk, err = loadTokenizer(dir); err != nil {
+				if tk, err = loadTokenizer(dir, "give the prompt as token ids (--prompt-ids) or use a folder with a tokenizer"); err != nil {
 					return err
 				}
 			}
@@ -153,6 +184,9 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 			}
 			if maxTokens < 1 {
 				return fmt.Errorf("--max-tokens %d: want at least 1", maxTokens)
+			}
+			if !(p.RepetitionPenalty > 0) {
+				return fmt.Errorf("--repetition-penalty %v: want a number above 0 (1 is off)", p.RepetitionPenalty)
 			}
 			if err := p.Validate(); err != nil {
 				return err
@@ -173,8 +207,12 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 			m.SetPrecision(prec)
 			m.SetKVCacheDType(kvType)
 			stop := map[int]bool{}
+			eos, err := eosIDs(dir)
+			if err != nil {
+				return err
+			}
 			if !ignoreEOS {
-				for _, id := range eosIDs(dir) {
+				for _, id := range eos {
 					stop[id] = true
 				}
 			}
@@ -187,7 +225,19 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 				if len(prompt) >= maxPos {
 					return fmt.Errorf("the prompt has %d tokens and the model takes at most %d (max_position_embeddings in config.json), output included: shorten the prompt", len(prompt), maxPos)
 				}
-				maxTokens = min(maxTokens, maxPos-len(prompt))
+				if room := maxPos - len(prompt); maxTokens > room {
+					fmt.Fprintf(cmd.ErrOrStderr(), "strata: --max-tokens %d: the model has room for %d more tokens after the prompt (max_position_embeddings %d); the output stops there\n", maxTokens, room, maxPos)
+					maxTokens = room
+				}
+			}
+			for _, id := range prompt {
+				if id >= m.Cfg.Vocab {
+					hint := ""
+					if promptText != "" {
+						hint = ": the folder's tokenizer.json does not belong to its model"
+					}
+					return fmt.Errorf("prompt token %d is outside the model's vocabulary (0..%d)%s", id, m.Cfg.Vocab-1, hint)
+				}
 			}
 			// the engine runs the n completions together: continuous batching over a paged
 			// KV cache sized for all of them
@@ -270,7 +320,7 @@ with the generated tokens only; text is null when the folder has no tokenizer.`,
 	f.Float64Var(&p.FrequencyPenalty, "frequency-penalty", 0, "subtract this per earlier occurrence (-2..2)")
 	f.Float64Var(&p.RepetitionPenalty, "repetition-penalty", 1, "divide logits of tokens seen in prompt or output by this (1: off)")
 	f.Uint64Var(&p.Seed, "seed", 0, "random seed for sampling")
-	f.BoolVar(&jsonOut, "json", false, `print {"token_ids": [...], "text": null}`)
+	f.BoolVar(&jsonOut, "json", false, `print {"token_ids": [...], "text": "..."} (text null without a tokenizer)`)
 	f.BoolVar(&ignoreEOS, "ignore-eos", false, "keep generating past the end-of-sequence token")
 	addDTypeFlag(f, &dtype)
 	addKVDTypeFlag(f, &kvDType)

@@ -147,8 +147,10 @@ func TestGenerateStopsAtModelLength(t *testing.T) {
 	var res struct {
 		TokenIDs []int `json:"token_ids"`
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res.TokenIDs) != 4 {
-		t.Fatalf("12 prompt tokens of 16: want 4 generated, got %q", out)
+	// the output (stdout and stderr together here): a note that the tokens were capped, then the JSON
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || len(res.TokenIDs) != 4 || !strings.Contains(out, "room for 4 more tokens") {
+		t.Fatalf("12 prompt tokens of 16: want a note and 4 generated, got %q", out)
 	}
 	_, err = runCLI("generate", "--model", dir, "--prompt-ids", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16", "--json")
 	if err == nil || !strings.Contains(err.Error(), "max_position_embeddings") {
@@ -160,12 +162,32 @@ func TestModelCommandsBadInput(t *testing.T) {
 	dense := "../../testdata/models/qwen3-dense-tiny"
 	broken := t.TempDir()
 	os.WriteFile(filepath.Join(broken, "config.json"), []byte(`{"architectures":["Qwen3ForCausalLM"]`), 0o644)
+	// the dense model with one file replaced
+	with := func(name, content string) string {
+		d := t.TempDir()
+		entries, err := os.ReadDir(dense)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			abs, _ := filepath.Abs(filepath.Join(dense, e.Name()))
+			if err := os.Symlink(abs, filepath.Join(d, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.Remove(filepath.Join(d, name))
+		if err := os.WriteFile(filepath.Join(d, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	outDir := t.TempDir()
 	cases := []struct {
 		args []string
 		want string
 	}{
 		{[]string{"generate", "--model", dense, "--prompt-ids", "1,-2"}, "not a token id"},
-		{[]string{"generate", "--model", dense, "--prompt-ids", "99999"}, "outside the vocabulary"},
+		{[]string{"generate", "--model", dense, "--prompt-ids", "99999"}, "outside the model's vocabulary"},
 		{[]string{"generate", "--model", dense, "--prompt-ids", "1", "--temperature", "-1"}, "temperature"},
 		{[]string{"generate", "--model", broken, "--prompt-ids", "1"}, "config.json"},
 		{[]string{"generate", "--prompt-ids", "1"}, "--model"},
@@ -174,7 +196,17 @@ func TestModelCommandsBadInput(t *testing.T) {
 		{[]string{"logits", "--model", dense, "--prompt-ids", "1"}, "--out"},
 		{[]string{"generate", "--model", dense, "--prompt-ids", "1", "--kv-cache-dtype", "fp8"}, "fp8 KV caches are not supported"},
 		{[]string{"generate", "--model", dense, "--prompt-ids", "1", "--kv-cache-dtype", "int4"}, "want auto, float32 or bfloat16"},
-		{[]string{"logits", "--model", dense, "--prompt-ids", "1", "--out", "/nonexistent-dir/x.safetensors"}, "nonexistent"},
+		{[]string{"logits", "--model", dense, "--prompt-ids", "1", "--out", "/nonexistent-dir/x.safetensors"}, "the folder /nonexistent-dir does not exist"},
+		{[]string{"logits", "--model", dense, "--prompt-ids", "1", "--out", outDir}, "is a folder"},
+		{[]string{"generate", "--model", with("generation_config.json", `{"eos_token_id":`), "--prompt-ids", "1"}, "generation_config.json is not valid JSON"},
+		{[]string{"generate", "--model", with("generation_config.json", `{"eos_token_id":"x"}`), "--prompt-ids", "1"}, "eos_token_id is \"x\""},
+		{[]string{"generate", "--model", dense, "--prompt-ids", "1,,3"}, "entry 2"},
+		{[]string{"generate", "--model", dense, "--prompt-ids", "1,"}, "entry 2"},
+		{[]string{"generate", "--model", dense, "--prompt-ids", "1", "--repetition-penalty", "0"}, "repetition-penalty"},
+		{[]string{"generate", "--model", dense, "--prompt-ids", "1", "--temperature", "inf"}, "temperature"},
+		{[]string{"bench", "engine", "--model", dense, "--batches", "1,x"}, "not a batch size"},
+		{[]string{"bench", "engine", "--model", dense, "--prompt-len", "999999"}, "max_position_embeddings"},
+		{[]string{"bench", "engine", "--model", dense, "--batches", "100000000", "--context-len", "4000"}, "use smaller batches"},
 	}
 	for _, c := range cases {
 		_, err := runCLI(c.args...)

@@ -379,7 +379,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	var tok *tokenizer.Tokenizer
 	var tpl *chattemplate.Template
 	if !f.skipTokens {
-		if tok, err = loadTokenizer(f.model); err != nil {
+		if tok, err = loadTokenizer(f.model, "serve it with --skip-tokenizer-init to take and give token ids only"); err != nil {
 			return fmt.Errorf("%w (or serve with --skip-tokenizer-init)", err)
 		}
 		eng.SetTokenizer(tok)
@@ -388,6 +388,10 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 		}
 	}
 	defaults, err := loadDefaults(f.generationConfig, f.model)
+	if err != nil {
+		return err
+	}
+	eos, err := eosIDs(f.model)
 	if err != nil {
 		return err
 	}
@@ -422,7 +426,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	}
 	srv := api.New(api.Config{
 		ModelNames: names, ModelRoot: f.model, APIKey: f.apiKey, MaxModelLen: maxLen, Vocab: cfg.Vocab,
-		Tokenizer: tok, Template: tpl, EOS: eosIDs(f.model), Defaults: defaults,
+		Tokenizer: tok, Template: tpl, EOS: eos, Defaults: defaults,
 		AutoTools: f.autoTools, ToolParser: f.toolParser, Reasoning: f.reasoningParser, Log: log,
 		Health: cl.Err, Seed: f.seed,
 	}, run)

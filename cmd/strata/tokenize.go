@@ -13,11 +13,15 @@ import (
 	"github.com/strata-ai/strata/internal/tokenizer"
 )
 
-// loadTokenizer reads DIR/tokenizer.json, saying what is missing if it is not there.
-func loadTokenizer(dir string) (*tokenizer.Tokenizer, error) {
+// loadTokenizer reads DIR/tokenizer.json, saying what is missing if it is not there and, in
+// instead, what the command can do without one.
+func loadTokenizer(dir, instead string) (*tokenizer.Tokenizer, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("--model %s: no such model folder", dir)
+	}
 	path := filepath.Join(dir, "tokenizer.json")
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("%s has no tokenizer.json: give the prompt as token ids (--prompt-ids) or use a folder with a tokenizer", dir)
+		return nil, fmt.Errorf("%s has no tokenizer.json: %s", dir, instead)
 	}
 	return tokenizer.Load(path)
 }
@@ -46,8 +50,11 @@ func renderChat(dir, messagesFile, toolsFile string, addGenerationPrompt, enable
 		return "", err
 	}
 	list, ok := msgs.([]any)
-	if !ok || len(list) == 0 {
+	switch {
+	case !ok:
 		return "", errors.New("--messages: want a JSON array of messages like [{\"role\": \"user\", \"content\": \"hi\"}]")
+	case len(list) == 0:
+		return "", errors.New("--messages: the array is empty; give at least one message like {\"role\": \"user\", \"content\": \"hi\"}")
 	}
 	for i, m := range list {
 		mm, ok := m.(map[string]any)
@@ -69,7 +76,17 @@ func renderChat(dir, messagesFile, toolsFile string, addGenerationPrompt, enable
 		}
 		vars["tools"] = tools
 	}
-	return tpl.Render(vars)
+	text, err := tpl.Render(vars)
+	if err != nil {
+		for i, m := range list {
+			if _, isList := m.(map[string]any)["content"].([]any); isList {
+				// transformers hands the template the content as given, and Qwen3's template
+				// calls string methods on it: this fails there too
+				return "", fmt.Errorf("%w (message %d's content is a list of parts; Hugging Face's apply_chat_template passes it to the template as is, and this template wants a string: join the text parts)", err, i)
+			}
+		}
+	}
+	return text, err
 }
 
 func newTokenizeCmd() *cobra.Command {
@@ -80,10 +97,18 @@ func newTokenizeCmd() *cobra.Command {
 		Short: `Turn text or a chat into token ids, printing {"tokens": [...], "count": N} as vLLM's /tokenize`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dir == "" || (text == "") == (messages == "") {
+			hasText := cmd.Flags().Changed("text")
+			if dir == "" || hasText == (messages != "") {
 				return errors.New("give --model and exactly one of --text or --messages")
 			}
-			tk, err := loadTokenizer(dir)
+			if hasText {
+				for _, name := range []string{"tools", "add-generation-prompt", "enable-thinking"} {
+					if cmd.Flags().Changed(name) {
+						return fmt.Errorf("--%s applies to a chat: use it with --messages, not --text", name)
+					}
+				}
+			}
+			tk, err := loadTokenizer(dir, "tokenize needs one; use a folder with the model's tokenizer")
 			if err != nil {
 				return err
 			}
@@ -139,7 +164,7 @@ func newDetokenizeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tk, err := loadTokenizer(dir)
+			tk, err := loadTokenizer(dir, "detokenize needs one; use a folder with the model's tokenizer")
 			if err != nil {
 				return err
 			}

@@ -86,6 +86,10 @@ func TestTokenizeBadInput(t *testing.T) {
 	os.WriteFile(bad, []byte(`{"role": "user"`), 0o644)
 	obj := filepath.Join(dir, "obj.json")
 	os.WriteFile(obj, []byte(`{"role": "user", "content": "hi"}`), 0o644)
+	empty := filepath.Join(dir, "empty.json")
+	os.WriteFile(empty, []byte(`[]`), 0o644)
+	parts := filepath.Join(dir, "parts.json")
+	os.WriteFile(parts, []byte(`[{"role": "user", "content": [{"type": "text", "text": "a"}]}]`), 0o644)
 	cases := []struct {
 		args []string
 		want string
@@ -93,14 +97,24 @@ func TestTokenizeBadInput(t *testing.T) {
 		{[]string{"tokenize", "--model", qwenTok}, "exactly one of --text or --messages"},
 		{[]string{"tokenize", "--model", qwenTok, "--messages", bad}, "not valid JSON"},
 		{[]string{"tokenize", "--model", qwenTok, "--messages", obj}, "JSON array"},
-		{[]string{"tokenize", "--model", "../../testdata/models/qwen3-dense-tiny", "--text", "hi"}, "no tokenizer.json"},
+		{[]string{"tokenize", "--model", qwenTok, "--messages", empty}, "the array is empty"},
+		{[]string{"tokenize", "--model", qwenTok, "--messages", parts}, "join the text parts"},
+		{[]string{"tokenize", "--model", qwenTok, "--text", "hi", "--add-generation-prompt"}, "use it with --messages"},
+		{[]string{"tokenize", "--model", "../../testdata/models/qwen3-dense-tiny", "--text", "hi"}, "tokenize needs one"},
+		{[]string{"tokenize", "--model", "/no/such/folder", "--text", "hi"}, "no such model folder"},
+		{[]string{"detokenize", "--model", "../../testdata/models/qwen3-dense-tiny", "--ids", "1"}, "detokenize needs one"},
 		{[]string{"detokenize", "--model", qwenTok, "--ids", "999999999"}, "not in the vocabulary"},
+		{[]string{"detokenize", "--model", qwenTok, "--ids", "1,,3"}, "entry 2"},
 	}
 	for _, c := range cases {
 		_, err := runCLI(c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: want an error mentioning %q, got %v", c.args, c.want, err)
 		}
+	}
+	// an empty text is a text, as for vLLM's /tokenize
+	if out, err := runCLI("tokenize", "--model", qwenTok, "--text", ""); err != nil || !strings.Contains(out, `"count":0`) {
+		t.Fatalf("tokenize --text '': %q %v", out, err)
 	}
 	out, err := runCLI("detokenize", "--model", qwenTok, "--ids", "9707,11,847,5562,374,18838")
 	if err != nil || !strings.Contains(out, `"Hello, my dog is cute"`) {

@@ -27,6 +27,9 @@ type Options struct {
 	DecodeSteps int   // decode steps timed per batch size
 	Batches     []int // decode batch sizes
 	Repeats     int   // timed passes per batch size; the best is reported
+	// MemoryLimit, when positive, is the most the run's KV cache may take: a run that would
+	// need more is refused before it allocates, instead of being killed by the OS.
+	MemoryLimit int64
 }
 
 // DecodeResult is one batch size's decode speed.
@@ -175,7 +178,13 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 		seqs += b
 	}
 	seqs = max(seqs, 1)
+	if n := max(o.PromptLen, o.ContextLen+o.DecodeSteps); n > cfg.MaxPositions {
+		return nil, fmt.Errorf("a sequence of %d tokens (prompt %d, or context %d + %d decode steps) is longer than the model's %d positions (max_position_embeddings)", n, o.PromptLen, o.ContextLen, o.DecodeSteps, cfg.MaxPositions)
+	}
 	perSeq := (max(o.PromptLen, o.ContextLen+o.DecodeSteps) + bs - 1) / bs
+	if need := m.BytesPerBlock(bs) * int64(perSeq*seqs); o.MemoryLimit > 0 && need > o.MemoryLimit {
+		return nil, fmt.Errorf("the KV cache for batches %v of up to %d tokens each needs %.1f GB, more than the %.1f GB left for it: use smaller batches or a shorter context", o.Batches, perSeq*bs, float64(need)/1e9, float64(o.MemoryLimit)/1e9)
+	}
 	kv := m.NewPagedKV(perSeq*seqs, bs)
 	table := func(seq int) []int32 {
 		t := make([]int32, perSeq)
@@ -221,6 +230,8 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 	for i, B := range o.Batches {
 		res.Decode[i].Batch = B
 	}
+	// the best pass's bytes and multiply-adds per second, divided by the probes at the end
+	bytesPerS, flopsPerS := make([]float64, len(o.Batches)), make([]float64, len(o.Batches))
 	for range max(o.Repeats, 1) {
 		for i, B := range o.Batches {
 			var kvBytes int64
@@ -243,13 +254,21 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 			flops := 2 * float64(m.MatmulProductsPerToken()) * float64(B*o.DecodeSteps)
 			weights := m.WeightBytesRead() - read0 // a MoE step reads only the experts its tokens chose
 			if best := &res.Decode[i]; float64(B*o.DecodeSteps)/el > best.TokensPerS {
-				bytes := float64(weights) + float64(kvBytes)
 				best.TokensPerS = float64(B*o.DecodeSteps) / el
-				best.RooflineFraction = bytes / (res.BandwidthGBs * 1e9) / el
 				best.StepMs = el / float64(o.DecodeSteps) * 1e3
-				best.ComputeFraction = flops / (res.MatmulPeakGFLOPs * 1e9) / el
+				bytesPerS[i] = (float64(weights) + float64(kvBytes)) / el
+				flopsPerS[i] = flops / el
 			}
 		}
+	}
+	// The probes run again after the passes and the faster of each pair is kept: on a shared
+	// machine one probe can meet a neighbour's burst, and a low denominator would put a
+	// fraction above 1.
+	res.BandwidthGBs = max(res.BandwidthGBs, Bandwidth())
+	res.MatmulPeakGFLOPs = max(res.MatmulPeakGFLOPs, MatmulPeak(m.Precision()))
+	for i := range res.Decode {
+		res.Decode[i].RooflineFraction = bytesPerS[i] / (res.BandwidthGBs * 1e9)
+		res.Decode[i].ComputeFraction = flopsPerS[i] / (res.MatmulPeakGFLOPs * 1e9)
 	}
 	return res, nil
 }

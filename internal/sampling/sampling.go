@@ -28,8 +28,8 @@ type Params struct {
 // Validate says what is out of range.
 func (p Params) Validate() error {
 	switch {
-	case p.Temperature < 0 || math.IsNaN(p.Temperature):
-		return fmt.Errorf("temperature %v must be 0 (greedy) or positive", p.Temperature)
+	case p.Temperature < 0 || math.IsNaN(p.Temperature) || math.IsInf(p.Temperature, 0):
+		return fmt.Errorf("temperature %v must be 0 (greedy) or a positive number", p.Temperature)
 	case p.TopP <= 0 || p.TopP > 1 || math.IsNaN(p.TopP):
 		return fmt.Errorf("top_p %v must be in (0, 1]", p.TopP)
 	case p.TopK < -1:
