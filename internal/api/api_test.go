@@ -824,3 +824,34 @@ func TestVLLMExtras(t *testing.T) {
 		t.Fatalf("streamed echo %q, want %q", streamed.String(), text+six)
 	}
 }
+
+// TestContinuousUsageStats: with stream_options.continuous_usage_stats every chunk carries the
+// usage so far, its completion count growing to the final one.
+func TestContinuousUsageStats(t *testing.T) {
+	f := demoServer(t)
+	c := client(f)
+	prompt := []int64{39, 301, 385, 12, 99}
+	stream := c.Completions.NewStreaming(context.Background(), openai.CompletionNewParams{
+		Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: prompt},
+		MaxTokens: openai.Int(6), Temperature: openai.Float(0),
+	}, option.WithJSONSet("ignore_eos", true), option.WithJSONSet("stream_options", map[string]bool{"include_usage": true, "continuous_usage_stats": true}))
+	last, chunks := int64(0), 0
+	for stream.Next() {
+		ch := stream.Current()
+		if len(ch.Choices) == 0 {
+			continue
+		}
+		chunks++
+		u := ch.Usage
+		if u.PromptTokens != 5 || u.CompletionTokens < last || u.CompletionTokens > 6 || u.TotalTokens != u.PromptTokens+u.CompletionTokens {
+			t.Fatalf("chunk %d: usage %+v after %d completion tokens", chunks, u, last)
+		}
+		last = u.CompletionTokens
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if chunks == 0 || last != 6 {
+		t.Fatalf("%d chunks, last usage %d completion tokens, want 6", chunks, last)
+	}
+}

@@ -323,7 +323,11 @@ type chatStreamState struct {
 func (s *Server) streamChat(w http.ResponseWriter, j *job, req *chatRequest, tools bool, id, model string, created int64, promptLen int, prompt string) {
 	out := startSSE(w)
 	chunk := func(ch chatChunkChoice) chatChunk {
-		return chatChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: []chatChunkChoice{ch}}
+		cc := chatChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: model, Choices: []chatChunkChoice{ch}}
+		if req.StreamOptions.continuousUsage() {
+			cc.Usage = j.usageSoFar()
+		}
+		return cc
 	}
 	states := map[*choice]*chatStreamState{}
 	for _, c := range j.choices {

@@ -248,7 +248,11 @@ func (s *Server) streamCompletions(w http.ResponseWriter, j *job, req *completio
 		if ch.Text == "" && from == len(c.events) && ch.FinishReason == nil {
 			continue
 		}
-		if err := out.send(completionChunk{ID: id, Object: "text_completion", Created: created, Model: model, Choices: []completionChunkChoice{ch}}); err != nil {
+		cc := completionChunk{ID: id, Object: "text_completion", Created: created, Model: model, Choices: []completionChunkChoice{ch}}
+		if req.StreamOptions.continuousUsage() {
+			cc.Usage = j.usageSoFar()
+		}
+		if err := out.send(cc); err != nil {
 			j.abort()
 			return
 		}

@@ -72,13 +72,29 @@ func (p *promptList) UnmarshalJSON(b []byte) error {
 }
 
 type streamOptions struct {
-	IncludeUsage *bool `json:"include_usage"`
+	IncludeUsage         *bool `json:"include_usage"`
+	ContinuousUsageStats bool  `json:"continuous_usage_stats"`
 }
 
 // includeUsage: vLLM sends the usage chunk when stream_options is given, unless it says
 // include_usage: false.
 func (o *streamOptions) includeUsage() bool {
 	return o != nil && (o.IncludeUsage == nil || *o.IncludeUsage)
+}
+
+// continuousUsage: vLLM's continuous_usage_stats puts the usage so far in every chunk.
+func (o *streamOptions) continuousUsage() bool {
+	return o.includeUsage() && o.ContinuousUsageStats
+}
+
+// usageSoFar counts a job's prompt tokens and the tokens its choices have generated.
+func (j *job) usageSoFar() *usage {
+	u := &usage{PromptTokens: j.prompts}
+	for _, c := range j.choices {
+		u.CompletionTokens += len(c.tokens)
+	}
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	return u
 }
 
 // samplingFields are the sampling parameters both endpoints take (OpenAI's and vLLM's extras).
