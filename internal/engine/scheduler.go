@@ -163,8 +163,9 @@ func (s *Scheduler) Tables() [][]kvcache.BlockID {
 }
 
 // preempt sends the most recently admitted running sequence back to the front of the waiting
-// queue, freeing its blocks; its tokens are recomputed when it is admitted again.
-func (s *Scheduler) preempt() *Sequence {
+// queue, freeing its blocks; its tokens are recomputed when it is admitted again. requester
+// is the sequence that needs a block; nil means wait (no sequence can be preempted now).
+func (s *Scheduler) preempt(requester *Sequence) *Sequence {
 	// the most recent one not in flight: a step still running owns its blocks
 	i := len(s.running) - 1
 	for i >= 0 && s.running[i].busy {
@@ -174,6 +175,11 @@ func (s *Scheduler) preempt() *Sequence {
 		return nil
 	}
 	victim := s.running[i]
+	if victim == requester && i < len(s.running)-1 {
+		// vLLM would preempt a newer sequence, but those are in flight: wait for one to come
+		// back rather than throw away the requester's older KV
+		return nil
+	}
 	s.running = append(s.running[:i], s.running[i+1:]...)
 	s.bm.Free(victim.Table)
 	victim.Table, victim.Computed, victim.running = nil, 0, false
@@ -213,7 +219,7 @@ func (s *Scheduler) ScheduleAtMost(limit int) Step {
 				seq.Table, grown = table, true
 				break
 			}
-			victim := s.preempt()
+			victim := s.preempt(seq)
 			if victim == nil {
 				break // every other sequence is in flight: wait for one to come back
 			}

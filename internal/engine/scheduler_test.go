@@ -225,3 +225,227 @@ func TestRandomizedNoLeaks(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelinedPreemptionWaits: with steps in flight (a pipelined engine), a sequence that
+// needs a block while only newer, in-flight sequences could give one up waits for them, as
+// vLLM would preempt the newest; it does not throw away its own KV. Once they are back, the
+// newest is preempted.
+func TestPipelinedPreemptionWaits(t *testing.T) {
+	bm := kvcache.NewManager(4, 4, false)
+	s, err := NewScheduler(SchedulerConfig{MaxNumSeqs: 4, MaxNumBatchedTokens: 64, MaxModelLen: 16}, bm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := seq("a", 8, 4), seq("b", 8, 4)
+	s.Add(a)
+	s.Add(b)
+	st1 := s.ScheduleAtMost(1)
+	s.SetBusy(st1, true)
+	st2 := s.ScheduleAtMost(1)
+	s.SetBusy(st2, true)
+	if items(st1) != "a[0,8) " || items(st2) != "b[0,8) " {
+		t.Fatalf("steps %q and %q, want a's and b's prompts", items(st1), items(st2))
+	}
+	s.SetBusy(st1, false)
+	s.Complete(st1, map[*Sequence]int{a: 7}, nil)
+	// a needs a third block; the pool's four are a's two and b's two, b in flight
+	st3 := s.ScheduleAtMost(1)
+	if len(st3.Items) != 0 || len(st3.Preempted) != 0 || a.Computed != 8 || a.Preemptions != 0 {
+		t.Fatalf("a preempted itself while b was in flight: items %q, preempted %d, a computed %d", items(st3), len(st3.Preempted), a.Computed)
+	}
+	s.SetBusy(st2, false)
+	s.Complete(st2, map[*Sequence]int{b: 7}, nil)
+	st4 := s.ScheduleAtMost(1)
+	if items(st4) != "a[8,9) " || len(st4.Preempted) != 1 || st4.Preempted[0] != b {
+		t.Fatalf("with b back: items %q, preempted %v; want a's decode and b preempted", items(st4), st4.Preempted)
+	}
+	if msg := bm.Check(s.Tables()); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// TestRandomizedPipelinedKVContents drives the scheduler as a pipelined engine does, with up
+// to three steps in flight, through random arrivals, aborts, finishes and preemptions, with
+// and without prefix caching and chunked prefill, over small pools. It simulates the cache's
+// contents: every step writes each position's fingerprint (of the sequence's tokens up to
+// it) into the slot its block table names, and every position a step reads must hold its own
+// sequence's fingerprint. It also checks that a step only writes blocks no one else holds (no
+// other table, not the prefix cache, no step in flight), the budgets, the block manager's own
+// accounting after every step, and that every block is free at the end.
+func TestRandomizedPipelinedKVContents(t *testing.T) {
+	for _, depth := range []int{1, 2, 3} {
+		for _, prefix := range []bool{false, true} {
+			for _, chunked := range []bool{false, true} {
+				for seed := range uint64(20) {
+					pipelinedRun(t, depth, prefix, chunked, seed)
+				}
+			}
+		}
+	}
+}
+
+// fingerprints gives each position of tokens a hash of the tokens up to and including it.
+func fingerprints(tokens []int) []uint64 {
+	out := make([]uint64, len(tokens))
+	h := uint64(1469598103934665603)
+	for i, t := range tokens {
+		h = (h ^ uint64(t+1)) * 1099511628211
+		h ^= h >> 29
+		out[i] = h
+	}
+	return out
+}
+
+// simFlight is a step in flight, with the tables and tokens its items had when it was scheduled
+// (an aborted sequence's stage still writes where its table pointed).
+type simFlight struct {
+	st     Step
+	tables [][]kvcache.BlockID
+	toks   [][]int
+}
+
+func pipelinedRun(t *testing.T, depth int, prefix, chunked bool, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 99))
+	bs := 1 + r.IntN(4)
+	nb := 6 + r.IntN(20)
+	bm := kvcache.NewManager(nb, bs, prefix)
+	maxLen := min(nb*bs, 40)
+	cfg := SchedulerConfig{MaxNumSeqs: 1 + r.IntN(6), MaxNumBatchedTokens: 40, ChunkedPrefill: chunked, MaxModelLen: maxLen}
+	if chunked {
+		cfg.MaxNumBatchedTokens = 1 + r.IntN(20)
+	}
+	s, err := NewScheduler(cfg, bm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := make([]uint64, nb*bs)
+	live := map[string]*Sequence{}
+	next := 0
+	var inflight []simFlight
+	tag := fmt.Sprintf("depth=%d prefix=%v chunked=%v seed=%d bs=%d nb=%d", depth, prefix, chunked, seed, bs, nb)
+	complete := func(f simFlight) {
+		sampled, finished := map[*Sequence]int{}, map[*Sequence]bool{}
+		for i, it := range f.st.Items {
+			seq := it.Seq
+			if s.byID[seq.ID] != seq { // aborted in flight: its stage still writes, harmlessly
+				fp := fingerprints(f.toks[i])
+				for p := it.Start; p < it.End; p++ {
+					kv[int(f.tables[i][p/bs])*bs+p%bs] = fp[p] ^ 0xdead
+				}
+				continue
+			}
+			fp := fingerprints(seq.Tokens)
+			for p := range it.Start {
+				if kv[int(seq.Table[p/bs])*bs+p%bs] != fp[p] {
+					t.Fatalf("%s: %s reads position %d with the wrong KV (step from %d)", tag, seq.ID, p, it.Start)
+				}
+			}
+			for p := it.Start; p < it.End; p++ {
+				kv[int(seq.Table[p/bs])*bs+p%bs] = fp[p]
+			}
+			if it.Samples() {
+				sampled[seq] = r.IntN(3)
+				finished[seq] = r.IntN(15) == 0
+			}
+		}
+		for _, d := range s.Complete(f.st, sampled, finished) {
+			delete(live, d.ID)
+		}
+	}
+	launch := func(st Step) {
+		f := simFlight{st: st}
+		for _, it := range st.Items {
+			f.tables = append(f.tables, append([]kvcache.BlockID(nil), it.Seq.Table...))
+			f.toks = append(f.toks, append([]int(nil), it.Seq.Tokens...))
+		}
+		s.SetBusy(st, true)
+		inflight = append(inflight, f)
+	}
+	land := func() {
+		f := inflight[0]
+		inflight = inflight[1:]
+		s.SetBusy(f.st, false)
+		complete(f)
+	}
+	for step := range 1500 {
+		if r.IntN(2) == 0 {
+			id := fmt.Sprint("r", next)
+			next++
+			q := seq(id, 1+r.IntN(maxLen-1), 1)
+			q.MaxTokens = 1 + r.IntN(maxLen-len(q.Tokens))
+			for i := range q.Tokens { // few distinct tokens, so prefixes repeat
+				if r.IntN(2) == 0 {
+					q.Tokens[i] = i % 3
+				} else {
+					q.Tokens[i] = r.IntN(3)
+				}
+			}
+			if s.Add(q) == nil {
+				live[id] = q
+			}
+		}
+		if r.IntN(12) == 0 {
+			for id := range live {
+				s.Abort(id)
+				delete(live, id)
+				break
+			}
+		}
+		for len(inflight) < depth {
+			st := s.Schedule()
+			if len(st.Items) == 0 {
+				break
+			}
+			if st.Tokens() > cfg.MaxNumBatchedTokens || len(st.Items) > cfg.MaxNumSeqs {
+				t.Fatalf("%s: step of %d tokens and %d sequences is over budget", tag, st.Tokens(), len(st.Items))
+			}
+			for _, it := range st.Items {
+				for p := it.Start; p < it.End; p++ {
+					b := it.Seq.Table[p/bs]
+					if bm.Shared(b) {
+						t.Fatalf("%s: %s writes position %d into shared block %d", tag, it.Seq.ID, p, b)
+					}
+					for _, f := range inflight {
+						for _, o := range f.st.Items {
+							if s.byID[o.Seq.ID] == o.Seq && contains(o.Seq.Table, b) {
+								t.Fatalf("%s: %s writes block %d of %s, which is in flight", tag, it.Seq.ID, b, o.Seq.ID)
+							}
+						}
+					}
+				}
+			}
+			launch(st)
+		}
+		if len(inflight) > 0 {
+			land()
+		}
+		if msg := bm.Check(s.Tables()); msg != "" {
+			t.Fatalf("%s step %d: %s", tag, step, msg)
+		}
+		if len(inflight) == 0 && s.NumRunning() == 0 && s.NumWaiting() > 0 {
+			st := s.Schedule()
+			if len(st.Items) == 0 {
+				t.Fatalf("%s: stuck with %d waiting and nothing running", tag, s.NumWaiting())
+			}
+			launch(st)
+		}
+	}
+	for len(inflight) > 0 {
+		land()
+	}
+	for id := range live {
+		s.Abort(id)
+	}
+	if bm.FreeBlocks() != bm.NumBlocks() {
+		t.Fatalf("%s: %d of %d blocks free at the end", tag, bm.FreeBlocks(), bm.NumBlocks())
+	}
+}
+
+func contains(table []kvcache.BlockID, b kvcache.BlockID) bool {
+	for _, x := range table {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}

@@ -266,3 +266,11 @@ func (m *Manager) Check(tables [][]BlockID) string {
 	}
 	return ""
 }
+
+// Shared says whether writing block id would change KV that someone else reads: another table
+// holds it too, or the prefix cache keeps it for future requests. A step may only write
+// blocks that are not shared.
+func (m *Manager) Shared(id BlockID) bool {
+	b := &m.blocks[id]
+	return b.ref != 1 || b.hashed
+}
