@@ -182,6 +182,16 @@ func (e *Engine) Add(r Request) error {
 			return fmt.Errorf("request %s: prompt token %d is outside the vocabulary (0..%d)", r.ID, id, e.vocab-1)
 		}
 	}
+	for id := range r.Sampling.LogitBias {
+		if id >= e.vocab {
+			return fmt.Errorf("request %s: logit bias for token %d, outside the vocabulary (0..%d)", r.ID, id, e.vocab-1)
+		}
+	}
+	for _, id := range r.Sampling.AllowedTokens {
+		if id >= e.vocab {
+			return fmt.Errorf("request %s: allowed token %d is outside the vocabulary (0..%d)", r.ID, id, e.vocab-1)
+		}
+	}
 	seq := &Sequence{ID: r.ID, Tokens: append([]int(nil), r.Prompt...), MaxTokens: r.MaxTokens}
 	if err := e.sched.Add(seq); err != nil {
 		return err

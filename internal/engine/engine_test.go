@@ -255,4 +255,13 @@ func TestMinTokens(t *testing.T) {
 	if err := e.Add(r); err == nil || !strings.Contains(err.Error(), "min tokens 21") {
 		t.Fatalf("min_tokens above max_tokens: %v", err)
 	}
+	r.MinTokens = 0
+	r.Sampling.LogitBias = map[int]float64{1 << 20: 5}
+	if err := e.Add(r); err == nil || !strings.Contains(err.Error(), "outside the vocabulary") {
+		t.Fatalf("a logit bias beyond the vocabulary: %v", err)
+	}
+	r.Sampling.LogitBias, r.Sampling.AllowedTokens = nil, []int{1 << 20}
+	if err := e.Add(r); err == nil || !strings.Contains(err.Error(), "outside the vocabulary") {
+		t.Fatalf("an allowed token beyond the vocabulary: %v", err)
+	}
 }
