@@ -379,7 +379,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	var tok *tokenizer.Tokenizer
 	var tpl *chattemplate.Template
 	if !f.skipTokens {
-		if tok, err = loadTokenizer(f.model, "serve it with --skip-tokenizer-init to take and give token ids only"); err != nil {
+		if tok, err = loadTokenizer(f.model, "the server needs one to take and give text"); err != nil {
 			return fmt.Errorf("%w (or serve with --skip-tokenizer-init)", err)
 		}
 		eng.SetTokenizer(tok)
