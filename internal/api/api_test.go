@@ -474,7 +474,7 @@ func TestMalformedRequests(t *testing.T) {
 		// vLLM parameters strata refuses rather than ignores, and bad values of those it takes
 		`{"prompt": "x", "prompt_logprobs": 1}`, `{"prompt": "x", "response_format": {"type": "json_object"}}`,
 		`{"prompt": "x", "guided_json": {"type": "object"}}`, `{"prompt": "x", "guided_choice": ["a", "b"]}`,
-		`{"prompt": "x", "use_beam_search": true}`, `{"prompt": "x", "best_of": 3}`, `{"prompt": "x", "bad_words": ["no"]}`,
+		`{"prompt": "x", "use_beam_search": true}`, `{"prompt": "x", "best_of": 3}`, `{"prompt": "x", "bad_words": ["  "]}`,
 		`{"prompt": "x", "echo": true, "logprobs": 1}`, `{"prompt": "x", "min_tokens": 20, "max_tokens": 5}`,
 		`{"prompt": "x", "min_tokens": -1}`, `{"prompt": "x", "logit_bias": {"abc": 5}}`, `{"prompt": "x", "logit_bias": {"99999999": 5}}`,
 		`{"prompt": "x", "allowed_token_ids": []}`, `{"prompt": "x", "allowed_token_ids": [-1]}`, `{"prompt": "x", "truncate_prompt_tokens": 0}`,
@@ -790,6 +790,27 @@ func TestVLLMExtras(t *testing.T) {
 	with, _ := complete(10, option.WithJSONSet("stop", []string{stop}), option.WithJSONSet("include_stop_str_in_output", true))
 	if without.Choices[0].Text != full[:len(second)-2] || with.Choices[0].Text != second {
 		t.Fatalf("stop %q in %q: %q without, %q with include_stop_str_in_output", stop, full, without.Choices[0].Text, with.Choices[0].Text)
+	}
+	// bad_words: a word that is one token of greedy decoding never comes out
+	banned := -1
+	for _, tok := range greedy {
+		w, _ := f.tok.Decode([]int{tok}, true)
+		w = strings.TrimLeft(w, " ")
+		bare, _ := f.tok.Encode(w)
+		spaced, _ := f.tok.Encode(" " + w)
+		if w != "" && (fmt.Sprint(bare) == fmt.Sprint([]int{tok}) || fmt.Sprint(spaced) == fmt.Sprint([]int{tok})) {
+			_, got = complete(10, option.WithJSONSet("bad_words", []string{w}))
+			for _, g := range got {
+				if g == tok {
+					t.Fatalf("bad word %q (token %d) generated: %v", w, tok, got)
+				}
+			}
+			banned = tok
+			break
+		}
+	}
+	if banned < 0 {
+		t.Fatalf("test data: no greedy token %v is a word on its own", greedy)
 	}
 	// truncate_prompt_tokens keeps the prompt's last k tokens
 	res, got = complete(5, option.WithJSONSet("truncate_prompt_tokens", 3))

@@ -71,9 +71,6 @@ func (f *samplingFields) unsupported() error {
 	if f.BestOf != nil && *f.BestOf != n && *f.BestOf != 1 {
 		return badRequest("best_of", "best_of %d is not supported: strata returns every sequence it samples; use n", *f.BestOf)
 	}
-	if len(f.BadWords) > 0 {
-		return badRequest("bad_words", "bad_words is not supported; use logit_bias with -100 for single tokens")
-	}
 	return nil
 }
 
@@ -108,7 +105,8 @@ type genParams struct {
 	skipSpecial  bool
 	returnTokens bool
 	minTokens    int
-	includeStop  bool // include_stop_str_in_output
+	includeStop  bool    // include_stop_str_in_output
+	badWords     [][]int // bad_words, tokenized with and without a leading space
 }
 
 // buildParams validates the fields both endpoints share. maxDefault is the max_tokens to use
@@ -246,6 +244,27 @@ func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, max
 		}
 		p.sampling.AllowedTokens = f.AllowedTokenIDs
 	}
+	if len(f.BadWords) > 0 {
+		if s.cfg.Tokenizer == nil {
+			return nil, badRequest("bad_words", "bad_words need a tokenizer; this server runs with --skip-tokenizer-init")
+		}
+		for _, w := range f.BadWords {
+			w = strings.TrimLeft(w, " ")
+			if w == "" {
+				return nil, badRequest("bad_words", "bad_words must not be empty or all spaces")
+			}
+			// as vLLM: the word as it starts a text, and with a leading space as it follows
+			// another word, when that tokenizes to a different first token of the same length
+			bare, err := s.cfg.Tokenizer.Encode(w)
+			if err != nil || len(bare) == 0 {
+				return nil, badRequest("bad_words", "bad word %q does not tokenize", w)
+			}
+			p.badWords = append(p.badWords, bare)
+			if spaced, err := s.cfg.Tokenizer.Encode(" " + w); err == nil && len(spaced) == len(bare) && spaced[0] != bare[0] {
+				p.badWords = append(p.badWords, spaced)
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -315,7 +334,7 @@ func (j *job) add(id string, prompt []int, p *genParams, firstIndex int) error {
 		}
 		sp := p.sampling
 		sp.Seed += uint64(i)
-		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens}
+		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords}
 		st, err := s.run.Submit(j.ctx, req)
 		if err != nil {
 			j.abort()

@@ -124,6 +124,7 @@ type samplingFields struct {
 	AllowedTokenIDs        []int              `json:"allowed_token_ids"`
 	IncludeStopStrInOutput bool               `json:"include_stop_str_in_output"`
 	TruncatePromptTokens   optInt             `json:"truncate_prompt_tokens"`
+	BadWords               []string           `json:"bad_words"`
 
 	// vLLM parameters strata does not implement: refused with a 400 rather than ignored (see
 	// unsupported), so a client never gets output that silently ignores what it asked for
@@ -136,7 +137,6 @@ type samplingFields struct {
 	StructuredOutputs json.RawMessage `json:"structured_outputs"`
 	UseBeamSearch     bool            `json:"use_beam_search"`
 	BestOf            optInt          `json:"best_of"`
-	BadWords          []string        `json:"bad_words"`
 }
 
 type completionRequest struct {

@@ -30,6 +30,9 @@ type Request struct {
 	// MinTokens is vLLM's min_tokens: until this many tokens are out, StopIDs are never drawn
 	// and stop strings do not end the sequence.
 	MinTokens int
+	// BadWords are token sequences never to generate (vLLM's bad_words, tokenized): the last
+	// token of one is not drawn when the output ends with the ones before it.
+	BadWords [][]int
 }
 
 // Detokenizer turns ids into text for stop strings.
@@ -187,6 +190,16 @@ func (e *Engine) Add(r Request) error {
 			return fmt.Errorf("request %s: logit bias for token %d, outside the vocabulary (0..%d)", r.ID, id, e.vocab-1)
 		}
 	}
+	for _, w := range r.BadWords {
+		if len(w) == 0 {
+			return fmt.Errorf("request %s: an empty bad word", r.ID)
+		}
+		for _, id := range w {
+			if id < 0 || id >= e.vocab {
+				return fmt.Errorf("request %s: bad word token %d is outside the vocabulary (0..%d)", r.ID, id, e.vocab-1)
+			}
+		}
+	}
 	for _, id := range r.Sampling.AllowedTokens {
 		if id >= e.vocab {
 			return fmt.Errorf("request %s: allowed token %d is outside the vocabulary (0..%d)", r.ID, id, e.vocab-1)
@@ -311,13 +324,15 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		if a == nil {
 			continue // aborted while its step was in flight
 		}
-		var tok int
 		early := it.Seq.Generated() < a.req.MinTokens // this token is one min_tokens asks for
+		var exclude []int
 		if early {
-			tok = a.sampler.NextExcluding(logits[i], a.req.StopIDs)
-		} else {
-			tok = a.sampler.Next(logits[i])
+			exclude = a.req.StopIDs
 		}
+		if len(a.req.BadWords) > 0 {
+			exclude = append(badWordEnds(a.req.BadWords, it.Seq.Tokens[it.Seq.PromptLen:]), exclude...)
+		}
+		tok := a.sampler.NextExcluding(logits[i], exclude)
 		sampled[it.Seq] = tok
 		ev := Event{ID: it.Seq.ID, Token: tok}
 		if a.req.Logprobs != 0 {
@@ -340,6 +355,29 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		delete(e.reqs, seq)
 	}
 	return events
+}
+
+// badWordEnds lists the tokens that would complete a bad word after out: each word's last
+// token, when out ends with the tokens before it (always, for a one-token word).
+func badWordEnds(words [][]int, out []int) []int {
+	var ban []int
+	for _, w := range words {
+		head := w[:len(w)-1]
+		if len(out) < len(head) {
+			continue
+		}
+		match := true
+		for k, t := range head {
+			if out[len(out)-len(head)+k] != t {
+				match = false
+				break
+			}
+		}
+		if match {
+			ban = append(ban, w[len(w)-1])
+		}
+	}
+	return ban
 }
 
 // RunAll steps until every request has finished and returns each request's tokens.

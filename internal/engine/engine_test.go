@@ -265,3 +265,43 @@ func TestMinTokens(t *testing.T) {
 		t.Fatalf("an allowed token beyond the vocabulary: %v", err)
 	}
 }
+
+// TestBadWords: a one-token bad word is never drawn; a two-token one only loses its second
+// token right after its first; both against the model's greedy decoding.
+func TestBadWords(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	want := g.Greedy[0] // 12, then 388 ten times, ...
+	run := func(bad [][]int) []int {
+		t.Helper()
+		e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 2, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 8 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Add(Request{ID: "b", Prompt: g.Prompts[0], MaxTokens: 12, Sampling: sampling.Params{TopP: 1}, BadWords: bad}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := e.RunAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out["b"]
+	}
+	got := run([][]int{{want[1]}})
+	for i, tok := range got {
+		if tok == want[1] {
+			t.Fatalf("one-token bad word %d drawn at %d: %v", want[1], i, got)
+		}
+	}
+	got = run([][]int{{want[0], want[1]}})
+	if got[0] != want[0] || got[1] == want[1] {
+		t.Fatalf("bad word %v: generated %v, want %d then anything but %d", want[:2], got, want[0], want[1])
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i-1] == want[0] && got[i] == want[1] {
+			t.Fatalf("bad word %v appears at %d: %v", want[:2], i-1, got)
+		}
+	}
+	if fmt.Sprint(run(nil)) != fmt.Sprint(want[:12]) {
+		t.Fatal("without bad words the output is not greedy decoding")
+	}
+}
