@@ -97,6 +97,9 @@ type BatchItem struct {
 	Start      int
 	Table      []int32
 	WantLogits bool // return the logits of the last token
+	// AllLogits returns the logits of every token instead, row after row in one slice (a
+	// prompt's logprobs need each position's prediction of the next token)
+	AllLogits bool
 }
 
 // ForwardBatch runs every item's tokens through the model in one pass: the linear layers see
@@ -353,13 +356,19 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 	}
 	// only the rows whose logits are wanted go through the final norm and the vocabulary
 	var last [][]float32
-	var which []int
+	var which, from []int // the item of each wanted row range, and where its rows start in last
 	r = 0
 	for i, it := range items {
+		first := r + len(it.Tokens) - 1
+		if it.AllLogits {
+			first = r
+		}
 		r += len(it.Tokens)
-		if it.WantLogits {
-			last = append(last, rmsNormInto(kv.step.floats(cfg.Hidden), h[r-1], m.norm, cfg.RMSEps))
-			which = append(which, i)
+		if it.WantLogits || it.AllLogits {
+			which, from = append(which, i), append(from, len(last))
+			for t := first; t < r; t++ {
+				last = append(last, rmsNormInto(kv.step.floats(cfg.Hidden), h[t], m.norm, cfg.RMSEps))
+			}
 		}
 	}
 	out := make([][]float32, len(items))
@@ -368,8 +377,18 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 		if err != nil {
 			return nil, nil, err
 		}
+		V := cfg.Vocab
 		for j, i := range which {
-			out[i] = logits[j]
+			n := 1
+			if items[i].AllLogits {
+				n = len(items[i].Tokens)
+			}
+			// vocabLogits writes its rows one after another into kv.logits
+			lo := from[j] * V
+			out[i] = kv.logits[lo : lo+n*V : lo+n*V]
+			if &out[i][0] != &logits[from[j]][0] {
+				return nil, nil, fmt.Errorf("qwen3: the logits of item %d are not where vocabLogits put them", i)
+			}
 		}
 	}
 	return nil, out, nil

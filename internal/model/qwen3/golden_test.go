@@ -181,6 +181,24 @@ func TestPagedMatchesTransformers(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("prefix hit", len(prompt)-1, out[0])
+		// AllLogits: every position of a chunk, beside an item that wants only its last
+		for _, chunk := range []int{1, 5, len(prompt)} {
+			for start := 0; start < len(prompt); start += chunk {
+				end := min(start+chunk, len(prompt))
+				other := []BatchItem{{Tokens: prompt[:3], Start: 0, Table: []int32{40}, WantLogits: true}}
+				out, err := m.ForwardBatch(kv, append(other, BatchItem{Tokens: prompt[start:end], Start: start, Table: table, AllLogits: true}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(out[1]) != (end-start)*V || len(out[0]) != V {
+					t.Fatalf("AllLogits chunk %d: %d and %d logits, want %d and %d", chunk, len(out[1]), len(out[0]), (end-start)*V, V)
+				}
+				for p := start; p < end; p++ {
+					check(fmt.Sprintf("AllLogits chunk %d", chunk), p, out[1][(p-start)*V:(p-start+1)*V])
+				}
+				check("beside AllLogits", 2, out[0])
+			}
+		}
 		ref.Close()
 		m.Close()
 	}
