@@ -33,6 +33,19 @@ type Request struct {
 	// BadWords are token sequences never to generate (vLLM's bad_words, tokenized): the last
 	// token of one is not drawn when the output ends with the ones before it.
 	BadWords [][]int
+	// PromptLogprobs reports, with the first token, the log-probability of every prompt token
+	// after the first given those before it, and the top PromptLogprobs alternatives (0: none,
+	// -1: the prompt token's own only). Only with a model in this process.
+	PromptLogprobs int
+}
+
+// PromptLogprob is a prompt token's log-probability given the tokens before it, its rank in
+// that distribution (1: the most likely) and the most likely alternatives.
+type PromptLogprob struct {
+	Token   int
+	Logprob float32
+	Rank    int
+	Top     []sampling.TokenLogprob
 }
 
 // Detokenizer turns ids into text for stop strings.
@@ -51,6 +64,9 @@ type Event struct {
 	StopText    string
 	Logprob     float32
 	TopLogprobs []sampling.TokenLogprob
+	// PromptLogprobs, on a request's first event when it asked for them, hold prompt
+	// positions 1 onward (the first token has no context to be predicted from)
+	PromptLogprobs []PromptLogprob
 }
 
 // Executor runs the forward passes the scheduler plans: one model in this process, or a model
@@ -89,6 +105,10 @@ type active struct {
 	sampler *sampling.Sampler
 	stop    map[int]bool
 	out     []byte // the output's bytes so far, for stop strings (with a byte-level tokenizer)
+	// prompt logprobs so far, for positions 1 .. len(prompt)-1 (a preempted request computes
+	// its prompt again; what it already has is not added twice)
+	prompt []PromptLogprob
+	sent   bool // the first event went out
 }
 
 // byteDecoder is a tokenizer that gives each token's bytes (byte-level BPE), so the stop-string
@@ -177,6 +197,12 @@ func (e *Engine) Add(r Request) error {
 	if r.MinTokens < 0 || r.MinTokens > r.MaxTokens {
 		return fmt.Errorf("request %s: min tokens %d must be between 0 and max tokens %d", r.ID, r.MinTokens, r.MaxTokens)
 	}
+	if r.PromptLogprobs < -1 || r.PromptLogprobs > 20 {
+		return fmt.Errorf("request %s: prompt logprobs %d must be between 0 and 20", r.ID, r.PromptLogprobs)
+	}
+	if _, local := e.x.(*localExecutor); r.PromptLogprobs != 0 && !local {
+		return fmt.Errorf("request %s: prompt logprobs are not available with tensor or pipeline parallelism yet", r.ID)
+	}
 	if r.Logprobs < -1 || r.Logprobs > 20 {
 		return fmt.Errorf("request %s: logprobs %d must be between 0 and 20", r.ID, r.Logprobs)
 	}
@@ -205,7 +231,7 @@ func (e *Engine) Add(r Request) error {
 			return fmt.Errorf("request %s: allowed token %d is outside the vocabulary (0..%d)", r.ID, id, e.vocab-1)
 		}
 	}
-	seq := &Sequence{ID: r.ID, Tokens: append([]int(nil), r.Prompt...), MaxTokens: r.MaxTokens}
+	seq := &Sequence{ID: r.ID, Tokens: append([]int(nil), r.Prompt...), MaxTokens: r.MaxTokens, PromptLogits: r.PromptLogprobs != 0}
 	if err := e.sched.Add(seq); err != nil {
 		return err
 	}
@@ -252,7 +278,8 @@ func batchItems(st Step) []qwen3.BatchItem {
 		for j, b := range it.Seq.Table {
 			table[j] = int32(b)
 		}
-		items[i] = qwen3.BatchItem{Tokens: it.Seq.Tokens[it.Start:it.End], Start: it.Start, Table: table, WantLogits: it.Samples()}
+		items[i] = qwen3.BatchItem{Tokens: it.Seq.Tokens[it.Start:it.End], Start: it.Start, Table: table, WantLogits: it.Samples(),
+			AllLogits: it.Seq.PromptLogits && it.Start < it.Seq.PromptLen-1}
 	}
 	return items
 }
@@ -317,12 +344,16 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 	finished := map[*Sequence]bool{}
 	var events []Event
 	for i, it := range st.Items {
-		if !it.Samples() {
-			continue
-		}
 		a := e.reqs[it.Seq]
 		if a == nil {
 			continue // aborted while its step was in flight
+		}
+		row := logits[i]
+		if it.Seq.PromptLogits && it.Start < it.Seq.PromptLen-1 {
+			row = a.promptRows(it, logits[i])
+		}
+		if !it.Samples() {
+			continue
 		}
 		early := it.Seq.Generated() < a.req.MinTokens // this token is one min_tokens asks for
 		var exclude []int
@@ -332,11 +363,15 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		if len(a.req.BadWords) > 0 {
 			exclude = append(badWordEnds(a.req.BadWords, it.Seq.Tokens[it.Seq.PromptLen:]), exclude...)
 		}
-		tok := a.sampler.NextExcluding(logits[i], exclude)
+		tok := a.sampler.NextExcluding(row, exclude)
 		sampled[it.Seq] = tok
 		ev := Event{ID: it.Seq.ID, Token: tok}
 		if a.req.Logprobs != 0 {
-			ev.Logprob, ev.TopLogprobs = sampling.Logprobs(logits[i], tok, max(a.req.Logprobs, 0))
+			ev.Logprob, ev.TopLogprobs = sampling.Logprobs(row, tok, max(a.req.Logprobs, 0))
+		}
+		if !a.sent {
+			a.sent = true
+			ev.PromptLogprobs = a.prompt
 		}
 		switch {
 		case a.stop[tok] && !early:
@@ -355,6 +390,27 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		delete(e.reqs, seq)
 	}
 	return events
+}
+
+// promptRows records the prompt logprobs an AllLogits item's rows give (row j predicts the
+// token after position Start+j) and returns the last row, whose logits choose the next token.
+func (a *active) promptRows(it Item, logits []float32) []float32 {
+	n := it.End - it.Start
+	V := len(logits) / n
+	for j := range n {
+		pos := it.Start + j + 1 // the token this row predicts
+		if pos >= it.Seq.PromptLen {
+			break
+		}
+		if pos <= len(a.prompt) { // known from before a preemption
+			continue
+		}
+		r := logits[j*V : (j+1)*V]
+		tok := it.Seq.Tokens[pos]
+		lp, top := sampling.Logprobs(r, tok, max(a.req.PromptLogprobs, 0))
+		a.prompt = append(a.prompt, PromptLogprob{Token: tok, Logprob: lp, Rank: sampling.Rank(r, tok), Top: top})
+	}
+	return logits[(n-1)*V:]
 }
 
 // badWordEnds lists the tokens that would complete a bad word after out: each word's last

@@ -3,12 +3,14 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/strata-ai/strata/internal/model/qwen3"
+	"github.com/strata-ai/strata/internal/safetensors"
 	"github.com/strata-ai/strata/internal/sampling"
 	"github.com/strata-ai/strata/internal/tokenizer"
 )
@@ -303,5 +305,128 @@ func TestBadWords(t *testing.T) {
 	}
 	if fmt.Sprint(run(nil)) != fmt.Sprint(want[:12]) {
 		t.Fatal("without bad words the output is not greedy decoding")
+	}
+}
+
+// TestPromptLogprobs: every prompt token's logprob (and rank and top alternatives) matches
+// log-softmax of transformers' logits at the position before it, under each scheduling
+// regime: plain, chunked prefill, prefix caching (which a prompt-logprobs request must not
+// use) and preemption (whose recomputation must not report a position twice).
+func TestPromptLogprobs(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	ref, err := safetensors.Open("../../testdata/models/qwen3-dense-tiny/golden.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	V := m.Cfg.Vocab
+	logSoftmax := func(row []float32) []float64 {
+		mx := math.Inf(-1)
+		for _, v := range row {
+			mx = math.Max(mx, float64(v))
+		}
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v) - mx)
+		}
+		out := make([]float64, len(row))
+		for i, v := range row {
+			out[i] = float64(v) - mx - math.Log(sum)
+		}
+		return out
+	}
+	regimes := []Config{
+		{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 512, MaxModelLen: 512}, BlockSize: 16, KVCacheBytes: 64 << 20},
+		{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 7, ChunkedPrefill: true, MaxModelLen: 512}, BlockSize: 4, KVCacheBytes: 64 << 20},
+		{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 3, MaxNumBatchedTokens: 512, MaxModelLen: 512}, BlockSize: 4, KVCacheBytes: 64 << 20, PrefixCaching: true},
+		{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 40, ChunkedPrefill: true, MaxModelLen: 160}, BlockSize: 4, KVCacheBytes: int64(45) * m.BytesPerBlock(4)},
+	}
+	for ri, cfg := range regimes {
+		e, err := New(m, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, prompt := range g.Prompts {
+			// the same prompt first without prompt logprobs, so a prefix cache holds it
+			if err := e.Add(Request{ID: fmt.Sprintf("plain%d", p), Prompt: prompt, MaxTokens: len(g.Greedy[p]), Sampling: sampling.Params{TopP: 1}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		for p, prompt := range g.Prompts {
+			if err := e.Add(Request{ID: fmt.Sprint(p), Prompt: prompt, MaxTokens: len(g.Greedy[p]), Sampling: sampling.Params{TopP: 1}, PromptLogprobs: 3}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first := map[string]Event{}
+		for e.Pending() > 0 {
+			evs, err := e.Step()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				if _, ok := first[ev.ID]; !ok {
+					first[ev.ID] = ev
+				} else if ev.PromptLogprobs != nil {
+					t.Fatalf("regime %d: %s: prompt logprobs on a later event", ri, ev.ID)
+				}
+			}
+		}
+		for p, prompt := range g.Prompts {
+			_, want, err := ref.Float32s(fmt.Sprintf("logits.%d", p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := first[fmt.Sprint(p)].PromptLogprobs
+			if len(got) != len(prompt)-1 {
+				t.Fatalf("regime %d prompt %d: %d prompt logprobs for %d tokens", ri, p, len(got), len(prompt))
+			}
+			for j, pl := range got {
+				ls := logSoftmax(want[j*V : (j+1)*V])
+				tok := prompt[j+1]
+				// the rank, up to tokens within the logits' tolerance of this one
+				lo, hi := 1, 1
+				for _, v := range ls {
+					if v > ls[tok]+1e-3 {
+						lo++
+					}
+					if v > ls[tok]-1e-3 {
+						hi++
+					}
+				}
+				if pl.Token != tok || math.Abs(float64(pl.Logprob)-ls[tok]) > 1e-3 || len(pl.Top) != 3 || pl.Rank < lo || pl.Rank > hi {
+					t.Fatalf("regime %d prompt %d position %d: %+v, want token %d logprob %v rank %d..%d", ri, p, j+1, pl, tok, ls[tok], lo, hi)
+				}
+				for k, alt := range pl.Top {
+					if math.Abs(float64(alt.Logprob)-ls[alt.Token]) > 1e-3 || k > 0 && alt.Logprob > pl.Top[k-1].Logprob {
+						t.Fatalf("regime %d prompt %d position %d: top %v", ri, p, j+1, pl.Top)
+					}
+				}
+			}
+		}
+		if ri == 3 && e.sched.Preemptions == 0 {
+			t.Error("the small cache never forced a preemption: the regime tests nothing")
+		}
+	}
+}
+
+type noLogitsExecutor struct{}
+
+func (noLogitsExecutor) Forward(items []qwen3.BatchItem) ([][]float32, error) {
+	return nil, fmt.Errorf("not run")
+}
+
+// TestPromptLogprobsNeedLocalModel: an executor that cannot return every position's logits
+// (the tensor- and pipeline-parallel ones) refuses prompt logprobs at Add.
+func TestPromptLogprobsNeedLocalModel(t *testing.T) {
+	e, err := NewWithExecutor(noLogitsExecutor{}, 100, 16, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 2, MaxNumBatchedTokens: 64, MaxModelLen: 64}, BlockSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.Add(Request{ID: "p", Prompt: []int{1, 2}, MaxTokens: 2, Sampling: sampling.Params{TopP: 1}, PromptLogprobs: 1})
+	if err == nil || !strings.Contains(err.Error(), "tensor or pipeline parallelism") {
+		t.Fatalf("prompt logprobs on a remote executor: %v", err)
 	}
 }

@@ -32,6 +32,9 @@ type Sequence struct {
 	CachedHit   int // prompt tokens served from the prefix cache at the last admission
 	running     bool
 	busy        bool // in a step that has not completed (pipelined execution)
+	// PromptLogits asks for the logits of every prompt position (prompt logprobs): the
+	// sequence then never takes its prompt from the prefix cache, which holds no logits
+	PromptLogits bool
 }
 
 // Generated is the number of tokens produced so far.
@@ -241,7 +244,7 @@ func (s *Scheduler) ScheduleAtMost(limit int) Step {
 	for len(s.waiting) > 0 && budget > 0 && len(s.running) < s.cfg.MaxNumSeqs && len(st.Preempted) == 0 && len(st.Items) < limit {
 		seq := s.waiting[0]
 		looked := false
-		if seq.Computed == 0 && len(seq.Table) == 0 {
+		if seq.Computed == 0 && len(seq.Table) == 0 && !seq.PromptLogits {
 			seq.Table, seq.Computed = s.bm.MatchPrefix(seq.Tokens)
 			seq.CachedHit = seq.Computed
 			looked = true

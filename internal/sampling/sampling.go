@@ -108,6 +108,18 @@ func Logprobs(logits []float32, tok, n int) (float32, []TokenLogprob) {
 	return lp(tok), top
 }
 
+// Rank is tok's place in the distribution logits give, 1 for the most likely (ties share
+// the better place), as vLLM reports it.
+func Rank(logits []float32, tok int) int {
+	r := 1
+	for _, v := range logits {
+		if v > logits[tok] {
+			r++
+		}
+	}
+	return r
+}
+
 // Next picks a token id from logits and records it.
 func (s *Sampler) Next(logits []float32) int { return s.NextExcluding(logits, nil) }
 
