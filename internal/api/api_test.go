@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -472,10 +473,10 @@ func TestMalformedRequests(t *testing.T) {
 		`{"messages": [{"role": "user", "content": "x"}], "tools": 3}`, `{"messages": [{"role": "user", "content": "x"}], "top_logprobs": 5}`,
 		`{"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{bad"}}]}]}`,
 		// vLLM parameters strata refuses rather than ignores, and bad values of those it takes
-		`{"prompt": "x", "prompt_logprobs": 1}`, `{"prompt": "x", "response_format": {"type": "json_object"}}`,
+		`{"prompt": "x", "prompt_logprobs": 50}`, `{"prompt": "x", "prompt_logprobs": 1, "stream": true}`, `{"prompt": "x", "response_format": {"type": "json_object"}}`,
 		`{"prompt": "x", "guided_json": {"type": "object"}}`, `{"prompt": "x", "guided_choice": ["a", "b"]}`,
 		`{"prompt": "x", "use_beam_search": true}`, `{"prompt": "x", "best_of": 3}`, `{"prompt": "x", "bad_words": ["  "]}`,
-		`{"prompt": "x", "echo": true, "logprobs": 1}`, `{"prompt": "x", "min_tokens": 20, "max_tokens": 5}`,
+		`{"prompt": "x", "echo": true, "logprobs": 1, "stream": true}`, `{"prompt": "x", "min_tokens": 20, "max_tokens": 5}`,
 		`{"prompt": "x", "min_tokens": -1}`, `{"prompt": "x", "logit_bias": {"abc": 5}}`, `{"prompt": "x", "logit_bias": {"99999999": 5}}`,
 		`{"prompt": "x", "allowed_token_ids": []}`, `{"prompt": "x", "allowed_token_ids": [-1]}`, `{"prompt": "x", "truncate_prompt_tokens": 0}`,
 		`{"messages": [{"role": "user", "content": "x"}], "continue_final_message": true}`,
@@ -874,5 +875,94 @@ func TestContinuousUsageStats(t *testing.T) {
 	}
 	if chunks == 0 || last != 6 {
 		t.Fatalf("%d chunks, last usage %d completion tokens, want 6", chunks, last)
+	}
+}
+
+// TestPromptLogprobsAndScoring: prompt_logprobs and echo with logprobs and max_tokens 0 (how
+// lm-eval scores a text) report each prompt token's logprob as the model's own forward pass
+// gives it, the first token null.
+func TestPromptLogprobsAndScoring(t *testing.T) {
+	f := demoServer(t)
+	c := client(f)
+	prompt := []int64{39, 301, 385, 12, 99, 7, 250, 31}
+	ids := make([]int, len(prompt))
+	for i, p := range prompt {
+		ids[i] = int(p)
+	}
+	full, err := f.model.Forward(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(pos int) float64 { // log-softmax at pos-1 of the token at pos
+		row := full.Logits[pos-1]
+		mx := math.Inf(-1)
+		for _, v := range row {
+			mx = math.Max(mx, float64(v))
+		}
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v) - mx)
+		}
+		return float64(row[ids[pos]]) - mx - math.Log(sum)
+	}
+	res, err := c.Completions.New(context.Background(), openai.CompletionNewParams{
+		Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: prompt},
+		MaxTokens: openai.Int(2), Temperature: openai.Float(0),
+	}, option.WithJSONSet("prompt_logprobs", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Choices []struct {
+			PromptLogprobs []map[string]struct {
+				Logprob float64 `json:"logprob"`
+				Rank    int     `json:"rank"`
+			} `json:"prompt_logprobs"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal([]byte(res.RawJSON()), &raw); err != nil {
+		t.Fatal(err)
+	}
+	pl := raw.Choices[0].PromptLogprobs
+	if len(pl) != len(ids) || pl[0] != nil {
+		t.Fatalf("prompt_logprobs: %d entries (first %v), want %d with the first null", len(pl), pl[0], len(ids))
+	}
+	for pos := 1; pos < len(ids); pos++ {
+		e, ok := pl[pos][fmt.Sprint(ids[pos])]
+		if !ok || math.Abs(e.Logprob-want(pos)) > 1e-3 || e.Rank < 1 || len(pl[pos]) > 3 {
+			t.Fatalf("position %d: %v, want token %d with logprob %v among at most 3", pos, pl[pos], ids[pos], want(pos))
+		}
+	}
+	// lm-eval's scoring request: the prompt back, its logprobs, nothing generated
+	res, err = c.Completions.New(context.Background(), openai.CompletionNewParams{
+		Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: prompt},
+		MaxTokens: openai.Int(0), Temperature: openai.Float(0), Echo: openai.Bool(true), Logprobs: openai.Int(1),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := f.tok.Decode(ids, true)
+	lp := res.Choices[0].Logprobs
+	if res.Choices[0].Text != text || res.Usage.CompletionTokens != 0 || len(lp.TokenLogprobs) != len(ids) {
+		t.Fatalf("scoring: text %q, %d completion tokens, %d logprobs; want the prompt, 0 and %d", res.Choices[0].Text, res.Usage.CompletionTokens, len(lp.TokenLogprobs), len(ids))
+	}
+	var rawLP struct {
+		Choices []struct {
+			Logprobs struct {
+				TokenLogprobs []*float64 `json:"token_logprobs"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal([]byte(res.RawJSON()), &rawLP); err != nil {
+		t.Fatal(err)
+	}
+	tl := rawLP.Choices[0].Logprobs.TokenLogprobs
+	if tl[0] != nil {
+		t.Fatalf("the first prompt token's logprob is %v, want null", *tl[0])
+	}
+	for pos := 1; pos < len(ids); pos++ {
+		if tl[pos] == nil || math.Abs(*tl[pos]-want(pos)) > 1e-3 {
+			t.Fatalf("scoring position %d: %v, want %v", pos, tl[pos], want(pos))
+		}
 	}
 }

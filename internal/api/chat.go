@@ -242,7 +242,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, statusFor(err))
 		return
 	}
-	resp := chatResponse{ID: id, Object: "chat.completion", Created: created, Model: model, Usage: &usage{PromptTokens: len(ids)}}
+	resp := chatResponse{ID: id, Object: "chat.completion", Created: created, Model: model, Usage: &usage{PromptTokens: len(ids)}, PromptLogprobs: s.promptLogprobs(j.choices[0])}
 	if p.returnTokens {
 		resp.PromptTokenIDs = ids
 	}

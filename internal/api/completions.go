@@ -95,8 +95,8 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			logprobs = -1
 		}
 	}
-	if req.Echo && logprobs != 0 {
-		writeError(w, http.StatusBadRequest, "echo with logprobs needs the prompt's logprobs, which strata does not compute; ask for one or the other", "echo")
+	if req.Echo && logprobs != 0 && req.Stream {
+		writeError(w, http.StatusBadRequest, "echo with logprobs is not available when streaming; send the request with stream: false", "echo")
 		return
 	}
 	for i := range prompts {
@@ -106,9 +106,17 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if req.Echo && req.MaxTokens != nil && *req.MaxTokens == 0 {
+	// echo with max_tokens 0 scores the prompt: with logprobs (as lm-eval asks), one token is
+	// generated for the engine's sake and left out of the answer
+	scoreOnly := req.Echo && req.MaxTokens != nil && *req.MaxTokens == 0
+	if scoreOnly && logprobs == 0 {
 		s.echoOnly(w, &req, prompts)
 		return
+	}
+	maxTokens := req.MaxTokens
+	if scoreOnly {
+		one := int64(1)
+		maxTokens = &one
 	}
 	var params []*genParams
 	for _, ids := range prompts {
@@ -116,12 +124,18 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			writeAPIError(w, err)
 			return
 		}
-		p, err := s.buildParams(&req.samplingFields, req.MaxTokens, len(ids), 16, "prompt", "max_tokens")
+		p, err := s.buildParams(&req.samplingFields, maxTokens, len(ids), 16, "prompt", "max_tokens")
 		if err != nil {
 			writeAPIError(w, err)
 			return
 		}
 		p.logprobs = logprobs
+		if req.Echo && logprobs != 0 {
+			p.echoLP = true
+			if p.promptLP == 0 || logprobs > p.promptLP {
+				p.promptLP = logprobs
+			}
+		}
 		params = append(params, p)
 	}
 	id := newID("cmpl-")
@@ -148,20 +162,36 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := completionResponse{ID: id, Object: "text_completion", Created: created, Model: model, Usage: &usage{PromptTokens: j.prompts}}
 	for _, c := range j.choices {
-		text := c.finalText()
+		text, events, tokens := c.finalText(), len(c.events), c.tokens
+		finish, stop := c.finish, c.stopReason()
+		if scoreOnly {
+			text, events, tokens, finish, stop = "", 0, []int{}, "length", nil
+		}
 		if req.Echo && s.cfg.Tokenizer != nil {
 			pre, _ := s.cfg.Tokenizer.Decode(c.prompt, c.p.skipSpecial)
 			text = pre + text
 		}
-		ch := completionChoice{Index: c.index, Text: text, FinishReason: strPtr(c.finish), StopReason: c.stopReason()}
+		ch := completionChoice{Index: c.index, Text: text, FinishReason: strPtr(finish), StopReason: stop, PromptLogprobs: s.promptLogprobs(c)}
 		if c.p.returnTokens {
-			ch.PromptTokenIDs, ch.TokenIDs = c.prompt, c.tokens
+			ch.PromptTokenIDs, ch.TokenIDs = c.prompt, tokens
 		}
 		if c.p.logprobs != 0 {
-			ch.Logprobs = s.completionLogprobs(c, 0, len(c.events), 0)
+			offset := 0
+			if c.p.echoLP {
+				ch.Logprobs, offset = s.echoLogprobs(c)
+			}
+			gen := s.completionLogprobs(c, 0, events, offset)
+			if ch.Logprobs == nil {
+				ch.Logprobs = gen
+			} else {
+				ch.Logprobs.Tokens = append(ch.Logprobs.Tokens, gen.Tokens...)
+				ch.Logprobs.TokenLogprobs = append(ch.Logprobs.TokenLogprobs, gen.TokenLogprobs...)
+				ch.Logprobs.TopLogprobs = append(ch.Logprobs.TopLogprobs, gen.TopLogprobs...)
+				ch.Logprobs.TextOffset = append(ch.Logprobs.TextOffset, gen.TextOffset...)
+			}
 		}
 		resp.Choices = append(resp.Choices, ch)
-		resp.Usage.CompletionTokens += len(c.tokens)
+		resp.Usage.CompletionTokens += len(tokens)
 	}
 	resp.Usage.TotalTokens = resp.Usage.PromptTokens + resp.Usage.CompletionTokens
 	writeJSON(w, http.StatusOK, resp)
@@ -184,11 +214,12 @@ func (s *Server) tokenText(id int) string {
 // too (so N+1 entries when it is not among them; only it for logprobs: 0), and text_offset
 // counts characters (Python's len), not bytes.
 func (s *Server) completionLogprobs(c *choice, from, to, offset int) *completionLogprobs {
-	lp := &completionLogprobs{TextOffset: []int{}, TokenLogprobs: []float64{}, Tokens: []string{}, TopLogprobs: []map[string]float64{}}
+	lp := &completionLogprobs{TextOffset: []int{}, TokenLogprobs: []*float64{}, Tokens: []string{}, TopLogprobs: []map[string]float64{}}
 	for _, ev := range c.events[from:to] {
 		t := s.tokenText(ev.Token)
 		lp.Tokens = append(lp.Tokens, t)
-		lp.TokenLogprobs = append(lp.TokenLogprobs, finiteLogprob(ev.Logprob))
+		v := finiteLogprob(ev.Logprob)
+		lp.TokenLogprobs = append(lp.TokenLogprobs, &v)
 		lp.TextOffset = append(lp.TextOffset, offset)
 		offset += utf8.RuneCountInString(t)
 		top := map[string]float64{t: finiteLogprob(ev.Logprob)}
@@ -198,6 +229,35 @@ func (s *Server) completionLogprobs(c *choice, from, to, offset int) *completion
 		lp.TopLogprobs = append(lp.TopLogprobs, top)
 	}
 	return lp
+}
+
+// echoLogprobs is the legacy logprobs object of an echoed prompt: its tokens, the first with
+// null logprob and alternatives, the rest with their prompt logprobs and the top logprobs
+// alternatives (only the token for logprobs: 0). It returns the text offset after the prompt.
+func (s *Server) echoLogprobs(c *choice) (*completionLogprobs, int) {
+	lp := &completionLogprobs{TextOffset: []int{}, TokenLogprobs: []*float64{}, Tokens: []string{}, TopLogprobs: []map[string]float64{}}
+	offset := 0
+	for i, tok := range c.prompt {
+		t := s.tokenText(tok)
+		lp.Tokens = append(lp.Tokens, t)
+		lp.TextOffset = append(lp.TextOffset, offset)
+		offset += utf8.RuneCountInString(t)
+		if i == 0 || i-1 >= len(c.promptLP) {
+			lp.TokenLogprobs, lp.TopLogprobs = append(lp.TokenLogprobs, nil), append(lp.TopLogprobs, nil)
+			continue
+		}
+		pl := c.promptLP[i-1]
+		v := finiteLogprob(pl.Logprob)
+		lp.TokenLogprobs = append(lp.TokenLogprobs, &v)
+		top := map[string]float64{t: v}
+		for k, alt := range pl.Top {
+			if k < c.p.logprobs {
+				top[s.tokenText(alt.Token)] = finiteLogprob(alt.Logprob)
+			}
+		}
+		lp.TopLogprobs = append(lp.TopLogprobs, top)
+	}
+	return lp, offset
 }
 
 func (s *Server) streamCompletions(w http.ResponseWriter, j *job, req *completionRequest, id, model string, created int64) {

@@ -42,9 +42,6 @@ func (s *Server) admit(r *http.Request, req any, f *samplingFields) error {
 // unsupported refuses the vLLM parameters strata does not implement, naming what to do.
 func (f *samplingFields) unsupported() error {
 	set := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
-	if f.PromptLogprobs != nil {
-		return badRequest("prompt_logprobs", "prompt_logprobs is not supported: strata does not compute the prompt's logprobs; leave it out")
-	}
 	if set(f.ResponseFormat) {
 		var rf struct {
 			Type string `json:"type"`
@@ -105,6 +102,9 @@ type genParams struct {
 	skipSpecial  bool
 	returnTokens bool
 	minTokens    int
+	promptLP     int     // prompt_logprobs as the engine takes it: 0 none, -1 the token's own, k top-k
+	echoLP       bool    // echo with logprobs: the prompt's logprobs head the legacy logprobs
+	promptLPOut  bool    // prompt_logprobs was asked for, so the answer carries it
 	includeStop  bool    // include_stop_str_in_output
 	badWords     [][]int // bad_words, tokenized with and without a leading space
 }
@@ -214,6 +214,18 @@ func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, max
 		p.skipSpecial = *f.SkipSpecialTokens
 	}
 	p.includeStop = f.IncludeStopStrInOutput
+	if f.PromptLogprobs != nil {
+		if *f.PromptLogprobs < 0 || *f.PromptLogprobs > 20 {
+			return nil, badRequest("prompt_logprobs", "prompt_logprobs %d must be between 0 and 20", *f.PromptLogprobs)
+		}
+		if f.Stream {
+			return nil, badRequest("prompt_logprobs", "prompt_logprobs is not available when streaming; send the request with stream: false")
+		}
+		p.promptLP, p.promptLPOut = max(int(*f.PromptLogprobs), -1), true
+		if p.promptLP == 0 {
+			p.promptLP = -1
+		}
+	}
 	if f.MinTokens != nil {
 		if *f.MinTokens < 0 || *f.MinTokens > int64(p.maxTokens) {
 			return nil, badRequest("min_tokens", "min_tokens %d must be between 0 and max_tokens (%d)", *f.MinTokens, p.maxTokens)
@@ -290,9 +302,10 @@ type choice struct {
 	detok    *tokenizer.Stream
 	tokens   []int
 	events   []engine.Event
-	text     strings.Builder // decoded text so far (stop strings not yet cut)
-	lastFrom int             // where in text the latest token's piece began
-	sent     int             // bytes of text handed to the client
+	promptLP []engine.PromptLogprob // prompt positions 1 onward, when asked for
+	text     strings.Builder        // decoded text so far (stop strings not yet cut)
+	lastFrom int                    // where in text the latest token's piece began
+	sent     int                    // bytes of text handed to the client
 	finish   string
 	stopText string
 	stopTok  int
@@ -334,7 +347,7 @@ func (j *job) add(id string, prompt []int, p *genParams, firstIndex int) error {
 		}
 		sp := p.sampling
 		sp.Seed += uint64(i)
-		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords}
+		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP}
 		st, err := s.run.Submit(j.ctx, req)
 		if err != nil {
 			j.abort()
@@ -375,6 +388,9 @@ func (j *job) absorb(c *choice, evs []engine.Event, done bool, err error) {
 		gap = now.Sub(prev).Seconds() / float64(len(evs)) // tokens that arrived together share the wait
 	}
 	for _, ev := range evs {
+		if ev.PromptLogprobs != nil {
+			c.promptLP = ev.PromptLogprobs
+		}
 		if c.first.IsZero() {
 			c.first = now
 			m.ttft.Observe(now.Sub(j.start).Seconds())
@@ -464,6 +480,26 @@ func (j *job) wait() error {
 			return err
 		}
 	}
+}
+
+// promptLogprobs is vLLM's prompt_logprobs for a choice: null for the first token, then per
+// position a map from token id to logprob, rank and text, holding the prompt's token and its
+// top alternatives.
+func (s *Server) promptLogprobs(c *choice) []map[string]promptLogprob {
+	if !c.p.promptLPOut {
+		return nil
+	}
+	out := []map[string]promptLogprob{nil}
+	for _, pl := range c.promptLP {
+		m := map[string]promptLogprob{strconv.Itoa(pl.Token): {Logprob: finiteLogprob(pl.Logprob), Rank: pl.Rank, DecodedToken: s.tokenText(pl.Token)}}
+		for k, alt := range pl.Top {
+			if _, ok := m[strconv.Itoa(alt.Token)]; !ok {
+				m[strconv.Itoa(alt.Token)] = promptLogprob{Logprob: finiteLogprob(alt.Logprob), Rank: k + 1, DecodedToken: s.tokenText(alt.Token)}
+			}
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // finalText is a finished choice's text, cut before the stop string that ended it (after

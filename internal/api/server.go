@@ -444,5 +444,8 @@ func engineRequestError(err error) error {
 	if errors.Is(err, engine.ErrTooLong) {
 		return &apiError{http.StatusBadRequest, err.Error(), "max_tokens"}
 	}
+	if errors.Is(err, engine.ErrNoPromptLogprobs) {
+		return &apiError{http.StatusBadRequest, "prompt logprobs (asked for by prompt_logprobs, or by echo with logprobs) are not available when the model is split across tensor- or pipeline-parallel ranks yet; serve it in one process to score prompts", "prompt_logprobs"}
+	}
 	return err
 }

@@ -186,21 +186,32 @@ type usage struct {
 }
 
 // completionLogprobs is the legacy completions logprobs object.
+// completionLogprobs is the legacy logprobs object; with echo the prompt's tokens come first,
+// the very first with null logprob and alternatives (nothing predicts it).
 type completionLogprobs struct {
 	TextOffset    []int                `json:"text_offset"`
-	TokenLogprobs []float64            `json:"token_logprobs"`
+	TokenLogprobs []*float64           `json:"token_logprobs"`
 	Tokens        []string             `json:"tokens"`
 	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
 }
 
+// promptLogprob is one entry of vLLM's prompt_logprobs: a token id's logprob, its rank in the
+// distribution and its text.
+type promptLogprob struct {
+	Logprob      float64 `json:"logprob"`
+	Rank         int     `json:"rank"`
+	DecodedToken string  `json:"decoded_token"`
+}
+
 type completionChoice struct {
-	Index          int                 `json:"index"`
-	Text           string              `json:"text"`
-	Logprobs       *completionLogprobs `json:"logprobs"`
-	FinishReason   *string             `json:"finish_reason"`
-	StopReason     any                 `json:"stop_reason"`
-	PromptTokenIDs []int               `json:"prompt_token_ids,omitempty"`
-	TokenIDs       []int               `json:"token_ids,omitempty"`
+	Index          int                        `json:"index"`
+	Text           string                     `json:"text"`
+	Logprobs       *completionLogprobs        `json:"logprobs"`
+	FinishReason   *string                    `json:"finish_reason"`
+	StopReason     any                        `json:"stop_reason"`
+	PromptTokenIDs []int                      `json:"prompt_token_ids,omitempty"`
+	TokenIDs       []int                      `json:"token_ids,omitempty"`
+	PromptLogprobs []map[string]promptLogprob `json:"prompt_logprobs,omitempty"`
 }
 
 type completionResponse struct {
@@ -259,13 +270,14 @@ type chatChoice struct {
 }
 
 type chatResponse struct {
-	ID             string       `json:"id"`
-	Object         string       `json:"object"`
-	Created        int64        `json:"created"`
-	Model          string       `json:"model"`
-	Choices        []chatChoice `json:"choices"`
-	Usage          *usage       `json:"usage"`
-	PromptTokenIDs []int        `json:"prompt_token_ids,omitempty"`
+	ID             string                     `json:"id"`
+	Object         string                     `json:"object"`
+	Created        int64                      `json:"created"`
+	Model          string                     `json:"model"`
+	Choices        []chatChoice               `json:"choices"`
+	Usage          *usage                     `json:"usage"`
+	PromptTokenIDs []int                      `json:"prompt_token_ids,omitempty"`
+	PromptLogprobs []map[string]promptLogprob `json:"prompt_logprobs,omitempty"`
 }
 
 // chatDelta is a streamed piece of a message; Content is a pointer so the first chunk can

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -38,6 +39,9 @@ type Request struct {
 	// -1: the prompt token's own only). Only with a model in this process.
 	PromptLogprobs int
 }
+
+// ErrNoPromptLogprobs: the executor cannot return every prompt position's logits.
+var ErrNoPromptLogprobs = errors.New("prompt logprobs are not available with tensor or pipeline parallelism yet")
 
 // PromptLogprob is a prompt token's log-probability given the tokens before it, its rank in
 // that distribution (1: the most likely) and the most likely alternatives.
@@ -201,7 +205,7 @@ func (e *Engine) Add(r Request) error {
 		return fmt.Errorf("request %s: prompt logprobs %d must be between 0 and 20", r.ID, r.PromptLogprobs)
 	}
 	if _, local := e.x.(*localExecutor); r.PromptLogprobs != 0 && !local {
-		return fmt.Errorf("request %s: prompt logprobs are not available with tensor or pipeline parallelism yet", r.ID)
+		return fmt.Errorf("request %s: %w", r.ID, ErrNoPromptLogprobs)
 	}
 	if r.Logprobs < -1 || r.Logprobs > 20 {
 		return fmt.Errorf("request %s: logprobs %d must be between 0 and 20", r.ID, r.Logprobs)
