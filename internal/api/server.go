@@ -445,7 +445,7 @@ func engineRequestError(err error) error {
 		return &apiError{http.StatusBadRequest, err.Error(), "max_tokens"}
 	}
 	if errors.Is(err, engine.ErrNoPromptLogprobs) {
-		return &apiError{http.StatusBadRequest, "prompt logprobs (asked for by prompt_logprobs, or by echo with logprobs) are not available when the model is split across tensor- or pipeline-parallel ranks yet; serve it in one process to score prompts", "prompt_logprobs"}
+		return &apiError{http.StatusBadRequest, "prompt logprobs (asked for by prompt_logprobs, or by echo with logprobs) are not available from this server's executor", "prompt_logprobs"}
 	}
 	return err
 }

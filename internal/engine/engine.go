@@ -36,12 +36,21 @@ type Request struct {
 	BadWords [][]int
 	// PromptLogprobs reports, with the first token, the log-probability of every prompt token
 	// after the first given those before it, and the top PromptLogprobs alternatives (0: none,
-	// -1: the prompt token's own only). Only with a model in this process.
+	// -1: the prompt token's own only). The executor must be an AllLogitsExecutor.
 	PromptLogprobs int
 }
 
 // ErrNoPromptLogprobs: the executor cannot return every prompt position's logits.
-var ErrNoPromptLogprobs = errors.New("prompt logprobs are not available with tensor or pipeline parallelism yet")
+var ErrNoPromptLogprobs = errors.New("this executor cannot return every prompt position's logits, which prompt logprobs need")
+
+// AllLogitsExecutor is an Executor that honours qwen3.BatchItem.AllLogits, returning every
+// row's logits for such an item (prompt logprobs need them).
+type AllLogitsExecutor interface {
+	Executor
+	AllLogits()
+}
+
+func (x *localExecutor) AllLogits() {}
 
 // PromptLogprob is a prompt token's log-probability given the tokens before it, its rank in
 // that distribution (1: the most likely) and the most likely alternatives.
@@ -204,7 +213,7 @@ func (e *Engine) Add(r Request) error {
 	if r.PromptLogprobs < -1 || r.PromptLogprobs > 20 {
 		return fmt.Errorf("request %s: prompt logprobs %d must be between 0 and 20", r.ID, r.PromptLogprobs)
 	}
-	if _, local := e.x.(*localExecutor); r.PromptLogprobs != 0 && !local {
+	if _, ok := e.x.(AllLogitsExecutor); r.PromptLogprobs != 0 && !ok {
 		return fmt.Errorf("request %s: %w", r.ID, ErrNoPromptLogprobs)
 	}
 	if r.Logprobs < -1 || r.Logprobs > 20 {

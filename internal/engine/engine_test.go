@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -418,15 +419,15 @@ func (noLogitsExecutor) Forward(items []qwen3.BatchItem) ([][]float32, error) {
 	return nil, fmt.Errorf("not run")
 }
 
-// TestPromptLogprobsNeedLocalModel: an executor that cannot return every position's logits
-// (the tensor- and pipeline-parallel ones) refuses prompt logprobs at Add.
-func TestPromptLogprobsNeedLocalModel(t *testing.T) {
+// TestPromptLogprobsNeedAllLogits: an executor that cannot return every position's logits
+// (not an AllLogitsExecutor) refuses prompt logprobs at Add.
+func TestPromptLogprobsNeedAllLogits(t *testing.T) {
 	e, err := NewWithExecutor(noLogitsExecutor{}, 100, 16, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 2, MaxNumBatchedTokens: 64, MaxModelLen: 64}, BlockSize: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = e.Add(Request{ID: "p", Prompt: []int{1, 2}, MaxTokens: 2, Sampling: sampling.Params{TopP: 1}, PromptLogprobs: 1})
-	if err == nil || !strings.Contains(err.Error(), "tensor or pipeline parallelism") {
+	if !errors.Is(err, ErrNoPromptLogprobs) {
 		t.Fatalf("prompt logprobs on a remote executor: %v", err)
 	}
 }

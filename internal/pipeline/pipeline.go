@@ -110,8 +110,8 @@ const (
 	msgPing = 3 // an idle driver's heartbeat: keeps workers' waits within their deadline and finds dead nodes
 )
 
-// encodePlan writes a step's items: count, then per item start, wantLogits, len(tokens),
-// tokens, len(table), table.
+// encodePlan writes a step's items: count, then per item start, logits flags (1: the last
+// token's, 2: every token's), len(tokens), tokens, len(table), table.
 func encodePlan(items []qwen3.BatchItem) []byte {
 	var b []byte
 	put := func(v int64) { b = binary.LittleEndian.AppendUint64(b, uint64(v)) }
@@ -120,7 +120,10 @@ func encodePlan(items []qwen3.BatchItem) []byte {
 		put(int64(it.Start))
 		w := int64(0)
 		if it.WantLogits {
-			w = 1
+			w |= 1
+		}
+		if it.AllLogits {
+			w |= 2
 		}
 		put(w)
 		put(int64(len(it.Tokens)))
@@ -157,7 +160,10 @@ func decodePlan(b []byte) ([]qwen3.BatchItem, error) {
 				return nil, err
 			}
 		}
-		it := qwen3.BatchItem{Start: int(v[0]), WantLogits: v[1] == 1}
+		if v[1] < 0 || v[1] > 3 {
+			return nil, errors.New("pipeline: bad step plan (logits flags)")
+		}
+		it := qwen3.BatchItem{Start: int(v[0]), WantLogits: v[1]&1 != 0, AllLogits: v[1]&2 != 0}
 		if v[2] < 0 || v[2] > int64(len(b)) {
 			return nil, errors.New("pipeline: bad step plan")
 		}
@@ -205,14 +211,24 @@ type msg struct {
 	acts []float32
 }
 
+// rowsOf counts a plan's token rows and the logits rows it wants back.
 func rowsOf(plan []qwen3.BatchItem) (rows, wanted int) {
 	for _, it := range plan {
 		rows += len(it.Tokens)
-		if it.WantLogits {
-			wanted++
-		}
+		wanted += logitRows(it)
 	}
 	return rows, wanted
+}
+
+// logitRows is how many rows of logits an item wants: every token's, the last one's, or none.
+func logitRows(it qwen3.BatchItem) int {
+	switch {
+	case it.AllLogits:
+		return len(it.Tokens)
+	case it.WantLogits:
+		return 1
+	}
+	return 0
 }
 
 // tpShare gives the node's other ranks what local rank 0 has: header, plan and activations
@@ -374,10 +390,7 @@ func (r *Rank) forward(m *msg, items []qwen3.BatchItem, hOut, logits [][]float32
 	buf := make([]float32, wanted*V)
 	k := 0
 	for _, l := range logits {
-		if l != nil {
-			copy(buf[k*V:], l)
-			k++
-		}
+		k += copy(buf[k:], l) // one row, or every row of an AllLogits item
 	}
 	ctx, cancel := r.ctx()
 	defer cancel()
@@ -542,9 +555,9 @@ func (d *Driver) receive() {
 			}
 			k := 0
 			for i, it := range e.items {
-				if it.WantLogits {
-					out[i] = buf[k*V : (k+1)*V]
-					k++
+				if n := logitRows(it); n > 0 {
+					out[i] = buf[k*V : (k+n)*V]
+					k += n
 				}
 			}
 		}
@@ -614,6 +627,10 @@ func (d *Driver) Err() error {
 
 // Depth is how many micro-batches the pipeline keeps in flight: one per stage.
 func (d *Driver) Depth() int { return d.r.Nodes }
+
+// AllLogits says the driver honours qwen3.BatchItem.AllLogits (engine.AllLogitsExecutor): the
+// last stage sends every row such an item wants.
+func (d *Driver) AllLogits() {}
 
 // Forward runs one step and waits for it.
 func (d *Driver) Forward(items []qwen3.BatchItem) ([][]float32, error) {

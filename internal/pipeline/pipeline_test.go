@@ -112,6 +112,27 @@ func checkSplit(t *testing.T, dir string, whole *qwen3.Model, g golden, l Layout
 		if worst > 1e-3 {
 			t.Fatalf("prompt %d: logits differ from one rank's by %.2g", p, worst)
 		}
+		// every position's logits (prompt logprobs) beside an item that wants only its last
+		n := min(4, len(prompt))
+		items = []qwen3.BatchItem{{Tokens: prompt[:n], Table: table, AllLogits: true}, {Tokens: prompt[:1], Table: []int32{int32(job.NumBlocks - 1)}, WantLogits: true}}
+		got, err = job.Driver.Forward(items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err = whole.ForwardBatch(ref, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got[0]) != len(want[0]) || len(got[1]) != len(want[1]) || len(got[0]) != n*whole.Cfg.Vocab {
+			t.Fatalf("prompt %d, AllLogits: %d and %d logits, want %d and %d", p, len(got[0]), len(got[1]), len(want[0]), len(want[1]))
+		}
+		for i := range got {
+			for v := range want[i] {
+				if d := math.Abs(float64(got[i][v] - want[i][v])); d > 1e-3 {
+					t.Fatalf("prompt %d, AllLogits item %d: logit %d differs from one rank's by %.2g", p, i, v, d)
+				}
+			}
+		}
 	}
 	// greedy decoding of all prompts together through the engine
 	eng, err := engine.NewWithExecutor(job.Driver, job.Full.Vocab, job.NumBlocks, engine.Config{
@@ -122,13 +143,28 @@ func checkSplit(t *testing.T, dir string, whole *qwen3.Model, g golden, l Layout
 		t.Fatal(err)
 	}
 	for p, prompt := range g.Prompts {
-		if err := eng.Add(engine.Request{ID: fmt.Sprint(p), Prompt: prompt, MaxTokens: len(g.Greedy[p]), Sampling: sampling.Params{TopP: 1}}); err != nil {
+		if err := eng.Add(engine.Request{ID: fmt.Sprint(p), Prompt: prompt, MaxTokens: len(g.Greedy[p]), Sampling: sampling.Params{TopP: 1}, PromptLogprobs: 2}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out, err := eng.RunAll()
-	if err != nil {
-		t.Fatal(err)
+	out := map[string][]int{}
+	promptLP := map[string][]engine.PromptLogprob{}
+	for eng.Pending() > 0 {
+		evs, err := eng.Step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if len(out[ev.ID]) == 0 {
+				promptLP[ev.ID] = ev.PromptLogprobs
+			}
+			out[ev.ID] = append(out[ev.ID], ev.Token)
+		}
+	}
+	for p, prompt := range g.Prompts {
+		if got := promptLP[fmt.Sprint(p)]; len(got) != len(prompt)-1 || len(got) > 0 && got[len(got)-1].Token != prompt[len(prompt)-1] {
+			t.Errorf("prompt %d: %d prompt logprobs through the split model, want %d", p, len(got), len(prompt)-1)
+		}
 	}
 	for p := range g.Prompts {
 		if fmt.Sprint(out[fmt.Sprint(p)]) != fmt.Sprint(g.Greedy[p]) {
