@@ -28,6 +28,7 @@ import (
 	"github.com/strata-ai/strata/internal/chattemplate"
 	"github.com/strata-ai/strata/internal/demo"
 	"github.com/strata-ai/strata/internal/engine"
+	"github.com/strata-ai/strata/internal/jsonmode"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/serve"
 	"github.com/strata-ai/strata/internal/tokenizer"
@@ -473,7 +474,7 @@ func TestMalformedRequests(t *testing.T) {
 		`{"messages": [{"role": "user", "content": "x"}], "tools": 3}`, `{"messages": [{"role": "user", "content": "x"}], "top_logprobs": 5}`,
 		`{"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{bad"}}]}]}`,
 		// vLLM parameters strata refuses rather than ignores, and bad values of those it takes
-		`{"prompt": "x", "prompt_logprobs": 50}`, `{"prompt": "x", "prompt_logprobs": 1, "stream": true}`, `{"prompt": "x", "response_format": {"type": "json_object"}}`,
+		`{"prompt": "x", "prompt_logprobs": 50}`, `{"prompt": "x", "prompt_logprobs": 1, "stream": true}`, `{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {}}}`, `{"prompt": "x", "response_format": 5}`,
 		`{"prompt": "x", "guided_json": {"type": "object"}}`, `{"prompt": "x", "guided_choice": ["a", "b"]}`,
 		`{"prompt": "x", "use_beam_search": true}`, `{"prompt": "x", "best_of": 3}`, `{"prompt": "x", "bad_words": ["  "]}`,
 		`{"prompt": "x", "echo": true, "logprobs": 1, "stream": true}`, `{"prompt": "x", "min_tokens": 20, "max_tokens": 5}`,
@@ -964,5 +965,42 @@ func TestPromptLogprobsAndScoring(t *testing.T) {
 		if tl[pos] == nil || math.Abs(*tl[pos]-want(pos)) > 1e-3 {
 			t.Fatalf("scoring position %d: %v, want %v", pos, tl[pos], want(pos))
 		}
+	}
+}
+
+// TestJSONObjectResponse: response_format json_object keeps chat output, streamed or not, the
+// start of a JSON object; with a bias towards "}" the object closes, and the answer that ends
+// on the stop token is a whole object encoding/json accepts.
+func TestJSONObjectResponse(t *testing.T) {
+	f := demoServer(t)
+	c := client(f)
+	closing, err := f.tok.Encode("}")
+	if err != nil || len(closing) != 1 {
+		t.Fatalf("test data: \"}\" is %v (%v)", closing, err)
+	}
+	whole := 0
+	for seed := range int64(6) {
+		res, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+			Model: "demo", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Give me JSON")},
+			MaxTokens: openai.Int(48), Seed: openai.Int(seed), Temperature: openai.Float(1),
+		}, option.WithJSONSet("response_format", map[string]string{"type": "json_object"}),
+			option.WithJSONSet("logit_bias", map[string]float64{fmt.Sprint(closing[0]): 4}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := res.Choices[0].Message.Content
+		var s jsonmode.State
+		if !s.FeedAll([]byte(text)) {
+			t.Fatalf("seed %d: %q is not the start of a JSON object", seed, text)
+		}
+		if res.Choices[0].FinishReason == "stop" {
+			if !json.Valid([]byte(text)) {
+				t.Fatalf("seed %d: finished on %q, not a whole JSON object", seed, text)
+			}
+			whole++
+		}
+	}
+	if whole == 0 {
+		t.Fatal("no answer closed its object: nothing checks a whole one")
 	}
 }

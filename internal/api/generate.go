@@ -39,15 +39,23 @@ func (s *Server) admit(r *http.Request, req any, f *samplingFields) error {
 	return nil
 }
 
+// responseFormat is response_format's type ("" when absent or not an object with one).
+func (f *samplingFields) responseFormat() string {
+	var rf struct {
+		Type string `json:"type"`
+	}
+	if len(f.ResponseFormat) == 0 || json.Unmarshal(f.ResponseFormat, &rf) != nil {
+		return ""
+	}
+	return rf.Type
+}
+
 // unsupported refuses the vLLM parameters strata does not implement, naming what to do.
 func (f *samplingFields) unsupported() error {
 	set := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 	if set(f.ResponseFormat) {
-		var rf struct {
-			Type string `json:"type"`
-		}
-		if err := json.Unmarshal(f.ResponseFormat, &rf); err != nil || rf.Type != "text" {
-			return badRequest("response_format", "response_format %s is not supported: structured output (JSON schema, JSON object) is not implemented; leave it out or use {\"type\": \"text\"}", f.ResponseFormat)
+		if rf := f.responseFormat(); rf != "text" && rf != "json_object" {
+			return badRequest("response_format", "response_format %s is not supported: JSON schemas are not implemented; use {\"type\": \"json_object\"} (any JSON object) or {\"type\": \"text\"}", f.ResponseFormat)
 		}
 	}
 	for _, g := range []struct {
@@ -105,6 +113,7 @@ type genParams struct {
 	promptLP     int     // prompt_logprobs as the engine takes it: 0 none, -1 the token's own, k top-k
 	echoLP       bool    // echo with logprobs: the prompt's logprobs head the legacy logprobs
 	promptLPOut  bool    // prompt_logprobs was asked for, so the answer carries it
+	jsonObject   bool    // response_format json_object
 	includeStop  bool    // include_stop_str_in_output
 	badWords     [][]int // bad_words, tokenized with and without a leading space
 }
@@ -214,6 +223,12 @@ func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, max
 		p.skipSpecial = *f.SkipSpecialTokens
 	}
 	p.includeStop = f.IncludeStopStrInOutput
+	if f.responseFormat() == "json_object" {
+		if s.cfg.Tokenizer == nil {
+			return nil, badRequest("response_format", "JSON output needs a tokenizer; this server runs with --skip-tokenizer-init")
+		}
+		p.jsonObject = true
+	}
 	if f.PromptLogprobs != nil {
 		if *f.PromptLogprobs < 0 || *f.PromptLogprobs > 20 {
 			return nil, badRequest("prompt_logprobs", "prompt_logprobs %d must be between 0 and 20", *f.PromptLogprobs)
@@ -347,7 +362,7 @@ func (j *job) add(id string, prompt []int, p *genParams, firstIndex int) error {
 		}
 		sp := p.sampling
 		sp.Seed += uint64(i)
-		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP}
+		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject}
 		st, err := s.run.Submit(j.ctx, req)
 		if err != nil {
 			j.abort()

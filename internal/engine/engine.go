@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
+	"github.com/strata-ai/strata/internal/jsonmode"
 	"github.com/strata-ai/strata/internal/kvcache"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/sampling"
@@ -34,6 +36,10 @@ type Request struct {
 	// BadWords are token sequences never to generate (vLLM's bad_words, tokenized): the last
 	// token of one is not drawn when the output ends with the ones before it.
 	BadWords [][]int
+	// JSONObject keeps the output a JSON object (vLLM's response_format json_object): only
+	// tokens that continue one are drawn, and the stop tokens only once it is complete. It
+	// needs a byte-level tokenizer (SetTokenizer).
+	JSONObject bool
 	// PromptLogprobs reports, with the first token, the log-probability of every prompt token
 	// after the first given those before it, and the top PromptLogprobs alternatives (0: none,
 	// -1: the prompt token's own only). The executor must be an AllLogitsExecutor.
@@ -108,6 +114,8 @@ type Engine struct {
 	tok   Detokenizer
 	// steps submitted to a pipelined executor whose results are not back, oldest first
 	inflight []flight
+	// each token's bytes (special tokens none), built for the first JSON-mode request
+	tokenBytes [][]byte
 }
 
 // SetTokenizer lets requests stop on strings.
@@ -122,6 +130,7 @@ type active struct {
 	// its prompt again; what it already has is not added twice)
 	prompt []PromptLogprob
 	sent   bool // the first event went out
+	json   jsonmode.State
 }
 
 // byteDecoder is a tokenizer that gives each token's bytes (byte-level BPE), so the stop-string
@@ -206,6 +215,9 @@ func (e *Engine) Add(r Request) error {
 	}
 	if len(r.StopText) > 0 && e.tok == nil {
 		return fmt.Errorf("request %s: stop strings need a tokenizer", r.ID)
+	}
+	if _, ok := e.tok.(byteDecoder); r.JSONObject && !ok {
+		return fmt.Errorf("request %s: JSON output needs a byte-level tokenizer", r.ID)
 	}
 	if r.MinTokens < 0 || r.MinTokens > r.MaxTokens {
 		return fmt.Errorf("request %s: min tokens %d must be between 0 and max tokens %d", r.ID, r.MinTokens, r.MaxTokens)
@@ -376,7 +388,15 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		if len(a.req.BadWords) > 0 {
 			exclude = append(badWordEnds(a.req.BadWords, it.Seq.Tokens[it.Seq.PromptLen:]), exclude...)
 		}
-		tok := a.sampler.NextExcluding(row, exclude)
+		sampleFrom := row
+		if a.req.JSONObject {
+			e.buildTokenBytes()
+			sampleFrom = e.jsonMask(a, row)
+		}
+		tok := a.sampler.NextExcluding(sampleFrom, exclude)
+		if a.req.JSONObject && !a.stop[tok] {
+			a.json.FeedAll(e.tokenBytes[tok])
+		}
 		sampled[it.Seq] = tok
 		ev := Event{ID: it.Seq.ID, Token: tok}
 		if a.req.Logprobs != 0 {
@@ -424,6 +444,48 @@ func (a *active) promptRows(it Item, logits []float32) []float32 {
 		a.prompt = append(a.prompt, PromptLogprob{Token: tok, Logprob: lp, Rank: sampling.Rank(r, tok), Top: top})
 	}
 	return logits[(n-1)*V:]
+}
+
+// buildTokenBytes makes, once, the table of each token's bytes that JSON mode checks tokens
+// against. Special tokens have none here: they never appear inside the JSON.
+func (e *Engine) buildTokenBytes() {
+	if e.tokenBytes != nil {
+		return
+	}
+	bd := e.tok.(byteDecoder)
+	e.tokenBytes = make([][]byte, e.vocab)
+	for id := range e.tokenBytes {
+		e.tokenBytes[id], _ = bd.TokenBytes(id, true)
+	}
+}
+
+// jsonMask is row with every token that cannot continue the request's JSON object set to -Inf:
+// before the object is complete, a token whose bytes do not extend it (and the stop tokens);
+// after, all but the stop tokens.
+func (e *Engine) jsonMask(a *active, row []float32) []float32 {
+	out := make([]float32, len(row))
+	neg := float32(math.Inf(-1))
+	done := a.json.Done()
+	allowed := false
+	for id := range out {
+		ok := false
+		switch {
+		case a.stop[id]:
+			ok = done
+		case !done && len(e.tokenBytes[id]) > 0:
+			st := a.json
+			ok = st.FeedAll(e.tokenBytes[id])
+		}
+		if ok {
+			out[id], allowed = row[id], true
+		} else {
+			out[id] = neg
+		}
+	}
+	if !allowed { // complete, and no stop token to end on: nothing is constrained any more
+		return row
+	}
+	return out
 }
 
 // badWordEnds lists the tokens that would complete a bad word after out: each word's last

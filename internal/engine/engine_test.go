@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-ai/strata/internal/jsonmode"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/safetensors"
 	"github.com/strata-ai/strata/internal/sampling"
@@ -429,5 +430,80 @@ func TestPromptLogprobsNeedAllLogits(t *testing.T) {
 	err = e.Add(Request{ID: "p", Prompt: []int{1, 2}, MaxTokens: 2, Sampling: sampling.Params{TopP: 1}, PromptLogprobs: 1})
 	if !errors.Is(err, ErrNoPromptLogprobs) {
 		t.Fatalf("prompt logprobs on a remote executor: %v", err)
+	}
+}
+
+// TestJSONObject: sampled output under JSON mode is, byte by byte, the start of a JSON object,
+// and where it ends on the stop token it is a whole one that encoding/json accepts. A bias
+// on "}" lets some samples finish within the token budget.
+func TestJSONObject(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closing, err := tk.Encode("}")
+	if err != nil || len(closing) != 1 {
+		t.Fatalf("test data: \"}\" is %v (%v), want one token", closing, err)
+	}
+	const eos = 0 // any token will do as the stop token; "!" also appears inside strings
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Add(Request{ID: "x", Prompt: g.Prompts[0], MaxTokens: 4, Sampling: sampling.Params{TopP: 1}, JSONObject: true}); err == nil {
+		t.Fatal("JSON mode accepted without a tokenizer")
+	}
+	e.SetTokenizer(tk)
+	const n = 8
+	for i := range n {
+		bias := map[int]float64{}
+		if i%2 == 1 {
+			bias[closing[0]] = 6
+		}
+		r := Request{ID: fmt.Sprint(i), Prompt: g.Prompts[i%len(g.Prompts)], MaxTokens: 40, StopIDs: []int{eos},
+			Sampling: sampling.Params{Temperature: 1, TopP: 1, Seed: uint64(i), LogitBias: bias}, JSONObject: true}
+		if err := e.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[string][]int{}
+	reason := map[string]string{}
+	for e.Pending() > 0 {
+		evs, err := e.Step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			out[ev.ID] = append(out[ev.ID], ev.Token)
+			if ev.Finished {
+				reason[ev.ID] = ev.Reason
+			}
+		}
+	}
+	complete := 0
+	for i := range n {
+		id := fmt.Sprint(i)
+		toks := out[id]
+		if reason[id] == "stop" {
+			toks = toks[:len(toks)-1] // the stop token is not part of the text
+		}
+		text, err := tk.Decode(toks, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s jsonmode.State
+		if !s.FeedAll([]byte(text)) {
+			t.Fatalf("%s: %q is not the start of a JSON object", id, text)
+		}
+		if reason[id] == "stop" {
+			if !s.Done() || !json.Valid([]byte(text)) {
+				t.Fatalf("%s: stopped on %q, not a whole JSON object", id, text)
+			}
+			complete++
+		}
+	}
+	if complete == 0 {
+		t.Fatal("no sample finished its object: the test checks no whole object")
 	}
 }
