@@ -475,7 +475,8 @@ func TestMalformedRequests(t *testing.T) {
 		`{"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{bad"}}]}]}`,
 		// vLLM parameters strata refuses rather than ignores, and bad values of those it takes
 		`{"prompt": "x", "prompt_logprobs": 50}`, `{"prompt": "x", "prompt_logprobs": 1, "stream": true}`, `{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {}}}`, `{"prompt": "x", "response_format": 5}`,
-		`{"prompt": "x", "guided_json": {"type": "object"}}`, `{"prompt": "x", "guided_choice": ["a", "b"]}`,
+		`{"prompt": "x", "guided_json": {"type": "object"}}`, `{"prompt": "x", "guided_choice": []}`, `{"prompt": "x", "guided_choice": ["a", ""]}`, `{"prompt": "x", "guided_choice": "a"}`,
+		`{"prompt": "x", "guided_choice": ["a"], "response_format": {"type": "json_object"}}`, `{"prompt": "x", "guided_regex": "a+"}`,
 		`{"prompt": "x", "use_beam_search": true}`, `{"prompt": "x", "best_of": 3}`, `{"prompt": "x", "bad_words": ["  "]}`,
 		`{"prompt": "x", "echo": true, "logprobs": 1, "stream": true}`, `{"prompt": "x", "min_tokens": 20, "max_tokens": 5}`,
 		`{"prompt": "x", "min_tokens": -1}`, `{"prompt": "x", "logit_bias": {"abc": 5}}`, `{"prompt": "x", "logit_bias": {"99999999": 5}}`,
@@ -1002,5 +1003,19 @@ func TestJSONObjectResponse(t *testing.T) {
 	}
 	if whole == 0 {
 		t.Fatal("no answer closed its object: nothing checks a whole one")
+	}
+	// guided_choice: the answer is one of the choices
+	choices := []string{"positive", "negative", "neutral"}
+	for seed := range int64(4) {
+		res, err := c.Completions.New(context.Background(), openai.CompletionNewParams{
+			Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("The review is")},
+			MaxTokens: openai.Int(16), Seed: openai.Int(seed), Temperature: openai.Float(1),
+		}, option.WithJSONSet("guided_choice", choices))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := res.Choices[0].Text; text != choices[0] && text != choices[1] && text != choices[2] {
+			t.Fatalf("guided_choice, seed %d: %q (%s)", seed, text, res.Choices[0].FinishReason)
+		}
 	}
 }

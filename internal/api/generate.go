@@ -61,9 +61,9 @@ func (f *samplingFields) unsupported() error {
 	for _, g := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"guided_json", f.GuidedJSON}, {"guided_regex", f.GuidedRegex}, {"guided_choice", f.GuidedChoice}, {"guided_grammar", f.GuidedGrammar}, {"structured_outputs", f.StructuredOutputs}} {
+	}{{"guided_json", f.GuidedJSON}, {"guided_regex", f.GuidedRegex}, {"guided_grammar", f.GuidedGrammar}, {"structured_outputs", f.StructuredOutputs}} {
 		if set(g.raw) {
-			return badRequest(g.name, "%s is not supported: guided decoding is not implemented; leave it out", g.name)
+			return badRequest(g.name, "%s is not supported: of guided decoding strata implements guided_choice and response_format json_object; leave it out", g.name)
 		}
 	}
 	if f.UseBeamSearch {
@@ -110,12 +110,13 @@ type genParams struct {
 	skipSpecial  bool
 	returnTokens bool
 	minTokens    int
-	promptLP     int     // prompt_logprobs as the engine takes it: 0 none, -1 the token's own, k top-k
-	echoLP       bool    // echo with logprobs: the prompt's logprobs head the legacy logprobs
-	promptLPOut  bool    // prompt_logprobs was asked for, so the answer carries it
-	jsonObject   bool    // response_format json_object
-	includeStop  bool    // include_stop_str_in_output
-	badWords     [][]int // bad_words, tokenized with and without a leading space
+	promptLP     int      // prompt_logprobs as the engine takes it: 0 none, -1 the token's own, k top-k
+	echoLP       bool     // echo with logprobs: the prompt's logprobs head the legacy logprobs
+	promptLPOut  bool     // prompt_logprobs was asked for, so the answer carries it
+	jsonObject   bool     // response_format json_object
+	choices      []string // guided_choice
+	includeStop  bool     // include_stop_str_in_output
+	badWords     [][]int  // bad_words, tokenized with and without a leading space
 }
 
 // buildParams validates the fields both endpoints share. maxDefault is the max_tokens to use
@@ -223,6 +224,22 @@ func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, max
 		p.skipSpecial = *f.SkipSpecialTokens
 	}
 	p.includeStop = f.IncludeStopStrInOutput
+	if len(f.GuidedChoice) > 0 && string(f.GuidedChoice) != "null" {
+		if err := json.Unmarshal(f.GuidedChoice, &p.choices); err != nil || len(p.choices) == 0 {
+			return nil, badRequest("guided_choice", "guided_choice must be a non-empty array of strings")
+		}
+		for _, c := range p.choices {
+			if c == "" {
+				return nil, badRequest("guided_choice", "guided_choice must not hold an empty string")
+			}
+		}
+		if s.cfg.Tokenizer == nil {
+			return nil, badRequest("guided_choice", "guided_choice needs a tokenizer; this server runs with --skip-tokenizer-init")
+		}
+		if f.responseFormat() == "json_object" {
+			return nil, badRequest("guided_choice", "guided_choice and response_format json_object exclude each other")
+		}
+	}
 	if f.responseFormat() == "json_object" {
 		if s.cfg.Tokenizer == nil {
 			return nil, badRequest("response_format", "JSON output needs a tokenizer; this server runs with --skip-tokenizer-init")
@@ -362,7 +379,7 @@ func (j *job) add(id string, prompt []int, p *genParams, firstIndex int) error {
 		}
 		sp := p.sampling
 		sp.Seed += uint64(i)
-		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject}
+		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject, Choices: p.choices}
 		st, err := s.run.Submit(j.ctx, req)
 		if err != nil {
 			j.abort()

@@ -40,6 +40,9 @@ type Request struct {
 	// tokens that continue one are drawn, and the stop tokens only once it is complete. It
 	// needs a byte-level tokenizer (SetTokenizer).
 	JSONObject bool
+	// Choices makes the output exactly one of these strings (vLLM's guided_choice). Like
+	// JSONObject, it needs a byte-level tokenizer.
+	Choices []string
 	// PromptLogprobs reports, with the first token, the log-probability of every prompt token
 	// after the first given those before it, and the top PromptLogprobs alternatives (0: none,
 	// -1: the prompt token's own only). The executor must be an AllLogitsExecutor.
@@ -130,8 +133,62 @@ type active struct {
 	// its prompt again; what it already has is not added twice)
 	prompt []PromptLogprob
 	sent   bool // the first event went out
-	json   jsonmode.State
+	// the output's constraint (JSON object or choice), nil when free
+	con constraint
 }
+
+// constraint says which bytes the output may continue with, for JSON mode and guided
+// choice: a token is drawn only if its bytes are allowed, a stop token only once the output
+// is complete.
+type constraint interface {
+	allows(b []byte) bool // the output may continue with b
+	complete() bool       // the output may end here
+	final() bool          // the output must end here: nothing may follow
+	feed(b []byte)
+}
+
+// jsonObject keeps the output a JSON object.
+type jsonObject struct{ s jsonmode.State }
+
+func (j *jsonObject) allows(b []byte) bool { st := j.s; return st.FeedAll(b) }
+func (j *jsonObject) complete() bool       { return j.s.Done() }
+func (j *jsonObject) final() bool          { return j.s.Done() }
+func (j *jsonObject) feed(b []byte)        { j.s.FeedAll(b) }
+
+// choice keeps the output a prefix of one of the strings, complete when it is one.
+type choice struct {
+	options []string
+	out     []byte
+}
+
+func (c *choice) allows(b []byte) bool {
+	for _, o := range c.options {
+		if len(c.out)+len(b) <= len(o) && o[:len(c.out)] == string(c.out) && o[len(c.out):len(c.out)+len(b)] == string(b) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *choice) complete() bool {
+	for _, o := range c.options {
+		if o == string(c.out) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *choice) final() bool {
+	for _, o := range c.options {
+		if len(o) > len(c.out) && o[:len(c.out)] == string(c.out) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *choice) feed(b []byte) { c.out = append(c.out, b...) }
 
 // byteDecoder is a tokenizer that gives each token's bytes (byte-level BPE), so the stop-string
 // check costs one token per step instead of decoding the whole output again.
@@ -216,8 +273,16 @@ func (e *Engine) Add(r Request) error {
 	if len(r.StopText) > 0 && e.tok == nil {
 		return fmt.Errorf("request %s: stop strings need a tokenizer", r.ID)
 	}
-	if _, ok := e.tok.(byteDecoder); r.JSONObject && !ok {
-		return fmt.Errorf("request %s: JSON output needs a byte-level tokenizer", r.ID)
+	if _, ok := e.tok.(byteDecoder); (r.JSONObject || len(r.Choices) > 0) && !ok {
+		return fmt.Errorf("request %s: JSON output and guided choice need a byte-level tokenizer", r.ID)
+	}
+	if r.JSONObject && len(r.Choices) > 0 {
+		return fmt.Errorf("request %s: JSON output and guided choice exclude each other", r.ID)
+	}
+	for _, c := range r.Choices {
+		if c == "" {
+			return fmt.Errorf("request %s: a guided choice is empty", r.ID)
+		}
 	}
 	if r.MinTokens < 0 || r.MinTokens > r.MaxTokens {
 		return fmt.Errorf("request %s: min tokens %d must be between 0 and max tokens %d", r.ID, r.MinTokens, r.MaxTokens)
@@ -261,6 +326,12 @@ func (e *Engine) Add(r Request) error {
 		return err
 	}
 	a := &active{req: r, sampler: sampling.New(r.Sampling, r.Prompt...), stop: map[int]bool{}}
+	switch {
+	case r.JSONObject:
+		a.con = &jsonObject{}
+	case len(r.Choices) > 0:
+		a.con = &choice{options: r.Choices}
+	}
 	for _, id := range r.StopIDs {
 		a.stop[id] = true
 	}
@@ -389,13 +460,13 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 			exclude = append(badWordEnds(a.req.BadWords, it.Seq.Tokens[it.Seq.PromptLen:]), exclude...)
 		}
 		sampleFrom := row
-		if a.req.JSONObject {
+		if a.con != nil {
 			e.buildTokenBytes()
-			sampleFrom = e.jsonMask(a, row)
+			sampleFrom = e.constrain(a, row)
 		}
 		tok := a.sampler.NextExcluding(sampleFrom, exclude)
-		if a.req.JSONObject && !a.stop[tok] {
-			a.json.FeedAll(e.tokenBytes[tok])
+		if a.con != nil && !a.stop[tok] {
+			a.con.feed(e.tokenBytes[tok])
 		}
 		sampled[it.Seq] = tok
 		ev := Event{ID: it.Seq.ID, Token: tok}
@@ -459,22 +530,21 @@ func (e *Engine) buildTokenBytes() {
 	}
 }
 
-// jsonMask is row with every token that cannot continue the request's JSON object set to -Inf:
-// before the object is complete, a token whose bytes do not extend it (and the stop tokens);
-// after, all but the stop tokens.
-func (e *Engine) jsonMask(a *active, row []float32) []float32 {
+// constrain is row with every token the request's constraint rules out set to -Inf: a stop
+// token until the output is complete, any other token whose bytes do not continue it (and
+// every one once it is final). Special tokens (no bytes here) are never drawn.
+func (e *Engine) constrain(a *active, row []float32) []float32 {
 	out := make([]float32, len(row))
 	neg := float32(math.Inf(-1))
-	done := a.json.Done()
+	complete, final := a.con.complete(), a.con.final()
 	allowed := false
 	for id := range out {
 		ok := false
 		switch {
 		case a.stop[id]:
-			ok = done
-		case !done && len(e.tokenBytes[id]) > 0:
-			st := a.json
-			ok = st.FeedAll(e.tokenBytes[id])
+			ok = complete
+		case !final && len(e.tokenBytes[id]) > 0:
+			ok = a.con.allows(e.tokenBytes[id])
 		}
 		if ok {
 			out[id], allowed = row[id], true

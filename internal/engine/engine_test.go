@@ -507,3 +507,64 @@ func TestJSONObject(t *testing.T) {
 		t.Fatal("no sample finished its object: the test checks no whole object")
 	}
 }
+
+// TestGuidedChoice: sampled output under a guided choice is exactly one of the choices, ending
+// on the stop token (a choice that is a prefix of another may end there or go on).
+func TestGuidedChoice(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetTokenizer(tk)
+	choices := []string{"yes", "no", "no way", "maybe, later"}
+	if err := e.Add(Request{ID: "bad", Prompt: g.Prompts[0], MaxTokens: 4, Sampling: sampling.Params{TopP: 1}, Choices: []string{"a", ""}}); err == nil {
+		t.Fatal("an empty choice accepted")
+	}
+	const n = 12
+	for i := range n {
+		r := Request{ID: fmt.Sprint(i), Prompt: g.Prompts[i%len(g.Prompts)], MaxTokens: 20, StopIDs: []int{0},
+			Sampling: sampling.Params{Temperature: 1, TopP: 1, Seed: uint64(i)}, Choices: choices}
+		if err := e.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[string][]int{}
+	reason := map[string]string{}
+	for e.Pending() > 0 {
+		evs, err := e.Step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			out[ev.ID] = append(out[ev.ID], ev.Token)
+			if ev.Finished {
+				reason[ev.ID] = ev.Reason
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for i := range n {
+		id := fmt.Sprint(i)
+		toks := out[id]
+		if reason[id] != "stop" || toks[len(toks)-1] != 0 {
+			t.Fatalf("%s: ended with %q on %v, want the stop token", id, reason[id], toks)
+		}
+		text, _ := tk.Decode(toks[:len(toks)-1], true)
+		ok := false
+		for _, c := range choices {
+			ok = ok || text == c
+		}
+		if !ok {
+			t.Fatalf("%s: %q is none of %q", id, text, choices)
+		}
+		seen[text] = true
+	}
+	if len(seen) < 2 {
+		t.Fatalf("12 samples all chose %v", seen)
+	}
+}
