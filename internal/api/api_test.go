@@ -935,6 +935,33 @@ func TestPromptLogprobsAndScoring(t *testing.T) {
 			t.Fatalf("position %d: %v, want token %d with logprob %v among at most 3", pos, pl[pos], ids[pos], want(pos))
 		}
 	}
+	// prompt_logprobs 0 beside echo with 3 logprobs: the prompt logprobs hold the token alone
+	res0, err := c.Completions.New(context.Background(), openai.CompletionNewParams{
+		Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: prompt},
+		MaxTokens: openai.Int(1), Temperature: openai.Float(0), Echo: openai.Bool(true), Logprobs: openai.Int(3),
+	}, option.WithJSONSet("prompt_logprobs", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw0 struct {
+		Choices []struct {
+			PromptLogprobs []map[string]any `json:"prompt_logprobs"`
+			Logprobs       struct {
+				TopLogprobs []map[string]float64 `json:"top_logprobs"`
+			} `json:"logprobs"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal([]byte(res0.RawJSON()), &raw0); err != nil {
+		t.Fatal(err)
+	}
+	for pos, m := range raw0.Choices[0].PromptLogprobs[1:] {
+		if len(m) != 1 {
+			t.Fatalf("prompt_logprobs 0 with echo logprobs 3, position %d: %v", pos+1, m)
+		}
+	}
+	if top := raw0.Choices[0].Logprobs.TopLogprobs; len(top) < 2 || top[0] != nil || len(top[1]) < 3 {
+		t.Fatalf("echo with logprobs 3: the prompt's top_logprobs %v", top)
+	}
 	// lm-eval's scoring request: the prompt back, its logprobs, nothing generated
 	res, err = c.Completions.New(context.Background(), openai.CompletionNewParams{
 		Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: prompt},

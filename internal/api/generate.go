@@ -113,6 +113,7 @@ type genParams struct {
 	promptLP     int      // prompt_logprobs as the engine takes it: 0 none, -1 the token's own, k top-k
 	echoLP       bool     // echo with logprobs: the prompt's logprobs head the legacy logprobs
 	promptLPOut  bool     // prompt_logprobs was asked for, so the answer carries it
+	promptLPTop  int      // the alternatives it asked for (echo with more logprobs may compute more)
 	jsonObject   bool     // response_format json_object
 	choices      []string // guided_choice
 	includeStop  bool     // include_stop_str_in_output
@@ -253,7 +254,7 @@ func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, max
 		if f.Stream {
 			return nil, badRequest("prompt_logprobs", "prompt_logprobs is not available when streaming; send the request with stream: false")
 		}
-		p.promptLP, p.promptLPOut = max(int(*f.PromptLogprobs), -1), true
+		p.promptLP, p.promptLPOut, p.promptLPTop = max(int(*f.PromptLogprobs), -1), true, int(*f.PromptLogprobs)
 		if p.promptLP == 0 {
 			p.promptLP = -1
 		}
@@ -434,7 +435,7 @@ func (j *job) absorb(c *choice, evs []engine.Event, done bool, err error) {
 		c.events = append(c.events, ev)
 		// the token that ended the sequence (EOS or a stop_token_ids entry) is not part of
 		// the text, as in vLLM
-		stopTok := ev.Finished && ev.Reason == "stop" && ev.StopText == ""
+		stopTok := ev.Finished && ev.Reason == "stop" && ev.StopText == "" && contains(c.p.stopIDs, ev.Token)
 		if c.detok != nil && !stopTok {
 			c.lastFrom = c.text.Len()
 			if piece, err := c.detok.Add(ev.Token); err == nil {
@@ -524,7 +525,7 @@ func (s *Server) promptLogprobs(c *choice) []map[string]promptLogprob {
 	out := []map[string]promptLogprob{nil}
 	for _, pl := range c.promptLP {
 		m := map[string]promptLogprob{strconv.Itoa(pl.Token): {Logprob: finiteLogprob(pl.Logprob), Rank: pl.Rank, DecodedToken: s.tokenText(pl.Token)}}
-		for k, alt := range pl.Top {
+		for k, alt := range pl.Top[:min(c.p.promptLPTop, len(pl.Top))] {
 			if _, ok := m[strconv.Itoa(alt.Token)]; !ok {
 				m[strconv.Itoa(alt.Token)] = promptLogprob{Logprob: finiteLogprob(alt.Logprob), Rank: k + 1, DecodedToken: s.tokenText(alt.Token)}
 			}

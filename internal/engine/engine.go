@@ -452,6 +452,9 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 			continue
 		}
 		early := it.Seq.Generated() < a.req.MinTokens // this token is one min_tokens asks for
+		if a.con != nil && a.con.final() {
+			early = false // a complete JSON object or choice can only end: that beats min_tokens
+		}
 		var exclude []int
 		if early {
 			exclude = a.req.StopIDs
@@ -465,6 +468,11 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 			sampleFrom = e.constrain(a, row)
 		}
 		tok := a.sampler.NextExcluding(sampleFrom, exclude)
+		if a.con != nil && math.IsInf(float64(sampleFrom[tok]), -1) {
+			// the request's own restrictions (allowed tokens, bad words, biases) left nothing
+			// the constraint allows: the constraint wins, so the output stays valid
+			tok = argmax(sampleFrom)
+		}
 		if a.con != nil && !a.stop[tok] {
 			a.con.feed(e.tokenBytes[tok])
 		}
@@ -484,6 +492,9 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 			// stopString also keeps the text it searches, so it runs for every token
 			if s := e.stopString(it.Seq, a, tok); s != "" && it.Seq.Generated()+1 >= a.req.MinTokens {
 				finished[it.Seq], ev.Finished, ev.Reason, ev.StopText = true, true, "stop", s
+			} else if a.con != nil && a.con.final() && len(a.req.StopIDs) == 0 {
+				// complete, and no stop token to end on (ignore_eos): end with this token
+				finished[it.Seq], ev.Finished, ev.Reason = true, true, "stop"
 			} else if it.Seq.Generated()+1 >= it.Seq.MaxTokens {
 				ev.Finished, ev.Reason = true, "length"
 			}
@@ -552,10 +563,21 @@ func (e *Engine) constrain(a *active, row []float32) []float32 {
 			out[id] = neg
 		}
 	}
-	if !allowed { // complete, and no stop token to end on: nothing is constrained any more
+	if !allowed { // complete, and no stop token to end on (finish ends the sequence with it)
 		return row
 	}
 	return out
+}
+
+// argmax is the index of row's largest value.
+func argmax(row []float32) int {
+	best := 0
+	for i, v := range row {
+		if v > row[best] {
+			best = i
+		}
+	}
+	return best
 }
 
 // badWordEnds lists the tokens that would complete a bad word after out: each word's last

@@ -568,3 +568,76 @@ func TestGuidedChoice(t *testing.T) {
 		t.Fatalf("12 samples all chose %v", seen)
 	}
 }
+
+// TestConstraintEdges: a constraint's output stays valid when other options pull against it:
+// min_tokens past the end of the object or choice (the constraint ends it anyway), no stop
+// token at all (it ends on the token that completes it), and allowed tokens that leave
+// nothing the constraint allows (the constraint wins).
+func TestConstraintEdges(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closing, _ := tk.Encode("}")
+	run := func(r Request) (string, []int, string) {
+		t.Helper()
+		e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 2, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 8 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.SetTokenizer(tk)
+		r.ID, r.Prompt = "c", g.Prompts[0]
+		if err := e.Add(r); err != nil {
+			t.Fatal(err)
+		}
+		var toks []int
+		reason := ""
+		for e.Pending() > 0 {
+			evs, err := e.Step()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				toks = append(toks, ev.Token)
+				if ev.Finished {
+					reason = ev.Reason
+				}
+			}
+		}
+		text := toks
+		if len(r.StopIDs) > 0 && reason == "stop" && toks[len(toks)-1] == r.StopIDs[0] {
+			text = toks[:len(toks)-1]
+		}
+		s, _ := tk.Decode(text, true)
+		return s, toks, reason
+	}
+	isChoice := func(s string, cs []string) bool {
+		for _, c := range cs {
+			if s == c {
+				return true
+			}
+		}
+		return false
+	}
+	hot := sampling.Params{Temperature: 1, TopP: 1, Seed: 1, LogitBias: map[int]float64{closing[0]: 8}}
+	if s, _, reason := run(Request{MaxTokens: 40, MinTokens: 30, StopIDs: []int{0}, Sampling: hot, JSONObject: true}); reason != "stop" || !json.Valid([]byte(s)) {
+		t.Fatalf("JSON with min_tokens past its end: %q (%s)", s, reason)
+	}
+	choices := []string{"yes", "no"}
+	cold := sampling.Params{Temperature: 1, TopP: 1, Seed: 1}
+	if s, _, reason := run(Request{MaxTokens: 10, MinTokens: 6, StopIDs: []int{0}, Sampling: cold, Choices: choices}); reason != "stop" || !isChoice(s, choices) {
+		t.Fatalf("choice with min_tokens past its end: %q (%s)", s, reason)
+	}
+	if s, _, reason := run(Request{MaxTokens: 10, Sampling: cold, Choices: choices}); reason != "stop" || !isChoice(s, choices) {
+		t.Fatalf("choice without a stop token: %q (%s)", s, reason)
+	}
+	if s, _, reason := run(Request{MaxTokens: 40, Sampling: hot, JSONObject: true}); reason != "stop" || !json.Valid([]byte(s)) {
+		t.Fatalf("JSON without a stop token: %q (%s)", s, reason)
+	}
+	restricted := cold
+	restricted.AllowedTokens = []int{100, 200}
+	if s, _, reason := run(Request{MaxTokens: 10, StopIDs: []int{0}, Sampling: restricted, Choices: choices}); reason != "stop" || !isChoice(s, choices) {
+		t.Fatalf("choice under allowed tokens it cannot use: %q (%s)", s, reason)
+	}
+}

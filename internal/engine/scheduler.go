@@ -8,6 +8,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/strata-ai/strata/internal/kvcache"
 )
@@ -35,6 +36,19 @@ type Sequence struct {
 	// PromptLogits asks for the logits of every prompt position (prompt logprobs): the
 	// sequence then never takes its prompt from the prefix cache, which holds no logits
 	PromptLogits bool
+}
+
+// promptLogitsChunk is the most prompt tokens a PromptLogits sequence computes in one step:
+// each returns a row of logits (151,936 floats for Qwen3), so an 8,192-token prompt in one
+// step would take 5 GB of them.
+const promptLogitsChunk = 512
+
+// chunkCap is the most tokens the sequence may compute in one step beyond the budgets.
+func (s *Sequence) chunkCap() int {
+	if s.PromptLogits && s.Computed < s.PromptLen {
+		return promptLogitsChunk
+	}
+	return math.MaxInt
 }
 
 // Generated is the number of tokens produced so far.
@@ -211,7 +225,7 @@ func (s *Scheduler) ScheduleAtMost(limit int) Step {
 		if seq.busy {
 			continue // its last step is still in flight
 		}
-		n := min(len(seq.Tokens)-seq.Computed, budget)
+		n := min(len(seq.Tokens)-seq.Computed, budget, seq.chunkCap())
 		if n <= 0 {
 			continue
 		}
@@ -254,7 +268,7 @@ func (s *Scheduler) ScheduleAtMost(limit int) Step {
 			s.releasePrefix(seq)
 			break
 		}
-		n = min(n, budget)
+		n = min(n, budget, seq.chunkCap())
 		table, ok := s.bm.Grow(seq.Table, seq.Computed+n)
 		if !ok {
 			s.releasePrefix(seq)

@@ -449,3 +449,24 @@ func contains(table []kvcache.BlockID, b kvcache.BlockID) bool {
 	}
 	return false
 }
+
+// TestPromptLogitsChunks: a sequence that wants every prompt position's logits computes its
+// prompt at most promptLogitsChunk tokens a step, even without chunked prefill, then decodes
+// as usual.
+func TestPromptLogitsChunks(t *testing.T) {
+	bm := kvcache.NewManager(400, 4, true)
+	s, err := NewScheduler(SchedulerConfig{MaxNumSeqs: 4, MaxNumBatchedTokens: 4096, MaxModelLen: 1200}, bm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := seq("a", 1000, 4)
+	a.PromptLogits = true
+	if err := s.Add(a); err != nil {
+		t.Fatal(err)
+	}
+	got := run(t, s, 3)
+	want := []string{"a[0,512) ", "a[512,1000) ", "a[1000,1001) "}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("steps %q, want %q", got, want)
+	}
+}

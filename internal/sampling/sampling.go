@@ -96,12 +96,25 @@ func Logprobs(logits []float32, tok, n int) (float32, []TokenLogprob) {
 	lp := func(i int) float32 { return float32(float64(logits[i]) - lse) }
 	var top []TokenLogprob
 	if n > 0 {
-		idx := make([]int, len(logits))
-		for i := range idx {
-			idx[i] = i
+		// the n largest by insertion into a short sorted list: one pass over the vocabulary
+		// (a full sort of 151,936 logits took 74 ms a row, and prompt logprobs need one per
+		// prompt token); equal logits keep the lower id first, as a stable sort would
+		best := make([]int, 0, n)
+		for i, v := range logits {
+			if len(best) == n && !(v > logits[best[n-1]]) {
+				continue
+			}
+			k := len(best)
+			for k > 0 && v > logits[best[k-1]] {
+				k--
+			}
+			if len(best) < n {
+				best = append(best, 0)
+			}
+			copy(best[k+1:], best[k:len(best)-1])
+			best[k] = i
 		}
-		sort.SliceStable(idx, func(a, b int) bool { return logits[idx[a]] > logits[idx[b]] })
-		for _, i := range idx[:min(n, len(idx))] {
+		for _, i := range best {
 			top = append(top, TokenLogprob{i, lp(i)})
 		}
 	}

@@ -2,6 +2,8 @@ package sampling
 
 import (
 	"math"
+	"math/rand/v2"
+	"sort"
 	"testing"
 )
 
@@ -140,5 +142,33 @@ func TestRestrictions(t *testing.T) {
 	}
 	if err := (Params{TopP: 1, LogitBias: map[int]float64{1: math.NaN()}}).Validate(); err == nil {
 		t.Fatal("a NaN bias passed validation")
+	}
+}
+
+// TestLogprobsTopMatchesSort: the one-pass top-n gives what a stable sort of the whole
+// vocabulary gives, ties (lower id first) included.
+func TestLogprobsTopMatchesSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for trial := range 200 {
+		logits := make([]float32, 1+r.IntN(300))
+		for i := range logits {
+			logits[i] = float32(r.IntN(20)) / 4 // many ties
+		}
+		n := 1 + r.IntN(25)
+		_, top := Logprobs(logits, 0, n)
+		idx := make([]int, len(logits))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return logits[idx[a]] > logits[idx[b]] })
+		want := idx[:min(n, len(idx))]
+		if len(top) != len(want) {
+			t.Fatalf("trial %d: %d of top %d, want %d", trial, len(top), n, len(want))
+		}
+		for k := range want {
+			if top[k].Token != want[k] {
+				t.Fatalf("trial %d: top %v, want ids %v", trial, top, want)
+			}
+		}
 	}
 }
