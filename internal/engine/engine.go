@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/strata-ai/strata/internal/jsonmode"
+	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/kvcache"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/sampling"
@@ -512,18 +513,22 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 func (a *active) promptRows(it Item, logits []float32) []float32 {
 	n := it.End - it.Start
 	V := len(logits) / n
-	for j := range n {
-		pos := it.Start + j + 1 // the token this row predicts
-		if pos >= it.Seq.PromptLen {
-			break
-		}
-		if pos <= len(a.prompt) { // known from before a preemption
-			continue
-		}
-		r := logits[j*V : (j+1)*V]
-		tok := it.Seq.Tokens[pos]
-		lp, top := sampling.Logprobs(r, tok, max(a.req.PromptLogprobs, 0))
-		a.prompt = append(a.prompt, PromptLogprob{Token: tok, Logprob: lp, Rank: sampling.Rank(r, tok), Top: top})
+	// the rows predicting prompt positions not known yet (a preempted request has some)
+	first := max(len(a.prompt)+1, it.Start+1) - (it.Start + 1)
+	last := min(it.Start+n, it.Seq.PromptLen-1) - it.Start // rows [first, last)
+	if last > first {
+		rows := make([]PromptLogprob, last-first)
+		// a row is a pass over the vocabulary: the cores take rows in parallel
+		kernels.ParallelFor(len(rows), 1, func(lo, hi int) {
+			for k := lo; k < hi; k++ {
+				j := first + k
+				r := logits[j*V : (j+1)*V]
+				tok := it.Seq.Tokens[it.Start+j+1]
+				lp, top := sampling.Logprobs(r, tok, max(a.req.PromptLogprobs, 0))
+				rows[k] = PromptLogprob{Token: tok, Logprob: lp, Rank: sampling.Rank(r, tok), Top: top}
+			}
+		})
+		a.prompt = append(a.prompt, rows...)
 	}
 	return logits[(n-1)*V:]
 }
