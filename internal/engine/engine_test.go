@@ -467,20 +467,7 @@ func TestJSONObject(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := map[string][]int{}
-	reason := map[string]string{}
-	for e.Pending() > 0 {
-		evs, err := e.Step()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range evs {
-			out[ev.ID] = append(out[ev.ID], ev.Token)
-			if ev.Finished {
-				reason[ev.ID] = ev.Reason
-			}
-		}
-	}
+	out, reason := drain(t, e)
 	complete := 0
 	for i := range n {
 		id := fmt.Sprint(i)
@@ -533,20 +520,7 @@ func TestGuidedChoice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out := map[string][]int{}
-	reason := map[string]string{}
-	for e.Pending() > 0 {
-		evs, err := e.Step()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range evs {
-			out[ev.ID] = append(out[ev.ID], ev.Token)
-			if ev.Finished {
-				reason[ev.ID] = ev.Reason
-			}
-		}
-	}
+	out, reason := drain(t, e)
 	seen := map[string]bool{}
 	for i := range n {
 		id := fmt.Sprint(i)
@@ -591,20 +565,8 @@ func TestConstraintEdges(t *testing.T) {
 		if err := e.Add(r); err != nil {
 			t.Fatal(err)
 		}
-		var toks []int
-		reason := ""
-		for e.Pending() > 0 {
-			evs, err := e.Step()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, ev := range evs {
-				toks = append(toks, ev.Token)
-				if ev.Finished {
-					reason = ev.Reason
-				}
-			}
-		}
+		outs, reasons := drain(t, e)
+		toks, reason := outs["c"], reasons["c"]
 		text := toks
 		if len(r.StopIDs) > 0 && reason == "stop" && toks[len(toks)-1] == r.StopIDs[0] {
 			text = toks[:len(toks)-1]
@@ -640,4 +602,24 @@ func TestConstraintEdges(t *testing.T) {
 	if s, _, reason := run(Request{MaxTokens: 10, StopIDs: []int{0}, Sampling: restricted, Choices: choices}); reason != "stop" || !isChoice(s, choices) {
 		t.Fatalf("choice under allowed tokens it cannot use: %q (%s)", s, reason)
 	}
+}
+
+// drain steps e until every request is done and returns each request's tokens and the reason
+// it finished.
+func drain(t *testing.T, e *Engine) (tokens map[string][]int, reason map[string]string) {
+	t.Helper()
+	tokens, reason = map[string][]int{}, map[string]string{}
+	for e.Pending() > 0 {
+		evs, err := e.Step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			tokens[ev.ID] = append(tokens[ev.ID], ev.Token)
+			if ev.Finished {
+				reason[ev.ID] = ev.Reason
+			}
+		}
+	}
+	return tokens, reason
 }
