@@ -410,7 +410,7 @@ var benchShapes = [][2]int{{4096, 1024}, {1024, 2048}, {6144, 1024}, {1024, 3072
 // tiles' prefetch of the next segment under the current one, to show what it buys.
 func BenchmarkMatBF16Cold32(b *testing.B) {
 	needBF16(b)
-	for _, shape := range [][2]int{{4096, 1024}, {1024, 3072}, {151936, 1024}} {
+	for _, shape := range [][2]int{{4096, 1024}, {1024, 2048}, {6144, 1024}, {1024, 3072}, {151936, 1024}} {
 		out, in := shape[0], shape[1]
 		r := rand.New(rand.NewPCG(1, 1))
 		copies := max(1, (256<<20)/(2*out*in))

@@ -137,5 +137,5 @@ func matBF16Outer(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 	} else {
 		runOn(workers, work)
 	}
-	tailRows(w, out16, out, in, xs, ys, p, tt.rows)
+	tailRows(w, out16, out, in, xs, ys, p)
 }
