@@ -186,6 +186,7 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 		return nil, fmt.Errorf("the KV cache for batches %v of up to %d tokens each needs %.1f GB, more than the %.1f GB left for it: use smaller batches or a shorter context", o.Batches, perSeq*bs, float64(need)/1e9, float64(o.MemoryLimit)/1e9)
 	}
 	kv := m.NewPagedKV(perSeq*seqs, bs)
+	kv.Prefault() // time what a server runs at once its cache's pages are mapped
 	table := func(seq int) []int32 {
 		t := make([]int32, perSeq)
 		for i := range t {

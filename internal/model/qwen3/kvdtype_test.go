@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/strata-ai/strata/internal/kernels"
@@ -179,5 +180,43 @@ func TestWeightBytesReadNoLogits(t *testing.T) {
 	}
 	if got := m.WeightBytesRead() - before; got != m.WeightBytes() {
 		t.Fatalf("Step read %d bytes, want all %d", got, m.WeightBytes())
+	}
+}
+
+// TestPrefault: a prefaulted cache, float32 or bfloat16, holds zeros and gives the logits a
+// fresh one gives.
+func TestPrefault(t *testing.T) {
+	for _, dt := range []kernels.Precision{kernels.Float32, kernels.BFloat16} {
+		m, err := Load("../../../testdata/models/qwen3-dense-tiny")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.SetKVCacheDType(dt)
+		logits := func(prefault bool) []float32 {
+			// big enough for several pages per layer
+			kv := m.NewPagedKV(512, 4)
+			if prefault {
+				kv.Prefault()
+				for i := range kv.k {
+					if slices.ContainsFunc(kv.k[i], func(v float32) bool { return v != 0 }) || slices.ContainsFunc(kv.v[i], func(v float32) bool { return v != 0 }) {
+						t.Fatalf("%s: layer %d is not all zeros after Prefault", dt, i)
+					}
+				}
+				for i := range kv.k16 {
+					if slices.ContainsFunc(kv.k16[i], func(v uint16) bool { return v != 0 }) || slices.ContainsFunc(kv.v16[i], func(v uint16) bool { return v != 0 }) {
+						t.Fatalf("%s: layer %d is not all zeros after Prefault", dt, i)
+					}
+				}
+			}
+			out, err := m.ForwardBatch(kv, []BatchItem{{Tokens: []int{7, 8, 9, 10, 11}, Table: []int32{0, 100, 300}, WantLogits: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out[0]
+		}
+		if a, b := logits(false), logits(true); !slices.Equal(a, b) {
+			t.Fatalf("%s: a prefaulted cache gives other logits", dt)
+		}
+		m.Close()
 	}
 }
