@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/strata-ai/strata/internal/jsonmode"
+	"github.com/strata-ai/strata/internal/jsonschema"
 	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/kvcache"
 	"github.com/strata-ai/strata/internal/model/qwen3"
@@ -44,6 +45,10 @@ type Request struct {
 	// Choices makes the output exactly one of these strings (vLLM's guided_choice). Like
 	// JSONObject, it needs a byte-level tokenizer.
 	Choices []string
+	// JSONSchema keeps the output a JSON value the schema accepts (vLLM's guided_json and
+	// response_format json_schema), in the form jsonschema describes. Like JSONObject, it
+	// needs a byte-level tokenizer.
+	JSONSchema *jsonschema.Schema
 	// PromptLogprobs reports, with the first token, the log-probability of every prompt token
 	// after the first given those before it, and the top PromptLogprobs alternatives (0: none,
 	// -1: the prompt token's own only). The executor must be an AllLogitsExecutor.
@@ -155,6 +160,14 @@ func (j *jsonObject) allows(b []byte) bool { st := j.s; return st.FeedAll(b) }
 func (j *jsonObject) complete() bool       { return j.s.Done() }
 func (j *jsonObject) final() bool          { return j.s.Done() }
 func (j *jsonObject) feed(b []byte)        { j.s.FeedAll(b) }
+
+// schemaValue keeps the output a JSON value its schema accepts.
+type schemaValue struct{ s jsonschema.State }
+
+func (j *schemaValue) allows(b []byte) bool { st := j.s; return st.FeedAll(b) }
+func (j *schemaValue) complete() bool       { return j.s.Complete() }
+func (j *schemaValue) final() bool          { return j.s.Done() }
+func (j *schemaValue) feed(b []byte)        { j.s.FeedAll(b) }
 
 // choice keeps the output a prefix of one of the strings, complete when it is one.
 type choice struct {
@@ -274,11 +287,17 @@ func (e *Engine) Add(r Request) error {
 	if len(r.StopText) > 0 && e.tok == nil {
 		return fmt.Errorf("request %s: stop strings need a tokenizer", r.ID)
 	}
-	if _, ok := e.tok.(byteDecoder); (r.JSONObject || len(r.Choices) > 0) && !ok {
+	guided := 0
+	for _, on := range []bool{r.JSONObject, len(r.Choices) > 0, r.JSONSchema != nil} {
+		if on {
+			guided++
+		}
+	}
+	if _, ok := e.tok.(byteDecoder); guided > 0 && !ok {
 		return fmt.Errorf("request %s: JSON output and guided choice need a byte-level tokenizer", r.ID)
 	}
-	if r.JSONObject && len(r.Choices) > 0 {
-		return fmt.Errorf("request %s: JSON output and guided choice exclude each other", r.ID)
+	if guided > 1 {
+		return fmt.Errorf("request %s: JSON object, JSON schema and guided choice exclude each other", r.ID)
 	}
 	for _, c := range r.Choices {
 		if c == "" {
@@ -332,6 +351,8 @@ func (e *Engine) Add(r Request) error {
 		a.con = &jsonObject{}
 	case len(r.Choices) > 0:
 		a.con = &choice{options: r.Choices}
+	case r.JSONSchema != nil:
+		a.con = &schemaValue{s: r.JSONSchema.Start()}
 	}
 	for _, id := range r.StopIDs {
 		a.stop[id] = true

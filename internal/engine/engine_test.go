@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/strata-ai/strata/internal/jsonmode"
+	"github.com/strata-ai/strata/internal/jsonschema"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/safetensors"
 	"github.com/strata-ai/strata/internal/sampling"
@@ -492,6 +493,75 @@ func TestJSONObject(t *testing.T) {
 	}
 	if complete == 0 {
 		t.Fatal("no sample finished its object: the test checks no whole object")
+	}
+}
+
+// TestJSONSchema: sampled output under a JSON schema is always a prefix the schema's State
+// accepts, and the samples that stop are whole values: JSON with the required keys and the
+// declared types.
+func TestJSONSchema(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := jsonschema.Compile([]byte(`{"type": "object", "properties": {
+		"name": {"type": "string", "maxLength": 4},
+		"ok": {"type": "boolean"},
+		"tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2},
+		"n": {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+	}, "required": ["name", "ok"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetTokenizer(tk)
+	if err := e.Add(Request{ID: "both", Prompt: g.Prompts[0], MaxTokens: 4, Sampling: sampling.Params{TopP: 1}, JSONSchema: schema, JSONObject: true}); err == nil {
+		t.Fatal("a JSON schema and JSON object mode together accepted")
+	}
+	const n = 12
+	for i := range n {
+		r := Request{ID: fmt.Sprint(i), Prompt: g.Prompts[i%len(g.Prompts)], MaxTokens: 60, StopIDs: []int{0},
+			Sampling: sampling.Params{Temperature: 1, TopP: 1, Seed: uint64(i)}, JSONSchema: schema}
+		if err := e.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, reason := drain(t, e)
+	complete := 0
+	for i := range n {
+		id := fmt.Sprint(i)
+		toks := out[id]
+		if reason[id] == "stop" {
+			toks = toks[:len(toks)-1]
+		}
+		text, err := tk.Decode(toks, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := schema.Start()
+		if !st.FeedAll([]byte(text)) {
+			t.Fatalf("%s: %q is not the start of a value the schema accepts", id, text)
+		}
+		if reason[id] != "stop" {
+			continue
+		}
+		var v struct {
+			Name *string
+			OK   *bool `json:"ok"`
+			Tags []string
+			N    *int
+		}
+		if !st.Done() || json.Unmarshal([]byte(text), &v) != nil || v.Name == nil || v.OK == nil || len([]rune(*v.Name)) > 4 || len(v.Tags) > 2 {
+			t.Fatalf("%s: stopped on %q, not a whole value of the schema", id, text)
+		}
+		complete++
+	}
+	if complete == 0 {
+		t.Fatal("no sample finished its value: the test checks no whole one")
 	}
 }
 

@@ -1,0 +1,537 @@
+package jsonschema
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+var testSchemas = map[string]string{
+	"pydantic": `{
+		"$defs": {
+			"Color": {"enum": ["red", "green", "blue"], "title": "Color", "type": "string"},
+			"Point": {"properties": {"x": {"type": "number"}, "y": {"type": "number"}}, "required": ["x", "y"], "title": "Point", "type": "object"}
+		},
+		"properties": {
+			"name": {"title": "Name", "type": "string", "minLength": 1, "maxLength": 12},
+			"age": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": null},
+			"color": {"$ref": "#/$defs/Color"},
+			"tags": {"items": {"type": "string", "maxLength": 5}, "type": "array", "maxItems": 3},
+			"path": {"items": {"$ref": "#/$defs/Point"}, "type": "array", "minItems": 1},
+			"ok": {"type": "boolean"},
+			"extra": {"type": "object"},
+			"kind": {"const": "v1"}
+		},
+		"required": ["name", "color", "path", "kind"],
+		"title": "Thing", "type": "object"
+	}`,
+	"nested-arrays": `{"type": "array", "items": {"type": "array", "items": {"type": ["integer", "string"]}, "maxItems": 4}, "minItems": 2, "maxItems": 3}`,
+	"root-number":   `{"type": "number"}`,
+	"root-enum":     `{"enum": [1, 12, 123, "a b", "a", null, {"k": [1, true]}]}`,
+	"all-optional":  `{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": ["number", "null"]}}}`,
+	"unicode":       `{"type": "object", "properties": {"ключ": {"type": "string", "minLength": 2, "maxLength": 3}, "<&>": {"type": "null"}}, "required": ["ключ", "<&>"]}`,
+}
+
+// validate checks v (decoded with UseNumber) against schema s (decoded the same way) as JSON
+// Schema defines the keywords Compile supports: the reference the automaton is tested against.
+func validate(root, s map[string]any, v any) error {
+	if ref, ok := s["$ref"].(string); ok {
+		parts := strings.Split(strings.TrimPrefix(ref, "#/"), "/")
+		return validate(root, root[parts[0]].(map[string]any)[parts[1]].(map[string]any), v)
+	}
+	if c, ok := s["const"]; ok && !jsonEqual(c, v) {
+		return fmt.Errorf("%v is not the const %v", v, c)
+	}
+	if e, ok := s["enum"].([]any); ok {
+		found := false
+		for _, x := range e {
+			found = found || jsonEqual(x, v)
+		}
+		if !found {
+			return fmt.Errorf("%v is not in the enum", v)
+		}
+	}
+	for _, k := range []string{"anyOf", "oneOf"} {
+		if alts, ok := s[k].([]any); ok {
+			matched := 0
+			for _, a := range alts {
+				if validate(root, a.(map[string]any), v) == nil {
+					matched++
+				}
+			}
+			if matched == 0 || k == "oneOf" && matched > 1 {
+				return fmt.Errorf("%v matches %d of %s", v, matched, k)
+			}
+		}
+	}
+	if t, ok := s["type"]; ok {
+		types := []any{t}
+		if ts, ok := t.([]any); ok {
+			types = ts
+		}
+		okType := false
+		for _, tt := range types {
+			okType = okType || hasType(tt.(string), v)
+		}
+		if !okType {
+			return fmt.Errorf("%v is not of type %v", v, t)
+		}
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		props, _ := s["properties"].(map[string]any)
+		for k, pv := range v {
+			if ps, ok := props[k]; ok {
+				if err := validate(root, ps.(map[string]any), pv); err != nil {
+					return fmt.Errorf("%s: %w", k, err)
+				}
+			}
+		}
+		if req, ok := s["required"].([]any); ok {
+			for _, r := range req {
+				if _, ok := v[r.(string)]; !ok {
+					return fmt.Errorf("%q is missing", r)
+				}
+			}
+		}
+	case []any:
+		if it, ok := s["items"].(map[string]any); ok {
+			for i, x := range v {
+				if err := validate(root, it, x); err != nil {
+					return fmt.Errorf("item %d: %w", i, err)
+				}
+			}
+		}
+		if m, ok := s["minItems"].(json.Number); ok && int64(len(v)) < must(m.Int64()) {
+			return fmt.Errorf("%d items, under minItems", len(v))
+		}
+		if m, ok := s["maxItems"].(json.Number); ok && int64(len(v)) > must(m.Int64()) {
+			return fmt.Errorf("%d items, over maxItems", len(v))
+		}
+	case string:
+		n := int64(utf8.RuneCountInString(v))
+		if m, ok := s["minLength"].(json.Number); ok && n < must(m.Int64()) {
+			return fmt.Errorf("%q under minLength", v)
+		}
+		if m, ok := s["maxLength"].(json.Number); ok && n > must(m.Int64()) {
+			return fmt.Errorf("%q over maxLength", v)
+		}
+	}
+	return nil
+}
+
+func must(i int64, err error) int64 {
+	if err != nil {
+		panic(err)
+	}
+	return i
+}
+
+func hasType(t string, v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		return t == "object"
+	case []any:
+		return t == "array"
+	case string:
+		return t == "string"
+	case bool:
+		return t == "boolean"
+	case nil:
+		return t == "null"
+	case json.Number:
+		if t == "number" {
+			return true
+		}
+		_, err := v.Int64()
+		return t == "integer" && err == nil
+	}
+	return false
+}
+
+func jsonEqual(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	if bytes.Equal(x, y) {
+		return true
+	}
+	// numbers: 1 and 1.0 are equal in JSON Schema
+	if na, ok := a.(json.Number); ok {
+		if nb, ok := b.(json.Number); ok {
+			fa, _ := na.Float64()
+			fb, _ := nb.Float64()
+			return fa == fb
+		}
+	}
+	return false
+}
+
+func decodeAny(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	if d.More() {
+		return nil, fmt.Errorf("more after the value")
+	}
+	return v, nil
+}
+
+// gen writes a random value that node i of s accepts, in the form a State generates.
+func gen(r *rand.Rand, s *Schema, i int, b *bytes.Buffer) {
+	ws := func() {
+		for range r.IntN(3) {
+			b.WriteByte(" \n\t"[r.IntN(3)])
+		}
+	}
+	n := &s.nodes[i]
+	switch n.kind {
+	case kObject:
+		b.WriteByte('{')
+		ws()
+		first := true
+		for j, p := range n.props {
+			if n.required&(1<<j) == 0 && r.IntN(2) == 0 {
+				continue
+			}
+			if !first {
+				b.WriteByte(',')
+				ws()
+			}
+			first = false
+			b.Write(p.key)
+			ws()
+			b.WriteByte(':')
+			ws()
+			gen(r, s, p.node, b)
+			ws()
+		}
+		b.WriteByte('}')
+	case kAnyObject:
+		b.WriteString([]string{`{}`, `{"a": [1, {"b": null}], "c": "d"}`, `{ "x" : -0.5e3 }`}[r.IntN(3)])
+	case kArray:
+		hi := n.minItems + 3
+		if n.maxItems >= 0 {
+			hi = min(hi, n.maxItems)
+		}
+		k := n.minItems + r.IntN(hi-n.minItems+1)
+		b.WriteByte('[')
+		ws()
+		for j := range k {
+			if j > 0 {
+				b.WriteByte(',')
+				ws()
+			}
+			gen(r, s, n.items, b)
+			ws()
+		}
+		b.WriteByte(']')
+	case kString:
+		hi := n.minLen + 4
+		if n.maxLen >= 0 {
+			hi = min(hi, n.maxLen)
+		}
+		k := n.minLen + r.IntN(hi-n.minLen+1)
+		b.WriteByte('"')
+		for range k {
+			b.WriteString([]string{"a", "Z", " ", `\"`, `\\`, `\n`, `\u00e9`, "é", "中", "😀", `\ud83d\ude00`, "/"}[r.IntN(12)])
+		}
+		b.WriteByte('"')
+	case kNumber, kInteger:
+		if r.IntN(3) == 0 {
+			b.WriteByte('-')
+		}
+		if r.IntN(4) == 0 {
+			b.WriteByte('0')
+		} else {
+			fmt.Fprint(b, 1+r.IntN(9999))
+		}
+		if n.kind == kNumber && r.IntN(2) == 0 {
+			fmt.Fprintf(b, ".%d", r.IntN(1000))
+		}
+		if n.kind == kNumber && r.IntN(3) == 0 {
+			fmt.Fprintf(b, "e%s%d", []string{"", "+", "-"}[r.IntN(3)], r.IntN(20))
+		}
+	case kLiterals:
+		b.Write(n.lits[r.IntN(len(n.lits))])
+	case kUnion:
+		var alts []int
+		for _, a := range n.alts {
+			if a >= 0 {
+				alts = append(alts, int(a))
+			}
+		}
+		gen(r, s, alts[r.IntN(len(alts))], b)
+	}
+}
+
+// TestGeneratedValuesAccepted: values in the generated form are accepted byte by byte, end
+// complete, and are valid against the schema by the reference validator.
+func TestGeneratedValuesAccepted(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for name, src := range testSchemas {
+		t.Run(name, func(t *testing.T) {
+			s, err := Compile([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := decodeAny([]byte(src))
+			for range 400 {
+				var b bytes.Buffer
+				gen(r, s, s.root, &b)
+				st := s.Start()
+				for i, c := range b.Bytes() {
+					if !st.Feed(c) {
+						t.Fatalf("refused byte %d (%q) of %s", i, c, b.String())
+					}
+				}
+				if !st.Complete() {
+					t.Fatalf("%s: not complete at its end", b.String())
+				}
+				v, err := decodeAny(b.Bytes())
+				if err != nil {
+					t.Fatalf("%s: not JSON: %v", b.String(), err)
+				}
+				if err := validate(raw.(map[string]any), raw.(map[string]any), v); err != nil {
+					t.Fatalf("%s: the reference refuses it: %v", b.String(), err)
+				}
+			}
+		})
+	}
+}
+
+// TestAcceptedIsValid mutates generated values a byte at a time: whatever the State accepts
+// as complete must be JSON that the schema accepts, and every prefix it accepts must still
+// have a completion the State accepts (it never leads the model into a dead end).
+func TestAcceptedIsValid(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []byte(`{}[]":,0123456789-+.eE tfnrulsax\é` + "\n")
+	for name, src := range testSchemas {
+		t.Run(name, func(t *testing.T) {
+			s, err := Compile([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := decodeAny([]byte(src))
+			accepted := 0
+			for range 3000 {
+				var b bytes.Buffer
+				gen(r, s, s.root, &b)
+				doc := b.Bytes()
+				for range 1 + r.IntN(3) {
+					p := r.IntN(len(doc) + 1)
+					switch r.IntN(3) {
+					case 0:
+						doc = append(doc[:p:p], append([]byte{alphabet[r.IntN(len(alphabet))]}, doc[p:]...)...)
+					case 1:
+						if p < len(doc) {
+							doc = append(doc[:p:p], doc[p+1:]...)
+						}
+					case 2:
+						if p < len(doc) {
+							doc[p] = alphabet[r.IntN(len(alphabet))]
+						}
+					}
+				}
+				st := s.Start()
+				if !st.FeedAll(doc) || !st.Complete() {
+					continue
+				}
+				accepted++
+				v, err := decodeAny(doc)
+				if err != nil {
+					t.Fatalf("accepted %q, which is not JSON: %v", doc, err)
+				}
+				if err := validate(raw.(map[string]any), raw.(map[string]any), v); err != nil {
+					t.Fatalf("accepted %q, which the schema refuses: %v", doc, err)
+				}
+			}
+			if accepted == 0 {
+				t.Fatal("no mutation was accepted: the test checks nothing")
+			}
+		})
+	}
+}
+
+// TestNoDeadEnds: from every state a generated value passes through, some byte continues,
+// unless the value may end there: a model held to the schema always has a way on.
+func TestNoDeadEnds(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for name, src := range testSchemas {
+		s, err := Compile([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 200 {
+			var b bytes.Buffer
+			gen(r, s, s.root, &b)
+			st := s.Start()
+			for _, c := range b.Bytes() {
+				if !st.Complete() {
+					ok := false
+					for x := range 256 {
+						try := st
+						if try.Feed(byte(x)) {
+							ok = true
+							break
+						}
+					}
+					if !ok {
+						t.Fatalf("%s: no byte continues after a prefix of %s", name, b.String())
+					}
+				}
+				st.Feed(c)
+			}
+		}
+	}
+}
+
+// TestRandomWalksNeverStick walks from the start on random bytes the State accepts: at every
+// step some byte must continue the text, unless the value may end there, so a model held to
+// the schema can never be left with no token to draw.
+func TestRandomWalksNeverStick(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for name, src := range testSchemas {
+		s, err := Compile([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 300 {
+			st := s.Start()
+			var text []byte
+			for range 300 {
+				var next []byte
+				for x := range 256 {
+					try := st
+					if try.Feed(byte(x)) {
+						next = append(next, byte(x))
+					}
+				}
+				if len(next) == 0 {
+					if !st.Complete() {
+						t.Fatalf("%s: no byte continues %q", name, text)
+					}
+					break
+				}
+				c := next[r.IntN(len(next))]
+				st.Feed(c)
+				text = append(text, c)
+			}
+		}
+	}
+}
+
+func TestRootNumberAndLiterals(t *testing.T) {
+	for _, c := range []struct {
+		schema, text   string
+		complete, done bool
+	}{
+		{`{"type": "number"}`, "12", true, false},
+		{`{"type": "number"}`, "12.", false, false},
+		{`{"type": "integer"}`, "-0", true, false},
+		{`{"enum": [1, 12]}`, "1", true, false},
+		{`{"enum": [1, 12]}`, "12", true, true},
+		{`{"enum": ["a", "ab"]}`, `"a"`, true, true},
+		{`{"type": "boolean"}`, "fals", false, false},
+		{`{"type": "boolean"}`, "false", true, true},
+		{`{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}`, `{"a": 5}`, true, true},
+		{`{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}`, `{"a": 5`, false, false},
+	} {
+		s, err := Compile([]byte(c.schema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := s.Start()
+		if !st.FeedAll([]byte(c.text)) {
+			t.Fatalf("%s refused %q", c.schema, c.text)
+		}
+		if st.Complete() != c.complete || st.Done() != c.done {
+			t.Fatalf("%s after %q: complete %v done %v, want %v %v", c.schema, c.text, st.Complete(), st.Done(), c.complete, c.done)
+		}
+	}
+	for _, c := range []struct{ schema, text string }{
+		{`{"type": "integer"}`, "1.5"},
+		{`{"type": "integer"}`, "1e3"},
+		{`{"type": "number"}`, "01"},
+		{`{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}`, `{"b": 1, "a": 2}`},
+		{`{"type": "object", "properties": {"a": {"type": "integer"}}}`, `{"z": 1}`},
+		{`{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}`, `{}`},
+		{`{"type": "array", "items": {"type": "null"}, "maxItems": 1}`, `[null, null]`},
+		{`{"type": "array", "items": {"type": "null"}, "minItems": 2}`, `[null]`},
+		{`{"type": "string", "maxLength": 2}`, `"abc"`},
+		{`{"type": "string", "minLength": 2}`, `"😀"`},
+		{`{"type": "string", "minLength": 2}`, `"\ud83d\ude00"`},
+		{`{"type": "string"}`, "\"a\nb\""},
+		{`{"type": "number"}`, "1 "},
+	} {
+		s, err := Compile([]byte(c.schema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := s.Start()
+		if st.FeedAll([]byte(c.text)) && st.Complete() {
+			t.Fatalf("%s accepted %q", c.schema, c.text)
+		}
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	for _, c := range []struct{ schema, want string }{
+		{`{"type": "string", "pattern": "^a"}`, `"pattern" is not supported`},
+		{`{"type": "string", "format": "date-time"}`, `"format" is not supported`},
+		{`{"type": "integer", "minimum": 0}`, `"minimum" is not supported`},
+		{`{"properties": {"a": {"type": "string"}}}`, `without "type"`},
+		{`{"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}}}}`, "recursive"},
+		{`{"anyOf": [{"type": "integer"}, {"type": "number"}]}`, "two alternatives"},
+		{`{"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]}`, `"b" is not among`},
+		{`{"type": "array"}`, `without "items"`},
+		{`{"type": "array", "items": {"type": "null"}, "minItems": 3, "maxItems": 2}`, "below minItems"},
+		{`{"type": "strin"}`, `unknown type "strin"`},
+		{`{"$ref": "#/$defs/Nope"}`, "does not name"},
+		{`[1]`, "not a JSON object"},
+		{`{"type": "string"`, "not JSON"},
+		{`{"type": "string", "maxLength": -1}`, "maxLength"},
+		{`{"type": "number", "items": {"type": "null"}}`, "applies to array"},
+		{strings.Repeat(`{"type": "array", "items": `, 17) + `{"type": "null"}` + strings.Repeat(`}`, 17), "nests 18"},
+	} {
+		_, err := Compile([]byte(c.schema))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Compile(%s) = %v, want an error containing %q", c.schema, err, c.want)
+		}
+	}
+}
+
+// BenchmarkVocabularyMask is one step of masking a 150k-token vocabulary inside a string
+// value, where most tokens are allowed.
+func BenchmarkVocabularyMask(b *testing.B) {
+	s, err := Compile([]byte(testSchemas["pydantic"]))
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := s.Start()
+	st.FeedAll([]byte(`{"name": "ab`))
+	r := rand.New(rand.NewPCG(1, 1))
+	vocab := make([][]byte, 150000)
+	for i := range vocab {
+		t := make([]byte, 1+r.IntN(8))
+		for j := range t {
+			t[j] = byte(32 + r.IntN(95))
+		}
+		vocab[i] = t
+	}
+	for b.Loop() {
+		n := 0
+		for _, t := range vocab {
+			try := st
+			if try.FeedAll(t) {
+				n++
+			}
+		}
+	}
+}

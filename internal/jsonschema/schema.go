@@ -1,0 +1,547 @@
+// Package jsonschema keeps generated text a JSON value that a JSON schema accepts, byte by
+// byte: vLLM's response_format {"type": "json_schema"} and guided_json. Compile takes a
+// schema; a State says whether a byte can extend the text toward a value the schema
+// accepts, so a sampler can mask every token whose bytes cannot.
+//
+// What is generated is a subset of what the schema accepts, the one structured-output
+// engines generate: an object's properties in the schema's order, only the declared ones
+// (required ones always, optional ones or not), enum and const values in compact JSON.
+// Keywords that constrain values in ways a State does not follow (pattern, format, minimum,
+// ...) are refused by Compile, by name, rather than ignored: the output would break them.
+package jsonschema
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// MaxDepth is the deepest nesting of schema objects and arrays a State follows.
+const MaxDepth = 16
+
+// MaxSpaces is the longest run of whitespace between JSON tokens a State accepts: a model
+// that keeps choosing whitespace would otherwise never finish.
+const MaxSpaces = 4
+
+// maxProps and maxLiterals bound an object's properties and an enum's values: a State keeps
+// its candidates in a 64-bit mask.
+const maxProps, maxLiterals = 64, 64
+
+type kind uint8
+
+const (
+	kObject    kind = iota // declared properties in order
+	kAnyObject             // any JSON object (type object without properties)
+	kArray
+	kString
+	kNumber
+	kInteger
+	kLiterals // enum, const, boolean, null: one of a few JSON texts
+	kUnion    // alternatives told apart by their first byte
+)
+
+type prop struct {
+	key  []byte // the JSON-encoded name, quotes included
+	node int
+}
+
+type node struct {
+	kind     kind
+	props    []prop
+	required uint64 // bit i: props[i] is required
+	items    int    // array: the items' node
+	minItems int
+	maxItems int // -1: no limit
+	minLen   int // string: characters
+	maxLen   int // -1: no limit
+	lits     [][]byte
+	alts     [256]int16 // union: node by first byte, -1 none (only for kUnion)
+}
+
+// Schema is a compiled schema; it is read-only and may be shared by many States.
+type Schema struct {
+	nodes []node
+	root  int
+}
+
+// annotations are keywords that describe without constraining.
+var annotations = map[string]bool{
+	"$schema": true, "$id": true, "$comment": true, "title": true, "description": true,
+	"default": true, "examples": true, "deprecated": true, "readOnly": true, "writeOnly": true,
+	"$defs": true, "definitions": true,
+	// they apply only to properties a State never generates
+	"additionalProperties": true, "patternProperties": true, "propertyNames": true,
+	"unevaluatedProperties": true, "strict": true,
+}
+
+// obj is a JSON object that keeps its keys' order: properties are generated in it.
+type obj struct {
+	keys []string
+	m    map[string]any
+}
+
+// compact writes v (from decode) as compact JSON, keys in order and without Go's HTML
+// escaping, which a model would not write.
+func compact(b *bytes.Buffer, v any) {
+	switch v := v.(type) {
+	case *obj:
+		b.WriteByte('{')
+		for i, k := range v.keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			compact(b, k)
+			b.WriteByte(':')
+			compact(b, v.m[k])
+		}
+		b.WriteByte('}')
+	case []any:
+		b.WriteByte('[')
+		for i, x := range v {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			compact(b, x)
+		}
+		b.WriteByte(']')
+	case string:
+		e := json.NewEncoder(b)
+		e.SetEscapeHTML(false)
+		e.Encode(v)
+		b.Truncate(b.Len() - 1) // Encode's newline
+	case json.Number:
+		b.WriteString(v.String())
+	case bool:
+		fmt.Fprint(b, v)
+	case nil:
+		b.WriteString("null")
+	}
+}
+
+func compactBytes(v any) []byte {
+	var b bytes.Buffer
+	compact(&b, v)
+	return b.Bytes()
+}
+
+// decode reads one JSON value with objects as *obj and numbers as json.Number.
+func decode(d *json.Decoder) (any, error) {
+	t, err := d.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t {
+	case json.Delim('{'):
+		o := &obj{m: map[string]any{}}
+		for d.More() {
+			kt, err := d.Token()
+			if err != nil {
+				return nil, err
+			}
+			k := kt.(string)
+			v, err := decode(d)
+			if err != nil {
+				return nil, err
+			}
+			if _, dup := o.m[k]; dup {
+				return nil, fmt.Errorf("the key %q appears twice in one object", k)
+			}
+			o.keys = append(o.keys, k)
+			o.m[k] = v
+		}
+		_, err := d.Token()
+		return o, err
+	case json.Delim('['):
+		a := []any{}
+		for d.More() {
+			v, err := decode(d)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err := d.Token()
+		return a, err
+	}
+	return t, nil
+}
+
+type compiler struct {
+	s       *Schema
+	root    *obj
+	visited map[string]bool // $refs being expanded, to refuse recursion
+}
+
+// Compile checks a JSON schema and compiles it. Its errors say which keyword, at which
+// path, is not supported.
+func Compile(raw []byte) (*Schema, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	v, err := decode(d)
+	if err != nil {
+		return nil, fmt.Errorf("the schema is not JSON: %w", err)
+	}
+	if _, err := d.Token(); err == nil {
+		return nil, fmt.Errorf("the schema is followed by more JSON")
+	}
+	m, ok := v.(*obj)
+	if !ok {
+		return nil, fmt.Errorf("the schema is not a JSON object")
+	}
+	c := &compiler{s: &Schema{}, root: m, visited: map[string]bool{}}
+	root, err := c.node(m, "#")
+	if err != nil {
+		return nil, err
+	}
+	c.s.root = root
+	if d := c.s.depth(root); d > MaxDepth {
+		return nil, fmt.Errorf("the schema nests %d objects and arrays, at most %d are supported", d, MaxDepth)
+	}
+	if len(c.s.nodes) > 1<<15 {
+		return nil, fmt.Errorf("the schema has %d parts, at most %d are supported", len(c.s.nodes), 1<<15)
+	}
+	return c.s, nil
+}
+
+func (c *compiler) add(n node) int {
+	c.s.nodes = append(c.s.nodes, n)
+	return len(c.s.nodes) - 1
+}
+
+func (c *compiler) node(o *obj, path string) (int, error) {
+	m := o.m
+	if ref, ok := m["$ref"]; ok {
+		return c.ref(ref, o, path)
+	}
+	for _, k := range o.keys {
+		switch k {
+		case "type", "properties", "required", "items", "minItems", "maxItems", "enum",
+			"const", "anyOf", "oneOf", "minLength", "maxLength", "$ref":
+		default:
+			if !annotations[k] {
+				return 0, fmt.Errorf("%s: the keyword %q is not supported (supported: type, properties, required, items, minItems, maxItems, enum, const, anyOf, oneOf, minLength, maxLength, $ref to $defs)", path, k)
+			}
+		}
+	}
+	if v, ok := m["const"]; ok {
+		return c.literals([]any{v}, path+"/const")
+	}
+	if v, ok := m["enum"]; ok {
+		vs, ok := v.([]any)
+		if !ok || len(vs) == 0 {
+			return 0, fmt.Errorf("%s/enum: want a non-empty array", path)
+		}
+		return c.literals(vs, path+"/enum")
+	}
+	for _, key := range []string{"anyOf", "oneOf"} {
+		if v, ok := m[key]; ok {
+			vs, ok := v.([]any)
+			if !ok || len(vs) == 0 {
+				return 0, fmt.Errorf("%s/%s: want a non-empty array of schemas", path, key)
+			}
+			var alts []int
+			for i, a := range vs {
+				am, ok := a.(*obj)
+				if !ok {
+					return 0, fmt.Errorf("%s/%s/%d: want a schema object", path, key, i)
+				}
+				n, err := c.node(am, fmt.Sprintf("%s/%s/%d", path, key, i))
+				if err != nil {
+					return 0, err
+				}
+				alts = append(alts, n)
+			}
+			return c.union(alts, path+"/"+key)
+		}
+	}
+	t, ok := m["type"]
+	if !ok {
+		return 0, fmt.Errorf("%s: a schema without \"type\" (or enum, const, anyOf) accepts any value, which is not supported: give its type", path)
+	}
+	if ts, ok := t.([]any); ok { // ["string", "null"]
+		var alts []int
+		for i, tv := range ts {
+			s, ok := tv.(string)
+			if !ok {
+				return 0, fmt.Errorf("%s/type/%d: want a type name", path, i)
+			}
+			sub := &obj{keys: o.keys, m: map[string]any{}}
+			for k, v := range m {
+				sub.m[k] = v
+			}
+			sub.m["type"] = s
+			n, err := c.node(sub, path)
+			if err != nil {
+				return 0, err
+			}
+			alts = append(alts, n)
+		}
+		return c.union(alts, path+"/type")
+	}
+	ts, ok := t.(string)
+	if !ok {
+		return 0, fmt.Errorf("%s/type: want a type name or an array of them", path)
+	}
+	onlyFor := func(kw string, types ...string) error {
+		if _, ok := m[kw]; ok && !contains(types, ts) {
+			return fmt.Errorf("%s/%s: applies to %s, not to type %q", path, kw, strings.Join(types, " or "), ts)
+		}
+		return nil
+	}
+	for _, kw := range []struct {
+		k string
+		t []string
+	}{{"properties", []string{"object"}}, {"required", []string{"object"}}, {"items", []string{"array"}},
+		{"minItems", []string{"array"}}, {"maxItems", []string{"array"}}, {"minLength", []string{"string"}}, {"maxLength", []string{"string"}}} {
+		if err := onlyFor(kw.k, kw.t...); err != nil {
+			return 0, err
+		}
+	}
+	switch ts {
+	case "object":
+		return c.object(o, path)
+	case "array":
+		return c.array(m, path)
+	case "string":
+		n := node{kind: kString, maxLen: -1}
+		var err error
+		if n.minLen, err = count(m, "minLength", 0, path); err != nil {
+			return 0, err
+		}
+		if n.maxLen, err = count(m, "maxLength", -1, path); err != nil {
+			return 0, err
+		}
+		if n.maxLen >= 0 && n.maxLen < n.minLen {
+			return 0, fmt.Errorf("%s: maxLength %d is below minLength %d", path, n.maxLen, n.minLen)
+		}
+		return c.add(n), nil
+	case "number":
+		return c.add(node{kind: kNumber}), nil
+	case "integer":
+		return c.add(node{kind: kInteger}), nil
+	case "boolean":
+		return c.literals([]any{true, false}, path)
+	case "null":
+		return c.literals([]any{nil}, path)
+	}
+	return 0, fmt.Errorf("%s/type: unknown type %q", path, ts)
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// count reads a non-negative whole-number keyword, def when absent.
+func count(m map[string]any, k string, def int, path string) (int, error) {
+	v, ok := m[k]
+	if !ok {
+		return def, nil
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("%s/%s: want a whole number", path, k)
+	}
+	i, err := n.Int64()
+	if err != nil || i < 0 || i > 1<<20 {
+		return 0, fmt.Errorf("%s/%s: want a whole number from 0 to %d, not %s", path, k, 1<<20, n)
+	}
+	return int(i), nil
+}
+
+func (c *compiler) ref(ref any, o *obj, path string) (int, error) {
+	for _, k := range o.keys {
+		if k != "$ref" && !annotations[k] {
+			return 0, fmt.Errorf("%s: %q beside $ref is not supported", path, k)
+		}
+	}
+	s, ok := ref.(string)
+	if !ok {
+		return 0, fmt.Errorf("%s/$ref: want a string", path)
+	}
+	var target any
+	for _, prefix := range []string{"#/$defs/", "#/definitions/"} {
+		if name, ok := strings.CutPrefix(s, prefix); ok {
+			if defs, ok := c.root.m[strings.Trim(prefix[1:], "/")].(*obj); ok {
+				target = defs.m[name]
+			}
+		}
+	}
+	if s == "#" {
+		target = c.root
+	}
+	tm, ok := target.(*obj)
+	if !ok {
+		return 0, fmt.Errorf("%s/$ref: %q does not name a schema under #/$defs or #/definitions", path, s)
+	}
+	if c.visited[s] {
+		return 0, fmt.Errorf("%s/$ref: %q refers to itself: recursive schemas are not supported", path, s)
+	}
+	c.visited[s] = true
+	defer delete(c.visited, s)
+	return c.node(tm, s)
+}
+
+func (c *compiler) object(o *obj, path string) (int, error) {
+	m := o.m
+	ps, hasProps := m["properties"]
+	if !hasProps {
+		if _, ok := m["required"]; ok {
+			return 0, fmt.Errorf("%s/required: needs properties", path)
+		}
+		return c.add(node{kind: kAnyObject}), nil
+	}
+	po, ok := ps.(*obj)
+	if !ok {
+		return 0, fmt.Errorf("%s/properties: want an object of schemas", path)
+	}
+	pm := po.m
+	if len(po.keys) > maxProps {
+		return 0, fmt.Errorf("%s/properties: %d properties, at most %d are supported", path, len(po.keys), maxProps)
+	}
+	names := po.keys
+	req := map[string]bool{}
+	if r, ok := m["required"]; ok {
+		rs, ok := r.([]any)
+		if !ok {
+			return 0, fmt.Errorf("%s/required: want an array of property names", path)
+		}
+		for _, x := range rs {
+			s, ok := x.(string)
+			if !ok {
+				return 0, fmt.Errorf("%s/required: want an array of property names", path)
+			}
+			if _, ok := pm[s]; !ok {
+				return 0, fmt.Errorf("%s/required: %q is not among the properties", path, s)
+			}
+			req[s] = true
+		}
+	}
+	n := node{kind: kObject}
+	for i, name := range names {
+		sub, ok := pm[name].(*obj)
+		if !ok {
+			return 0, fmt.Errorf("%s/properties/%s: want a schema object", path, name)
+		}
+		child, err := c.node(sub, path+"/properties/"+name)
+		if err != nil {
+			return 0, err
+		}
+		n.props = append(n.props, prop{key: compactBytes(name), node: child})
+		if req[name] {
+			n.required |= 1 << i
+		}
+	}
+	return c.add(n), nil
+}
+
+func (c *compiler) array(m map[string]any, path string) (int, error) {
+	it, ok := m["items"]
+	if !ok {
+		return 0, fmt.Errorf("%s: an array without \"items\" may hold any value, which is not supported: give its items' schema", path)
+	}
+	im, ok := it.(*obj)
+	if !ok {
+		return 0, fmt.Errorf("%s/items: want one schema object (tuples are not supported)", path)
+	}
+	items, err := c.node(im, path+"/items")
+	if err != nil {
+		return 0, err
+	}
+	n := node{kind: kArray, items: items}
+	if n.minItems, err = count(m, "minItems", 0, path); err != nil {
+		return 0, err
+	}
+	if n.maxItems, err = count(m, "maxItems", -1, path); err != nil {
+		return 0, err
+	}
+	if n.maxItems >= 0 && n.maxItems < n.minItems {
+		return 0, fmt.Errorf("%s: maxItems %d is below minItems %d", path, n.maxItems, n.minItems)
+	}
+	return c.add(n), nil
+}
+
+func (c *compiler) literals(vs []any, path string) (int, error) {
+	if len(vs) > maxLiterals {
+		return 0, fmt.Errorf("%s: %d values, at most %d are supported", path, len(vs), maxLiterals)
+	}
+	n := node{kind: kLiterals}
+	for _, v := range vs {
+		n.lits = append(n.lits, compactBytes(v))
+	}
+	return c.add(n), nil
+}
+
+// union makes alternatives that start with different bytes one node.
+func (c *compiler) union(alts []int, path string) (int, error) {
+	n := node{kind: kUnion}
+	for i := range n.alts {
+		n.alts[i] = -1
+	}
+	for _, a := range alts {
+		for b := range 256 {
+			if !c.s.startsWith(a, byte(b)) {
+				continue
+			}
+			if n.alts[b] >= 0 && int(n.alts[b]) != a {
+				return 0, fmt.Errorf("%s: two alternatives can both start with %q: only alternatives of different types are supported", path, string(rune(b)))
+			}
+			n.alts[b] = int16(a)
+		}
+	}
+	return c.add(n), nil
+}
+
+// depth is how many frames a value of node i can stack up.
+func (s *Schema) depth(i int) int {
+	n := &s.nodes[i]
+	switch n.kind {
+	case kObject:
+		d := 0
+		for _, p := range n.props {
+			d = max(d, s.depth(p.node))
+		}
+		return 1 + d
+	case kArray:
+		return 1 + s.depth(n.items)
+	case kUnion:
+		d, seen := 0, map[int16]bool{}
+		for _, a := range n.alts {
+			if a >= 0 && !seen[a] {
+				seen[a] = true
+				d = max(d, s.depth(int(a)))
+			}
+		}
+		return d
+	}
+	return 1
+}
+
+// startsWith says whether a value of node i can start with byte b.
+func (s *Schema) startsWith(i int, b byte) bool {
+	n := &s.nodes[i]
+	switch n.kind {
+	case kObject, kAnyObject:
+		return b == '{'
+	case kArray:
+		return b == '['
+	case kString:
+		return b == '"'
+	case kNumber, kInteger:
+		return b == '-' || b >= '0' && b <= '9'
+	case kLiterals:
+		for _, l := range n.lits {
+			if l[0] == b {
+				return true
+			}
+		}
+	case kUnion:
+		return n.alts[b] >= 0
+	}
+	return false
+}
