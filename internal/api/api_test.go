@@ -29,6 +29,7 @@ import (
 	"github.com/strata-ai/strata/internal/demo"
 	"github.com/strata-ai/strata/internal/engine"
 	"github.com/strata-ai/strata/internal/jsonmode"
+	"github.com/strata-ai/strata/internal/jsonschema"
 	"github.com/strata-ai/strata/internal/model/qwen3"
 	"github.com/strata-ai/strata/internal/serve"
 	"github.com/strata-ai/strata/internal/tokenizer"
@@ -475,7 +476,10 @@ func TestMalformedRequests(t *testing.T) {
 		`{"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{bad"}}]}]}`,
 		// vLLM parameters strata refuses rather than ignores, and bad values of those it takes
 		`{"prompt": "x", "prompt_logprobs": 50}`, `{"prompt": "x", "prompt_logprobs": 1, "stream": true}`, `{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {}}}`, `{"prompt": "x", "response_format": 5}`,
-		`{"prompt": "x", "guided_json": {"type": "object"}}`, `{"prompt": "x", "guided_choice": []}`, `{"prompt": "x", "guided_choice": ["a", ""]}`, `{"prompt": "x", "guided_choice": "a"}`,
+		`{"prompt": "x", "guided_json": {"type": "string", "pattern": "a"}}`, `{"prompt": "x", "guided_json": "{not json"}`,
+		`{"prompt": "x", "guided_json": {"type": "integer"}, "guided_choice": ["a"]}`, `{"prompt": "x", "structured_outputs": {"regex": "a+"}}`,
+		`{"prompt": "x", "structured_outputs": 5}`, `{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "array"}}}}`,
+		`{"prompt": "x", "guided_choice": []}`, `{"prompt": "x", "guided_choice": ["a", ""]}`, `{"prompt": "x", "guided_choice": "a"}`,
 		`{"prompt": "x", "guided_choice": ["a"], "response_format": {"type": "json_object"}}`, `{"prompt": "x", "guided_regex": "a+"}`,
 		`{"prompt": "x", "use_beam_search": true}`, `{"prompt": "x", "best_of": 3}`, `{"prompt": "x", "bad_words": ["  "]}`,
 		`{"prompt": "x", "echo": true, "logprobs": 1, "stream": true}`, `{"prompt": "x", "min_tokens": 20, "max_tokens": 5}`,
@@ -993,6 +997,77 @@ func TestPromptLogprobsAndScoring(t *testing.T) {
 		if tl[pos] == nil || math.Abs(*tl[pos]-want(pos)) > 1e-3 {
 			t.Fatalf("scoring position %d: %v, want %v", pos, tl[pos], want(pos))
 		}
+	}
+}
+
+// TestJSONSchemaResponse: a JSON schema, given as OpenAI's response_format json_schema, as
+// vLLM's guided_json (an object or a string) and as structured_outputs.json, keeps the answer
+// a prefix of a value the schema accepts; the answers that stop are whole values with the
+// required keys and values of their types.
+func TestJSONSchemaResponse(t *testing.T) {
+	f := demoServer(t)
+	c := client(f)
+	schemaText := `{"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}, "score": {"type": "integer"}, "why": {"type": "string", "maxLength": 3}}, "required": ["answer"]}`
+	var schema map[string]any
+	if err := json.Unmarshal([]byte(schemaText), &schema); err != nil {
+		t.Fatal(err)
+	}
+	compiled, err := jsonschema.Compile([]byte(schemaText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(how, text, finish string) bool {
+		t.Helper()
+		st := compiled.Start()
+		if !st.FeedAll([]byte(text)) {
+			t.Fatalf("%s: %q is not the start of a value the schema accepts", how, text)
+		}
+		if finish != "stop" {
+			return false
+		}
+		var v struct {
+			Answer *string
+			Score  *int
+			Why    *string
+		}
+		if err := json.Unmarshal([]byte(text), &v); err != nil || v.Answer == nil || *v.Answer != "yes" && *v.Answer != "no" || v.Why != nil && len([]rune(*v.Why)) > 3 {
+			t.Fatalf("%s: finished on %q, not a whole value of the schema (%v)", how, text, err)
+		}
+		return true
+	}
+	whole := 0
+	for seed := range int64(4) {
+		res, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+			Model: "demo", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Answer in JSON")},
+			MaxTokens: openai.Int(40), Seed: openai.Int(seed), Temperature: openai.Float(1),
+			ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+				JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "answer", Schema: schema, Strict: openai.Bool(true)}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if check("response_format", res.Choices[0].Message.Content, string(res.Choices[0].FinishReason)) {
+			whole++
+		}
+	}
+	for i, opt := range []option.RequestOption{
+		option.WithJSONSet("guided_json", schema),
+		option.WithJSONSet("guided_json", schemaText),
+		option.WithJSONSet("structured_outputs", map[string]any{"json": schema}),
+	} {
+		res, err := c.Completions.New(context.Background(), openai.CompletionNewParams{
+			Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("JSON:")},
+			MaxTokens: openai.Int(40), Seed: openai.Int(int64(i)), Temperature: openai.Float(1),
+		}, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if check(fmt.Sprintf("completions form %d", i), res.Choices[0].Text, string(res.Choices[0].FinishReason)) {
+			whole++
+		}
+	}
+	if whole == 0 {
+		t.Fatal("no answer finished its value: nothing checks a whole one")
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strata-ai/strata/internal/engine"
+	"github.com/strata-ai/strata/internal/jsonschema"
 	"github.com/strata-ai/strata/internal/sampling"
 	"github.com/strata-ai/strata/internal/serve"
 	"github.com/strata-ai/strata/internal/tokenizer"
@@ -54,16 +55,16 @@ func (f *samplingFields) responseFormat() string {
 func (f *samplingFields) unsupported() error {
 	set := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 	if set(f.ResponseFormat) {
-		if rf := f.responseFormat(); rf != "text" && rf != "json_object" {
-			return badRequest("response_format", "response_format %s is not supported: JSON schemas are not implemented; use {\"type\": \"json_object\"} (any JSON object) or {\"type\": \"text\"}", f.ResponseFormat)
+		if rf := f.responseFormat(); rf != "text" && rf != "json_object" && rf != "json_schema" {
+			return badRequest("response_format", "response_format %s is not supported: use {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}, {\"type\": \"json_object\"} (any JSON object) or {\"type\": \"text\"}", f.ResponseFormat)
 		}
 	}
 	for _, g := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"guided_json", f.GuidedJSON}, {"guided_regex", f.GuidedRegex}, {"guided_grammar", f.GuidedGrammar}, {"structured_outputs", f.StructuredOutputs}} {
+	}{{"guided_regex", f.GuidedRegex}, {"guided_grammar", f.GuidedGrammar}} {
 		if set(g.raw) {
-			return badRequest(g.name, "%s is not supported: of guided decoding strata implements guided_choice and response_format json_object; leave it out", g.name)
+			return badRequest(g.name, "%s is not supported: of guided decoding strata implements guided_json, guided_choice and response_format json_object and json_schema; leave it out", g.name)
 		}
 	}
 	if f.UseBeamSearch {
@@ -75,6 +76,104 @@ func (f *samplingFields) unsupported() error {
 	}
 	if f.BestOf != nil && *f.BestOf != n && *f.BestOf != 1 {
 		return badRequest("best_of", "best_of %d is not supported: strata returns every sequence it samples; use n", *f.BestOf)
+	}
+	return nil
+}
+
+// guided reads the guided-decoding fields into p: guided_choice, guided_json,
+// response_format json_object and json_schema, and structured_outputs' json, choice and
+// json_object (vLLM's newer form of the same). At most one may be given.
+func (s *Server) guided(f *samplingFields, p *genParams) error {
+	set := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
+	var given []string
+	choice := func(param string, raw json.RawMessage) error {
+		if err := json.Unmarshal(raw, &p.choices); err != nil || len(p.choices) == 0 {
+			return badRequest(param, "%s must be a non-empty array of strings", param)
+		}
+		for _, c := range p.choices {
+			if c == "" {
+				return badRequest(param, "%s must not hold an empty string", param)
+			}
+		}
+		given = append(given, param)
+		return nil
+	}
+	schema := func(param string, raw json.RawMessage) error {
+		var text string
+		if json.Unmarshal(raw, &text) == nil { // vLLM also takes the schema as a JSON string
+			raw = json.RawMessage(text)
+		}
+		sc, err := jsonschema.Compile(raw)
+		if err != nil {
+			return badRequest(param, "%s: %v", param, err)
+		}
+		p.jsonSchema = sc
+		given = append(given, param)
+		return nil
+	}
+	if set(f.GuidedChoice) {
+		if err := choice("guided_choice", f.GuidedChoice); err != nil {
+			return err
+		}
+	}
+	if set(f.GuidedJSON) {
+		if err := schema("guided_json", f.GuidedJSON); err != nil {
+			return err
+		}
+	}
+	switch f.responseFormat() {
+	case "json_object":
+		p.jsonObject = true
+		given = append(given, "response_format")
+	case "json_schema":
+		var rf struct {
+			JSONSchema *struct {
+				Schema json.RawMessage `json:"schema"`
+			} `json:"json_schema"`
+		}
+		if json.Unmarshal(f.ResponseFormat, &rf) != nil || rf.JSONSchema == nil || !set(rf.JSONSchema.Schema) {
+			return badRequest("response_format", "response_format json_schema needs json_schema.schema, the JSON schema the output must follow")
+		}
+		if err := schema("response_format", rf.JSONSchema.Schema); err != nil {
+			return err
+		}
+	}
+	if set(f.StructuredOutputs) {
+		var so map[string]json.RawMessage
+		if err := json.Unmarshal(f.StructuredOutputs, &so); err != nil {
+			return badRequest("structured_outputs", "structured_outputs must be an object such as {\"json\": {...}} or {\"choice\": [...]}")
+		}
+		for k, v := range so {
+			if !set(v) {
+				continue
+			}
+			var err error
+			switch k {
+			case "json":
+				err = schema("structured_outputs", v)
+			case "choice":
+				err = choice("structured_outputs", v)
+			case "json_object":
+				if string(v) == "true" {
+					p.jsonObject = true
+					given = append(given, "structured_outputs")
+				}
+			case "regex", "grammar", "structural_tag":
+				err = badRequest("structured_outputs", "structured_outputs.%s is not supported: strata implements json, choice and json_object", k)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if len(given) == 0 {
+		return nil
+	}
+	if len(given) > 1 {
+		return badRequest(given[1], "%s and %s exclude each other: give one kind of guided decoding", given[0], given[1])
+	}
+	if s.cfg.Tokenizer == nil {
+		return badRequest(given[0], "guided decoding needs a tokenizer; this server runs with --skip-tokenizer-init")
 	}
 	return nil
 }
@@ -110,14 +209,15 @@ type genParams struct {
 	skipSpecial  bool
 	returnTokens bool
 	minTokens    int
-	promptLP     int      // prompt_logprobs as the engine takes it: 0 none, -1 the token's own, k top-k
-	echoLP       bool     // echo with logprobs: the prompt's logprobs head the legacy logprobs
-	promptLPOut  bool     // prompt_logprobs was asked for, so the answer carries it
-	promptLPTop  int      // the alternatives it asked for (echo with more logprobs may compute more)
-	jsonObject   bool     // response_format json_object
-	choices      []string // guided_choice
-	includeStop  bool     // include_stop_str_in_output
-	badWords     [][]int  // bad_words, tokenized with and without a leading space
+	promptLP     int                // prompt_logprobs as the engine takes it: 0 none, -1 the token's own, k top-k
+	echoLP       bool               // echo with logprobs: the prompt's logprobs head the legacy logprobs
+	promptLPOut  bool               // prompt_logprobs was asked for, so the answer carries it
+	promptLPTop  int                // the alternatives it asked for (echo with more logprobs may compute more)
+	jsonObject   bool               // response_format json_object
+	choices      []string           // guided_choice
+	jsonSchema   *jsonschema.Schema // guided_json, response_format json_schema
+	includeStop  bool               // include_stop_str_in_output
+	badWords     [][]int            // bad_words, tokenized with and without a leading space
 }
 
 // buildParams validates the fields both endpoints share. maxDefault is the max_tokens to use
@@ -225,27 +325,8 @@ func (s *Server) buildParams(f *samplingFields, maxTokens optInt, promptLen, max
 		p.skipSpecial = *f.SkipSpecialTokens
 	}
 	p.includeStop = f.IncludeStopStrInOutput
-	if len(f.GuidedChoice) > 0 && string(f.GuidedChoice) != "null" {
-		if err := json.Unmarshal(f.GuidedChoice, &p.choices); err != nil || len(p.choices) == 0 {
-			return nil, badRequest("guided_choice", "guided_choice must be a non-empty array of strings")
-		}
-		for _, c := range p.choices {
-			if c == "" {
-				return nil, badRequest("guided_choice", "guided_choice must not hold an empty string")
-			}
-		}
-		if s.cfg.Tokenizer == nil {
-			return nil, badRequest("guided_choice", "guided_choice needs a tokenizer; this server runs with --skip-tokenizer-init")
-		}
-		if f.responseFormat() == "json_object" {
-			return nil, badRequest("guided_choice", "guided_choice and response_format json_object exclude each other")
-		}
-	}
-	if f.responseFormat() == "json_object" {
-		if s.cfg.Tokenizer == nil {
-			return nil, badRequest("response_format", "JSON output needs a tokenizer; this server runs with --skip-tokenizer-init")
-		}
-		p.jsonObject = true
+	if err := s.guided(f, p); err != nil {
+		return nil, err
 	}
 	if f.PromptLogprobs != nil {
 		if *f.PromptLogprobs < 0 || *f.PromptLogprobs > 20 {
@@ -380,7 +461,7 @@ func (j *job) add(id string, prompt []int, p *genParams, firstIndex int) error {
 		}
 		sp := p.sampling
 		sp.Seed += uint64(i)
-		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject, Choices: p.choices}
+		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject, Choices: p.choices, JSONSchema: p.jsonSchema}
 		st, err := s.run.Submit(j.ctx, req)
 		if err != nil {
 			j.abort()
