@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -62,8 +63,8 @@ func (f *samplingFields) unsupported() error {
 	for _, g := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"guided_regex", f.GuidedRegex}, {"guided_grammar", f.GuidedGrammar}} {
-		if set(g.raw) {
+	}{{"guided_regex", f.GuidedRegex}, {"guided_grammar", f.GuidedGrammar}, {"guided_whitespace_pattern", f.GuidedWhitespace}} {
+		if set(g.raw) && string(g.raw) != `""` {
 			return badRequest(g.name, "%s is not supported: of guided decoding strata implements guided_json, guided_choice and response_format json_object and json_schema; leave it out", g.name)
 		}
 	}
@@ -143,23 +144,36 @@ func (s *Server) guided(f *samplingFields, p *genParams) error {
 		if err := json.Unmarshal(f.StructuredOutputs, &so); err != nil {
 			return badRequest("structured_outputs", "structured_outputs must be an object such as {\"json\": {...}} or {\"choice\": [...]}")
 		}
-		for k, v := range so {
+		keys := make([]string, 0, len(so))
+		for k := range so {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := so[k]
 			if !set(v) {
 				continue
 			}
+			param := "structured_outputs." + k
 			var err error
 			switch k {
 			case "json":
-				err = schema("structured_outputs", v)
+				err = schema(param, v)
 			case "choice":
-				err = choice("structured_outputs", v)
+				err = choice(param, v)
 			case "json_object":
 				if string(v) == "true" {
 					p.jsonObject = true
-					given = append(given, "structured_outputs")
+					given = append(given, param)
 				}
-			case "regex", "grammar", "structural_tag":
-				err = badRequest("structured_outputs", "structured_outputs.%s is not supported: strata implements json, choice and json_object", k)
+			case "disable_any_whitespace", "disable_additional_properties", "disable_fallback":
+				if string(v) != "false" {
+					err = badRequest(param, "%s is not supported; leave it out", param)
+				}
+			case "regex", "grammar", "structural_tag", "whitespace_pattern":
+				err = badRequest(param, "%s is not supported: strata implements json, choice and json_object", param)
+			default:
+				err = badRequest(param, "%s is not a structured_outputs field (strata implements json, choice and json_object)", param)
 			}
 			if err != nil {
 				return err

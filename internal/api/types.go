@@ -134,6 +134,7 @@ type samplingFields struct {
 	GuidedRegex       json.RawMessage `json:"guided_regex"`
 	GuidedChoice      json.RawMessage `json:"guided_choice"`
 	GuidedGrammar     json.RawMessage `json:"guided_grammar"`
+	GuidedWhitespace  json.RawMessage `json:"guided_whitespace_pattern"`
 	StructuredOutputs json.RawMessage `json:"structured_outputs"`
 	UseBeamSearch     bool            `json:"use_beam_search"`
 	BestOf            optInt          `json:"best_of"`

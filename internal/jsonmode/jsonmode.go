@@ -50,6 +50,9 @@ type State struct {
 	lit     uint8 // which literal
 	litPos  uint8 // bytes of it read
 	spaces  uint8 // whitespace run so far
+	utfLeft uint8 // continuation bytes still to come in a string's multi-byte character
+	utfLo   uint8 // the range the next one must be in
+	utfHi   uint8
 }
 
 // Done says the object is complete: the only thing left to generate is the end.
@@ -95,6 +98,19 @@ func (s *State) Feed(c byte) bool {
 	case sAfter:
 		return s.after(c)
 	case sString:
+		if s.utfLeft > 0 {
+			if c < s.utfLo || c > s.utfHi {
+				return false
+			}
+			s.utfLeft--
+			s.utfLo, s.utfHi = 0x80, 0xBF
+			return true
+		}
+		if c >= 0x80 {
+			n, lo, hi, ok := UTF8Lead(c)
+			s.utfLeft, s.utfLo, s.utfHi = uint8(n), lo, hi
+			return ok
+		}
 		switch {
 		case c == '"':
 			if s.isKey {
@@ -110,7 +126,7 @@ func (s *State) Feed(c byte) bool {
 		case c < 0x20:
 			return false // control characters must be escaped
 		}
-		return true // any other byte; the tokenizer's bytes are UTF-8
+		return true
 	case sEscape:
 		switch c {
 		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -284,6 +300,30 @@ func (s *State) close(c byte) bool {
 		s.lex = sAfter
 	}
 	return true
+}
+
+// UTF8Lead says how many continuation bytes follow lead byte c of a UTF-8 character, and
+// the range the first of them must be in (the rules against overlong forms and
+// surrogates); ok is false for a byte that cannot lead one.
+func UTF8Lead(c byte) (follow int, lo, hi byte, ok bool) {
+	lo, hi = 0x80, 0xBF
+	switch {
+	case c >= 0xC2 && c <= 0xDF:
+		return 1, lo, hi, true
+	case c == 0xE0:
+		return 2, 0xA0, hi, true
+	case c == 0xED:
+		return 2, lo, 0x9F, true
+	case c >= 0xE1 && c <= 0xEF:
+		return 2, lo, hi, true
+	case c == 0xF0:
+		return 3, 0x90, hi, true
+	case c == 0xF4:
+		return 3, lo, 0x8F, true
+	case c >= 0xF1 && c <= 0xF3:
+		return 3, lo, hi, true
+	}
+	return 0, 0, 0, false
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }

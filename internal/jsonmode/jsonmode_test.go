@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func accepts(doc string) (ok, done bool) {
@@ -149,6 +150,21 @@ func randomValue(r *rand.Rand, b *strings.Builder, depth int) {
 	}
 }
 
+// TestInvalidUTF8 refuses strings that are not UTF-8: a stray continuation byte, a lead
+// without its continuation, overlong forms, surrogates.
+func TestInvalidUTF8(t *testing.T) {
+	for _, doc := range []string{"{\"\x80\": 1}", "{\"a\xc3\": 1}", "{\"\xc0\xaf\": 1}", "{\"\xed\xa0\x80\": 1}", "{\"\xf5\x80\x80\x80\": 1}", "{\"a\": \"\xe2\x82\"}"} {
+		if ok, _ := accepts(doc); ok {
+			t.Errorf("%q accepted", doc)
+		}
+	}
+	for _, doc := range []string{"{\"é\": \"中😀\"}"} {
+		if ok, done := accepts(doc); !ok || !done {
+			t.Errorf("%q refused", doc)
+		}
+	}
+}
+
 // TestRandomDocuments: random objects (and every prefix of them) are accepted, complete only
 // at their end; mutated documents that the State completes are valid JSON objects by
 // encoding/json, and those encoding/json accepts as objects (within the whitespace limit)
@@ -184,7 +200,8 @@ func TestRandomDocuments(t *testing.T) {
 				m = append(m[:p], append([]byte{alphabet[r.IntN(len(alphabet))]}, m[p:]...)...)
 			}
 			ok, done := accepts(string(m))
-			validObject := json.Valid(m) && strings.HasPrefix(strings.TrimLeft(string(m), " \n\t\r"), "{")
+			// encoding/json takes invalid UTF-8 (as U+FFFD); a State does not
+			validObject := json.Valid(m) && utf8.Valid(m) && strings.HasPrefix(strings.TrimLeft(string(m), " \n\t\r"), "{")
 			if done && !validObject {
 				t.Fatalf("%q completes an object but is not valid JSON", m)
 			}

@@ -75,7 +75,7 @@ func validate(root, s map[string]any, v any) error {
 		}
 		okType := false
 		for _, tt := range types {
-			okType = okType || hasType(tt.(string), v)
+			okType = okType || refHasType(tt.(string), v)
 		}
 		if !okType {
 			return fmt.Errorf("%v is not of type %v", v, t)
@@ -131,7 +131,7 @@ func must(i int64, err error) int64 {
 	return i
 }
 
-func hasType(t string, v any) bool {
+func refHasType(t string, v any) bool {
 	switch v := v.(type) {
 	case map[string]any:
 		return t == "object"
@@ -240,7 +240,7 @@ func gen(r *rand.Rand, s *Schema, i int, b *bytes.Buffer) {
 		k := n.minLen + r.IntN(hi-n.minLen+1)
 		b.WriteByte('"')
 		for range k {
-			b.WriteString([]string{"a", "Z", " ", `\"`, `\\`, `\n`, `\u00e9`, "é", "中", "😀", `\ud83d\ude00`, "/"}[r.IntN(12)])
+			b.WriteString([]string{"a", "Z", " ", `\"`, `\\`, `\n`, `\u00e9`, "é", "中", "😀", `\ud83d\ude00`, "/", `\u4e2d`, `\uFFFD`, `\ud7ff`}[r.IntN(15)])
 		}
 		b.WriteByte('"')
 	case kNumber, kInteger:
@@ -434,7 +434,9 @@ func TestRootNumberAndLiterals(t *testing.T) {
 	}{
 		{`{"type": "number"}`, "12", true, false},
 		{`{"type": "number"}`, "12.", false, false},
-		{`{"type": "integer"}`, "-0", true, false},
+		{`{"type": "integer"}`, "-0", true, true},
+		{`{"type": "integer"}`, "5", true, false},
+		{`{"type": "number"}`, "0", true, false},
 		{`{"enum": [1, 12]}`, "1", true, false},
 		{`{"enum": [1, 12]}`, "12", true, true},
 		{`{"enum": ["a", "ab"]}`, `"a"`, true, true},
@@ -499,11 +501,79 @@ func TestCompileErrors(t *testing.T) {
 		{`{"type": "string", "maxLength": -1}`, "maxLength"},
 		{`{"type": "number", "items": {"type": "null"}}`, "applies to array"},
 		{strings.Repeat(`{"type": "array", "items": `, 17) + `{"type": "null"}` + strings.Repeat(`}`, 17), "nests 18"},
+		{strings.Repeat("[", 200) + strings.Repeat("]", 200), "deeper than 128"},
+		{`{"type": "null"} garbage`, "followed by"},
+		{`{"type": "null"}}`, "followed by"},
+		{`{"type": []}`, "empty list of types"},
+		{`{"type": "string", "const": 5}`, "not of type"},
+		{`{"type": "integer", "enum": [1.5]}`, "not of type"},
+		{`{"type": "string", "enum": ["abc"], "maxLength": 2}`, `"maxLength" beside "enum"`},
+		{`{"const": "a", "enum": ["b"]}`, `beside`},
+		{`{"type": "string", "anyOf": [{"type": "integer"}, {"type": "string"}]}`, `"type" beside "anyOf"`},
+		{`{"anyOf": [{"type": "string"}], "oneOf": [{"type": "string"}]}`, `beside`},
+		{`{"type": "object", "additionalProperties": {"type": "integer"}}`, "additionalProperties"},
+		{`{"type": "object", "additionalProperties": false}`, "additionalProperties"},
+		{`{"type": "object", "propertyNames": {"maxLength": 2}}`, "propertyNames"},
+		{`{"type": "array", "items": {"type": "null"}, "uniqueItems": true}`, "uniqueItems"},
+		{`{"type": ["string", "null"], "items": {"type": "null"}}`, "applies to array"},
+		{`{"type": "string", "maxLength": 1.5}`, "whole number"},
 	} {
 		_, err := Compile([]byte(c.schema))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Compile(%s) = %v, want an error containing %q", c.schema, err, c.want)
 		}
+	}
+}
+
+// TestCompileAccepts: schemas that are fine and must compile (forms OpenAI's strict mode and
+// Pydantic write), and what they then accept.
+func TestCompileAccepts(t *testing.T) {
+	for _, c := range []struct{ schema, ok, bad string }{
+		{`{"type": ["string", "null"], "maxLength": 2}`, `"ab"`, `"abc"`},
+		{`{"type": ["array", "null"], "items": {"type": "integer"}, "maxItems": 1}`, `null`, `[1, 2]`},
+		{`{"type": ["object", "null"], "properties": {"a": {"type": "integer"}}, "required": ["a"]}`, `{"a": 1}`, `{}`},
+		{`{"type": "string", "minLength": 1.0}`, `"x"`, `""`},
+		{`{"type": "array", "items": {"type": "null"}, "uniqueItems": false}`, `[null, null]`, `[1]`},
+		{`{"$defs": {"a/b": {"type": "integer"}}, "$ref": "#/$defs/a~1b"}`, `5`, `"5"`},
+		{`{"type": "object", "additionalProperties": true}`, `{"x": [1]}`, `[]`},
+		{`{"type": "object", "properties": {"e": {"type": "object"}}, "required": ["e"]}`, `{"e": {"a": "中"}}`, "{\"e\": {\"a\": \"\xff\"}}"},
+		{`{"type": "string"}`, `"\u4e2d\uac00\ufffd\ud83d\ude00"`, `"\udc00"`},
+		{`{"type": "integer", "enum": [1, 2.0]}`, `2.0`, `3`},
+	} {
+		s, err := Compile([]byte(c.schema))
+		if err != nil {
+			t.Errorf("Compile(%s): %v", c.schema, err)
+			continue
+		}
+		st := s.Start()
+		if !st.FeedAll([]byte(c.ok)) || !st.Complete() {
+			t.Errorf("%s refused %s", c.schema, c.ok)
+		}
+		st = s.Start()
+		if st.FeedAll([]byte(c.bad)) && st.Complete() {
+			t.Errorf("%s accepted %s", c.schema, c.bad)
+		}
+	}
+}
+
+// TestSharedRefs: a $ref used many times is compiled once, so a small schema whose
+// definitions each use the next one eight times compiles at once into a few parts.
+func TestSharedRefs(t *testing.T) {
+	defs := map[string]any{"L7": map[string]any{"type": "integer"}}
+	for l := 6; l >= 0; l-- {
+		props := map[string]any{}
+		for p := range 8 {
+			props[fmt.Sprint("p", p)] = map[string]any{"$ref": fmt.Sprintf("#/$defs/L%d", l+1)}
+		}
+		defs[fmt.Sprint("L", l)] = map[string]any{"type": "object", "properties": props}
+	}
+	raw, _ := json.Marshal(map[string]any{"$defs": defs, "$ref": "#/$defs/L0"})
+	s, err := Compile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.nodes) > 20 {
+		t.Fatalf("%d parts for 8 definitions", len(s.nodes))
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"net/url"
 	"strings"
 )
 
@@ -56,7 +58,7 @@ type node struct {
 	minLen   int // string: characters
 	maxLen   int // -1: no limit
 	lits     [][]byte
-	alts     [256]int16 // union: node by first byte, -1 none (only for kUnion)
+	alts     *[256]int16 // union: node by first byte, -1 none
 }
 
 // Schema is a compiled schema; it is read-only and may be shared by many States.
@@ -125,8 +127,15 @@ func compactBytes(v any) []byte {
 	return b.Bytes()
 }
 
+// maxNesting bounds the nesting of the schema's own JSON: a schema sent as a JSON string
+// escapes the request decoder's limit, and decode recurses.
+const maxNesting = 128
+
 // decode reads one JSON value with objects as *obj and numbers as json.Number.
-func decode(d *json.Decoder) (any, error) {
+func decode(d *json.Decoder, depth int) (any, error) {
+	if depth > maxNesting {
+		return nil, fmt.Errorf("it nests deeper than %d levels", maxNesting)
+	}
 	t, err := d.Token()
 	if err != nil {
 		return nil, err
@@ -140,7 +149,7 @@ func decode(d *json.Decoder) (any, error) {
 				return nil, err
 			}
 			k := kt.(string)
-			v, err := decode(d)
+			v, err := decode(d, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -155,7 +164,7 @@ func decode(d *json.Decoder) (any, error) {
 	case json.Delim('['):
 		a := []any{}
 		for d.More() {
-			v, err := decode(d)
+			v, err := decode(d, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -168,28 +177,33 @@ func decode(d *json.Decoder) (any, error) {
 }
 
 type compiler struct {
-	s       *Schema
-	root    *obj
-	visited map[string]bool // $refs being expanded, to refuse recursion
+	s        *Schema
+	root     *obj
+	visited  map[string]bool // $refs being expanded, to refuse recursion
+	refs     map[string]int  // $refs compiled, shared by every use
+	overflow bool
 }
+
+// maxNodes bounds a compiled schema (a State holds node numbers as int16).
+const maxNodes = 1 << 14
 
 // Compile checks a JSON schema and compiles it. Its errors say which keyword, at which
 // path, is not supported.
 func Compile(raw []byte) (*Schema, error) {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
-	v, err := decode(d)
+	v, err := decode(d, 0)
 	if err != nil {
 		return nil, fmt.Errorf("the schema is not JSON: %w", err)
 	}
-	if _, err := d.Token(); err == nil {
-		return nil, fmt.Errorf("the schema is followed by more JSON")
+	if rest := bytes.TrimSpace(raw[d.InputOffset():]); len(rest) > 0 {
+		return nil, fmt.Errorf("the schema is followed by %q", string(rest[:min(len(rest), 20)]))
 	}
 	m, ok := v.(*obj)
 	if !ok {
 		return nil, fmt.Errorf("the schema is not a JSON object")
 	}
-	c := &compiler{s: &Schema{}, root: m, visited: map[string]bool{}}
+	c := &compiler{s: &Schema{}, root: m, visited: map[string]bool{}, refs: map[string]int{}}
 	root, err := c.node(m, "#")
 	if err != nil {
 		return nil, err
@@ -198,44 +212,86 @@ func Compile(raw []byte) (*Schema, error) {
 	if d := c.s.depth(root); d > MaxDepth {
 		return nil, fmt.Errorf("the schema nests %d objects and arrays, at most %d are supported", d, MaxDepth)
 	}
-	if len(c.s.nodes) > 1<<15 {
-		return nil, fmt.Errorf("the schema has %d parts, at most %d are supported", len(c.s.nodes), 1<<15)
-	}
 	return c.s, nil
 }
 
+var errTooBig = fmt.Errorf("the schema has more than %d parts", maxNodes)
+
+// add appends n; past maxNodes it reports overflow, which node turns into errTooBig.
 func (c *compiler) add(n node) int {
+	if len(c.s.nodes) >= maxNodes {
+		c.overflow = true
+		return 0
+	}
 	c.s.nodes = append(c.s.nodes, n)
 	return len(c.s.nodes) - 1
 }
 
+// typeKeywords are the keywords that apply to values of one type only.
+var typeKeywords = map[string]string{
+	"properties": "object", "required": "object",
+	"items": "array", "minItems": "array", "maxItems": "array", "uniqueItems": "array",
+	"minLength": "string", "maxLength": "string",
+}
+
+// constraining are the keywords that restrict an object's other properties: harmless beside
+// properties (a State generates no others), but they would be ignored on an object without.
+var constraining = []string{"additionalProperties", "patternProperties", "propertyNames", "unevaluatedProperties"}
+
 func (c *compiler) node(o *obj, path string) (int, error) {
+	if c.overflow {
+		return 0, errTooBig
+	}
 	m := o.m
 	if ref, ok := m["$ref"]; ok {
 		return c.ref(ref, o, path)
 	}
+	var structural []string // the keywords besides annotations
 	for _, k := range o.keys {
 		switch k {
-		case "type", "properties", "required", "items", "minItems", "maxItems", "enum",
-			"const", "anyOf", "oneOf", "minLength", "maxLength", "$ref":
+		case "type", "properties", "required", "items", "minItems", "maxItems", "uniqueItems", "enum",
+			"const", "anyOf", "oneOf", "minLength", "maxLength":
+			structural = append(structural, k)
 		default:
 			if !annotations[k] {
 				return 0, fmt.Errorf("%s: the keyword %q is not supported (supported: type, properties, required, items, minItems, maxItems, enum, const, anyOf, oneOf, minLength, maxLength, $ref to $defs)", path, k)
 			}
 		}
 	}
+	if u, ok := m["uniqueItems"]; ok && u != false {
+		return 0, fmt.Errorf("%s/uniqueItems: only false is supported", path)
+	}
+	// enum, const, anyOf and oneOf stand alone: beside other keywords (type aside, for
+	// literals that all have it) a State would follow them and ignore the rest
+	alone := func(k string, allowType bool) error {
+		for _, other := range structural {
+			if other != k && !(allowType && other == "type") {
+				return fmt.Errorf("%s: %q beside %q is not supported: give one of them", path, other, k)
+			}
+		}
+		return nil
+	}
 	if v, ok := m["const"]; ok {
-		return c.literals([]any{v}, path+"/const")
+		if err := alone("const", true); err != nil {
+			return 0, err
+		}
+		return c.literals([]any{v}, m["type"], path+"/const")
 	}
 	if v, ok := m["enum"]; ok {
+		if err := alone("enum", true); err != nil {
+			return 0, err
+		}
 		vs, ok := v.([]any)
 		if !ok || len(vs) == 0 {
 			return 0, fmt.Errorf("%s/enum: want a non-empty array", path)
 		}
-		return c.literals(vs, path+"/enum")
+		return c.literals(vs, m["type"], path+"/enum")
 	}
 	for _, key := range []string{"anyOf", "oneOf"} {
 		if v, ok := m[key]; ok {
+			if err := alone(key, false); err != nil {
+				return 0, err
+			}
 			vs, ok := v.([]any)
 			if !ok || len(vs) == 0 {
 				return 0, fmt.Errorf("%s/%s: want a non-empty array of schemas", path, key)
@@ -259,18 +315,35 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("%s: a schema without \"type\" (or enum, const, anyOf) accepts any value, which is not supported: give its type", path)
 	}
-	if ts, ok := t.([]any); ok { // ["string", "null"]
-		var alts []int
+	if ts, ok := t.([]any); ok { // ["string", "null"]: each type with its own keywords
+		if len(ts) == 0 {
+			return 0, fmt.Errorf("%s/type: an empty list of types accepts nothing", path)
+		}
+		names := map[string]bool{}
 		for i, tv := range ts {
 			s, ok := tv.(string)
 			if !ok {
 				return 0, fmt.Errorf("%s/type/%d: want a type name", path, i)
 			}
-			sub := &obj{keys: o.keys, m: map[string]any{}}
-			for k, v := range m {
-				sub.m[k] = v
+			names[s] = true
+		}
+		for _, k := range structural {
+			if want, ok := typeKeywords[k]; ok && !names[want] {
+				return 0, fmt.Errorf("%s/%s: applies to %s, which is not among the types %v", path, k, want, ts)
 			}
-			sub.m["type"] = s
+		}
+		var alts []int
+		for _, tv := range ts {
+			tname := tv.(string)
+			sub := &obj{m: map[string]any{}}
+			for _, k := range o.keys {
+				if want, ok := typeKeywords[k]; ok && want != tname {
+					continue
+				}
+				sub.keys = append(sub.keys, k)
+				sub.m[k] = m[k]
+			}
+			sub.m["type"] = tname
 			n, err := c.node(sub, path)
 			if err != nil {
 				return 0, err
@@ -283,19 +356,9 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("%s/type: want a type name or an array of them", path)
 	}
-	onlyFor := func(kw string, types ...string) error {
-		if _, ok := m[kw]; ok && !contains(types, ts) {
-			return fmt.Errorf("%s/%s: applies to %s, not to type %q", path, kw, strings.Join(types, " or "), ts)
-		}
-		return nil
-	}
-	for _, kw := range []struct {
-		k string
-		t []string
-	}{{"properties", []string{"object"}}, {"required", []string{"object"}}, {"items", []string{"array"}},
-		{"minItems", []string{"array"}}, {"maxItems", []string{"array"}}, {"minLength", []string{"string"}}, {"maxLength", []string{"string"}}} {
-		if err := onlyFor(kw.k, kw.t...); err != nil {
-			return 0, err
+	for _, k := range structural {
+		if want, ok := typeKeywords[k]; ok && want != ts {
+			return 0, fmt.Errorf("%s/%s: applies to %s, not to type %q", path, k, want, ts)
 		}
 	}
 	switch ts {
@@ -321,9 +384,9 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 	case "integer":
 		return c.add(node{kind: kInteger}), nil
 	case "boolean":
-		return c.literals([]any{true, false}, path)
+		return c.literals([]any{true, false}, nil, path)
 	case "null":
-		return c.literals([]any{nil}, path)
+		return c.literals([]any{nil}, nil, path)
 	}
 	return 0, fmt.Errorf("%s/type: unknown type %q", path, ts)
 }
@@ -337,21 +400,18 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-// count reads a non-negative whole-number keyword, def when absent.
+// count reads a non-negative whole-number keyword (2 or 2.0), def when absent.
 func count(m map[string]any, k string, def int, path string) (int, error) {
 	v, ok := m[k]
 	if !ok {
 		return def, nil
 	}
 	n, ok := v.(json.Number)
-	if !ok {
-		return 0, fmt.Errorf("%s/%s: want a whole number", path, k)
+	f, err := n.Float64()
+	if !ok || err != nil || f != math.Trunc(f) || f < 0 || f > 1<<20 {
+		return 0, fmt.Errorf("%s/%s: want a whole number from 0 to %d, not %v", path, k, 1<<20, v)
 	}
-	i, err := n.Int64()
-	if err != nil || i < 0 || i > 1<<20 {
-		return 0, fmt.Errorf("%s/%s: want a whole number from 0 to %d, not %s", path, k, 1<<20, n)
-	}
-	return int(i), nil
+	return int(f), nil
 }
 
 func (c *compiler) ref(ref any, o *obj, path string) (int, error) {
@@ -364,16 +424,26 @@ func (c *compiler) ref(ref any, o *obj, path string) (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("%s/$ref: want a string", path)
 	}
-	var target any
-	for _, prefix := range []string{"#/$defs/", "#/definitions/"} {
-		if name, ok := strings.CutPrefix(s, prefix); ok {
-			if defs, ok := c.root.m[strings.Trim(prefix[1:], "/")].(*obj); ok {
-				target = defs.m[name]
-			}
-		}
+	if n, ok := c.refs[s]; ok {
+		return n, nil
 	}
+	var target any
 	if s == "#" {
 		target = c.root
+	}
+	for _, prefix := range []string{"#/$defs/", "#/definitions/"} {
+		name, ok := strings.CutPrefix(s, prefix)
+		if !ok {
+			continue
+		}
+		// a JSON pointer token, URI-encoded: ~1 is '/', ~0 is '~'
+		if u, err := url.PathUnescape(name); err == nil {
+			name = u
+		}
+		name = strings.ReplaceAll(strings.ReplaceAll(name, "~1", "/"), "~0", "~")
+		if defs, ok := c.root.m[strings.Trim(prefix[1:], "/")].(*obj); ok {
+			target = defs.m[name]
+		}
 	}
 	tm, ok := target.(*obj)
 	if !ok {
@@ -384,7 +454,12 @@ func (c *compiler) ref(ref any, o *obj, path string) (int, error) {
 	}
 	c.visited[s] = true
 	defer delete(c.visited, s)
-	return c.node(tm, s)
+	n, err := c.node(tm, s)
+	if err != nil {
+		return 0, err
+	}
+	c.refs[s] = n // the same compiled part for every use: no expansion blow-up
+	return n, nil
 }
 
 func (c *compiler) object(o *obj, path string) (int, error) {
@@ -393,6 +468,13 @@ func (c *compiler) object(o *obj, path string) (int, error) {
 	if !hasProps {
 		if _, ok := m["required"]; ok {
 			return 0, fmt.Errorf("%s/required: needs properties", path)
+		}
+		for _, k := range constraining {
+			v, ok := m[k]
+			if e, empty := v.(*obj); !ok || v == true || empty && len(e.keys) == 0 {
+				continue
+			}
+			return 0, fmt.Errorf("%s/%s: an object without properties takes any keys and values; constraining them is not supported: list its properties", path, k)
 		}
 		return c.add(node{kind: kAnyObject}), nil
 	}
@@ -466,9 +548,20 @@ func (c *compiler) array(m map[string]any, path string) (int, error) {
 	return c.add(n), nil
 }
 
-func (c *compiler) literals(vs []any, path string) (int, error) {
+func (c *compiler) literals(vs []any, typ any, path string) (int, error) {
 	if len(vs) > maxLiterals {
 		return 0, fmt.Errorf("%s: %d values, at most %d are supported", path, len(vs), maxLiterals)
+	}
+	if typ != nil {
+		t, ok := typ.(string)
+		if !ok {
+			return 0, fmt.Errorf("%s: a list of types beside it is not supported", path)
+		}
+		for _, v := range vs {
+			if !hasType(t, v) {
+				return 0, fmt.Errorf("%s: %s is not of type %q", path, compactBytes(v), t)
+			}
+		}
 	}
 	n := node{kind: kLiterals}
 	for _, v := range vs {
@@ -477,9 +570,32 @@ func (c *compiler) literals(vs []any, path string) (int, error) {
 	return c.add(n), nil
 }
 
+// hasType says whether decoded value v is of JSON Schema type t.
+func hasType(t string, v any) bool {
+	switch v := v.(type) {
+	case *obj:
+		return t == "object"
+	case []any:
+		return t == "array"
+	case string:
+		return t == "string"
+	case bool:
+		return t == "boolean"
+	case nil:
+		return t == "null"
+	case json.Number:
+		if t == "number" {
+			return true
+		}
+		f, err := v.Float64()
+		return t == "integer" && err == nil && f == math.Trunc(f)
+	}
+	return false
+}
+
 // union makes alternatives that start with different bytes one node.
 func (c *compiler) union(alts []int, path string) (int, error) {
-	n := node{kind: kUnion}
+	n := node{kind: kUnion, alts: new([256]int16)}
 	for i := range n.alts {
 		n.alts[i] = -1
 	}

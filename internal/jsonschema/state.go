@@ -64,8 +64,30 @@ func (s *Schema) Start() State {
 	return st
 }
 
-// Done says the value is complete and nothing may follow.
-func (st *State) Done() bool { return st.depth == 0 }
+// Done says the value is complete and nothing may follow: it has ended, or it is a number
+// or literal at the top level that no byte can continue (an integer's 0).
+func (st *State) Done() bool {
+	if st.depth == 0 {
+		return true
+	}
+	if st.depth > 1 || !st.whole(&st.stack[0]) {
+		return false
+	}
+	f := &st.stack[0]
+	n := &st.s.nodes[f.node]
+	switch f.phase {
+	case nZero:
+		return n.kind == kInteger // a number's 0 may go on with '.' or 'e'
+	case lIn:
+		for i, l := range n.lits {
+			if f.cand&(1<<i) != 0 && len(l) > int(f.n) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
 
 // Complete says the value may end here: it is done, or it is a number or literal at the top
 // level that is whole as it is but could go on.
@@ -367,27 +389,12 @@ func (st *State) step(c byte) bool {
 		case c < 0x80:
 			return st.char(f, n)
 		}
-		// the lead byte of a multi-byte character: how many follow, and the range of the
-		// first (the UTF-8 rules against overlong forms and surrogates)
-		lo, hi := byte(0x80), byte(0xBF)
-		switch {
-		case c >= 0xC2 && c <= 0xDF:
-			f.pos = 1
-		case c == 0xE0:
-			f.pos, lo = 2, 0xA0
-		case c == 0xED:
-			f.pos, hi = 2, 0x9F
-		case c >= 0xE1 && c <= 0xEF:
-			f.pos = 2
-		case c == 0xF0:
-			f.pos, lo = 3, 0x90
-		case c == 0xF4:
-			f.pos, hi = 3, 0x8F
-		case c >= 0xF1 && c <= 0xF3:
-			f.pos = 3
-		default:
+		// the lead byte of a multi-byte character
+		follow, lo, hi, ok := jsonmode.UTF8Lead(c)
+		if !ok {
 			return false
 		}
+		f.pos = uint8(follow)
 		f.phase, f.cand = sUTF, uint64(lo)|uint64(hi)<<8
 		return st.char(f, n)
 	case sUTF:
@@ -443,8 +450,6 @@ func (st *State) step(c byte) bool {
 			switch {
 			case f.cand == escMustLo && !low:
 				return false
-			case f.cand == 0 && low:
-				return false // a low surrogate without its high half
 			case f.cand == escHigh && !high:
 				if low {
 					return false
