@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,7 @@ import (
 	"github.com/strata-ai/strata/internal/jsonmode"
 	"github.com/strata-ai/strata/internal/jsonschema"
 	"github.com/strata-ai/strata/internal/model/qwen3"
+	"github.com/strata-ai/strata/internal/regexmode"
 	"github.com/strata-ai/strata/internal/serve"
 	"github.com/strata-ai/strata/internal/tokenizer"
 )
@@ -477,12 +479,13 @@ func TestMalformedRequests(t *testing.T) {
 		// vLLM parameters strata refuses rather than ignores, and bad values of those it takes
 		`{"prompt": "x", "prompt_logprobs": 50}`, `{"prompt": "x", "prompt_logprobs": 1, "stream": true}`, `{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {}}}`, `{"prompt": "x", "response_format": 5}`,
 		`{"prompt": "x", "guided_json": {"type": "string", "pattern": "a"}}`, `{"prompt": "x", "guided_json": "{not json"}`,
-		`{"prompt": "x", "guided_json": {"type": "integer"}, "guided_choice": ["a"]}`, `{"prompt": "x", "structured_outputs": {"regex": "a+"}}`,
+		`{"prompt": "x", "guided_json": {"type": "integer"}, "guided_choice": ["a"]}`, `{"prompt": "x", "structured_outputs": {"grammar": "root ::= \"a\""}}`,
 		`{"prompt": "x", "structured_outputs": 5}`, `{"prompt": "x", "structured_outputs": {"jsn": {"type": "integer"}}}`,
 		`{"prompt": "x", "structured_outputs": {"json": {"type": "integer"}, "disable_any_whitespace": true}}`,
 		`{"prompt": "x", "guided_json": {"type": "integer"}, "guided_whitespace_pattern": " *"}`, `{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "array"}}}}`,
 		`{"prompt": "x", "guided_choice": []}`, `{"prompt": "x", "guided_choice": ["a", ""]}`, `{"prompt": "x", "guided_choice": "a"}`,
-		`{"prompt": "x", "guided_choice": ["a"], "response_format": {"type": "json_object"}}`, `{"prompt": "x", "guided_regex": "a+"}`,
+		`{"prompt": "x", "guided_choice": ["a"], "response_format": {"type": "json_object"}}`, `{"prompt": "x", "guided_regex": "(a"}`,
+		`{"prompt": "x", "guided_regex": 5}`, `{"prompt": "x", "guided_regex": "\\bx"}`, `{"prompt": "x", "guided_regex": "a+", "guided_choice": ["a"]}`,
 		`{"prompt": "x", "use_beam_search": true}`, `{"prompt": "x", "best_of": 3}`, `{"prompt": "x", "bad_words": ["  "]}`,
 		`{"prompt": "x", "echo": true, "logprobs": 1, "stream": true}`, `{"prompt": "x", "min_tokens": 20, "max_tokens": 5}`,
 		`{"prompt": "x", "min_tokens": -1}`, `{"prompt": "x", "logit_bias": {"abc": 5}}`, `{"prompt": "x", "logit_bias": {"99999999": 5}}`,
@@ -1070,6 +1073,44 @@ func TestJSONSchemaResponse(t *testing.T) {
 	}
 	if whole == 0 {
 		t.Fatal("no answer finished its value: nothing checks a whole one")
+	}
+}
+
+// TestGuidedRegexResponse: guided_regex and structured_outputs.regex keep the answer on its
+// way to a full match, and an answer that stops matches (Go's regexp is the reference).
+func TestGuidedRegexResponse(t *testing.T) {
+	f := demoServer(t)
+	c := client(f)
+	const expr = `(yes|no), [0-9]{1,2} (cats|dogs)`
+	ref := regexp.MustCompile(`^(?:` + expr + `)$`)
+	whole := 0
+	for i, opt := range []option.RequestOption{
+		option.WithJSONSet("guided_regex", expr),
+		option.WithJSONSet("structured_outputs", map[string]any{"regex": expr}),
+		option.WithJSONSet("guided_regex", expr),
+	} {
+		res, err := c.Completions.New(context.Background(), openai.CompletionNewParams{
+			Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Answer:")},
+			MaxTokens: openai.Int(24), Seed: openai.Int(int64(i)), Temperature: openai.Float(1),
+		}, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, finish := res.Choices[0].Text, res.Choices[0].FinishReason
+		re, _ := regexmode.Compile(expr)
+		st := re.Start()
+		if !st.FeedAll([]byte(text)) {
+			t.Fatalf("form %d: %q is not on its way to a match of %s", i, text, expr)
+		}
+		if finish == "stop" {
+			if !ref.MatchString(text) {
+				t.Fatalf("form %d: stopped on %q, which does not match %s", i, text, expr)
+			}
+			whole++
+		}
+	}
+	if whole == 0 {
+		t.Fatal("no answer finished its match: nothing checks a whole one")
 	}
 }
 

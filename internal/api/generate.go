@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-ai/strata/internal/engine"
 	"github.com/strata-ai/strata/internal/jsonschema"
+	"github.com/strata-ai/strata/internal/regexmode"
 	"github.com/strata-ai/strata/internal/sampling"
 	"github.com/strata-ai/strata/internal/serve"
 	"github.com/strata-ai/strata/internal/tokenizer"
@@ -63,9 +64,9 @@ func (f *samplingFields) unsupported() error {
 	for _, g := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"guided_regex", f.GuidedRegex}, {"guided_grammar", f.GuidedGrammar}, {"guided_whitespace_pattern", f.GuidedWhitespace}} {
+	}{{"guided_grammar", f.GuidedGrammar}, {"guided_whitespace_pattern", f.GuidedWhitespace}} {
 		if set(g.raw) && string(g.raw) != `""` {
-			return badRequest(g.name, "%s is not supported: of guided decoding strata implements guided_json, guided_choice and response_format json_object and json_schema; leave it out", g.name)
+			return badRequest(g.name, "%s is not supported: of guided decoding strata implements guided_json, guided_regex, guided_choice and response_format json_object and json_schema; leave it out", g.name)
 		}
 	}
 	if f.UseBeamSearch {
@@ -81,9 +82,9 @@ func (f *samplingFields) unsupported() error {
 	return nil
 }
 
-// guided reads the guided-decoding fields into p: guided_choice, guided_json,
-// response_format json_object and json_schema, and structured_outputs' json, choice and
-// json_object (vLLM's newer form of the same). At most one may be given.
+// guided reads the guided-decoding fields into p: guided_choice, guided_json, guided_regex,
+// response_format json_object and json_schema, and structured_outputs' json, regex, choice
+// and json_object (vLLM's newer form of the same). At most one may be given.
 func (s *Server) guided(f *samplingFields, p *genParams) error {
 	set := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 	var given []string
@@ -112,6 +113,19 @@ func (s *Server) guided(f *samplingFields, p *genParams) error {
 		given = append(given, param)
 		return nil
 	}
+	regex := func(param string, raw json.RawMessage) error {
+		var expr string
+		if err := json.Unmarshal(raw, &expr); err != nil {
+			return badRequest(param, "%s must be a string: a regular expression the whole output must match", param)
+		}
+		re, err := regexmode.Compile(expr)
+		if err != nil {
+			return badRequest(param, "%s: %v", param, err)
+		}
+		p.regex = re
+		given = append(given, param)
+		return nil
+	}
 	if set(f.GuidedChoice) {
 		if err := choice("guided_choice", f.GuidedChoice); err != nil {
 			return err
@@ -119,6 +133,11 @@ func (s *Server) guided(f *samplingFields, p *genParams) error {
 	}
 	if set(f.GuidedJSON) {
 		if err := schema("guided_json", f.GuidedJSON); err != nil {
+			return err
+		}
+	}
+	if set(f.GuidedRegex) {
+		if err := regex("guided_regex", f.GuidedRegex); err != nil {
 			return err
 		}
 	}
@@ -170,10 +189,12 @@ func (s *Server) guided(f *samplingFields, p *genParams) error {
 				if string(v) != "false" {
 					err = badRequest(param, "%s is not supported; leave it out", param)
 				}
-			case "regex", "grammar", "structural_tag", "whitespace_pattern":
-				err = badRequest(param, "%s is not supported: strata implements json, choice and json_object", param)
+			case "regex":
+				err = regex(param, v)
+			case "grammar", "structural_tag", "whitespace_pattern":
+				err = badRequest(param, "%s is not supported: strata implements json, regex, choice and json_object", param)
 			default:
-				err = badRequest(param, "%s is not a structured_outputs field (strata implements json, choice and json_object)", param)
+				err = badRequest(param, "%s is not a structured_outputs field (strata implements json, regex, choice and json_object)", param)
 			}
 			if err != nil {
 				return err
@@ -230,6 +251,7 @@ type genParams struct {
 	jsonObject   bool               // response_format json_object
 	choices      []string           // guided_choice
 	jsonSchema   *jsonschema.Schema // guided_json, response_format json_schema
+	regex        *regexmode.Regex   // guided_regex
 	includeStop  bool               // include_stop_str_in_output
 	badWords     [][]int            // bad_words, tokenized with and without a leading space
 }
@@ -475,7 +497,7 @@ func (j *job) add(id string, prompt []int, p *genParams, firstIndex int) error {
 		}
 		sp := p.sampling
 		sp.Seed += uint64(i)
-		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject, Choices: p.choices, JSONSchema: p.jsonSchema}
+		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject, Choices: p.choices, JSONSchema: p.jsonSchema, Regex: p.regex}
 		st, err := s.run.Submit(j.ctx, req)
 		if err != nil {
 			j.abort()

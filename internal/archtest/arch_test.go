@@ -28,13 +28,14 @@ var allowed = map[string][]string{
 	"internal/jsonmode": {},
 	// so is the JSON-schema one, which follows an any-object value with jsonmode
 	"internal/jsonschema": {"internal/jsonmode"},
+	"internal/regexmode":  {"internal/jsonmode"},
 	// the model takes its tensor-parallel collectives through an interface it defines
 	"internal/model/qwen3": {"internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage"},
 	// the engine drives an Executor; whether that is one model or a cluster is not its concern
-	"internal/engine": {"internal/kvcache", "internal/sampling", "internal/jsonmode", "internal/jsonschema", "internal/model/qwen3", "internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage"},
+	"internal/engine": {"internal/kvcache", "internal/sampling", "internal/jsonmode", "internal/jsonschema", "internal/regexmode", "internal/model/qwen3", "internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage"},
 	// the HTTP layer talks to a runner, never to the links or the pipeline
 	"internal/api/...": {"internal/serve", "internal/engine", "internal/tokenizer", "internal/chattemplate", "internal/demo",
-		"internal/kvcache", "internal/sampling", "internal/jsonmode", "internal/jsonschema", "internal/model/qwen3", "internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage"},
+		"internal/kvcache", "internal/sampling", "internal/jsonmode", "internal/jsonschema", "internal/regexmode", "internal/model/qwen3", "internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage"},
 }
 
 func TestDependencyRules(t *testing.T) {

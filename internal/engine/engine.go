@@ -12,6 +12,7 @@ import (
 	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/kvcache"
 	"github.com/strata-ai/strata/internal/model/qwen3"
+	"github.com/strata-ai/strata/internal/regexmode"
 	"github.com/strata-ai/strata/internal/sampling"
 )
 
@@ -49,6 +50,9 @@ type Request struct {
 	// response_format json_schema), in the form jsonschema describes. Like JSONObject, it
 	// needs a byte-level tokenizer.
 	JSONSchema *jsonschema.Schema
+	// Regex makes the output a full match of the expression (vLLM's guided_regex). Like
+	// JSONObject, it needs a byte-level tokenizer.
+	Regex *regexmode.Regex
 	// PromptLogprobs reports, with the first token, the log-probability of every prompt token
 	// after the first given those before it, and the top PromptLogprobs alternatives (0: none,
 	// -1: the prompt token's own only). The executor must be an AllLogitsExecutor.
@@ -169,6 +173,14 @@ func (j *schemaValue) complete() bool       { return j.s.Complete() }
 func (j *schemaValue) final() bool          { return j.s.Done() }
 func (j *schemaValue) feed(b []byte)        { j.s.FeedAll(b) }
 
+// regexMatch keeps the output on its way to a full match of its expression.
+type regexMatch struct{ s regexmode.State }
+
+func (j *regexMatch) allows(b []byte) bool { st := j.s; return st.FeedAll(b) }
+func (j *regexMatch) complete() bool       { return j.s.Complete() }
+func (j *regexMatch) final() bool          { return j.s.Done() }
+func (j *regexMatch) feed(b []byte)        { j.s.FeedAll(b) }
+
 // choice keeps the output a prefix of one of the strings, complete when it is one.
 type choice struct {
 	options []string
@@ -288,7 +300,7 @@ func (e *Engine) Add(r Request) error {
 		return fmt.Errorf("request %s: stop strings need a tokenizer", r.ID)
 	}
 	guided := 0
-	for _, on := range []bool{r.JSONObject, len(r.Choices) > 0, r.JSONSchema != nil} {
+	for _, on := range []bool{r.JSONObject, len(r.Choices) > 0, r.JSONSchema != nil, r.Regex != nil} {
 		if on {
 			guided++
 		}
@@ -297,7 +309,7 @@ func (e *Engine) Add(r Request) error {
 		return fmt.Errorf("request %s: JSON output and guided choice need a byte-level tokenizer", r.ID)
 	}
 	if guided > 1 {
-		return fmt.Errorf("request %s: JSON object, JSON schema and guided choice exclude each other", r.ID)
+		return fmt.Errorf("request %s: JSON object, JSON schema, regex and guided choice exclude each other", r.ID)
 	}
 	for _, c := range r.Choices {
 		if c == "" {
@@ -353,6 +365,8 @@ func (e *Engine) Add(r Request) error {
 		a.con = &choice{options: r.Choices}
 	case r.JSONSchema != nil:
 		a.con = &schemaValue{s: r.JSONSchema.Start()}
+	case r.Regex != nil:
+		a.con = &regexMatch{s: r.Regex.Start()}
 	}
 	for _, id := range r.StopIDs {
 		a.stop[id] = true

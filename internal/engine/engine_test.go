@@ -7,12 +7,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/strata-ai/strata/internal/jsonmode"
 	"github.com/strata-ai/strata/internal/jsonschema"
 	"github.com/strata-ai/strata/internal/model/qwen3"
+	"github.com/strata-ai/strata/internal/regexmode"
 	"github.com/strata-ai/strata/internal/safetensors"
 	"github.com/strata-ai/strata/internal/sampling"
 	"github.com/strata-ai/strata/internal/tokenizer"
@@ -562,6 +564,58 @@ func TestJSONSchema(t *testing.T) {
 	}
 	if complete == 0 {
 		t.Fatal("no sample finished its value: the test checks no whole one")
+	}
+}
+
+// TestGuidedRegex: sampled output under a regex stays on its way to a full match, and the
+// samples that stop match it by Go's regexp.
+func TestGuidedRegex(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const expr = `[a-z]{1,6}@[a-z]{2,5}\.(com|org)`
+	re, err := regexmode.Compile(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := regexp.MustCompile(`^(?:` + expr + `)$`)
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetTokenizer(tk)
+	const n = 10
+	for i := range n {
+		r := Request{ID: fmt.Sprint(i), Prompt: g.Prompts[i%len(g.Prompts)], MaxTokens: 40, StopIDs: []int{0},
+			Sampling: sampling.Params{Temperature: 1, TopP: 1, Seed: uint64(i)}, Regex: re}
+		if err := e.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, reason := drain(t, e)
+	whole := 0
+	for i := range n {
+		id := fmt.Sprint(i)
+		toks := out[id]
+		if reason[id] == "stop" {
+			toks = toks[:len(toks)-1]
+		}
+		text, _ := tk.Decode(toks, true)
+		st := re.Start()
+		if !st.FeedAll([]byte(text)) {
+			t.Fatalf("%s: %q is not on its way to a match", id, text)
+		}
+		if reason[id] == "stop" {
+			if !ref.MatchString(text) {
+				t.Fatalf("%s: stopped on %q, which does not match", id, text)
+			}
+			whole++
+		}
+	}
+	if whole == 0 {
+		t.Fatal("no sample finished its match: the test checks no whole one")
 	}
 }
 
