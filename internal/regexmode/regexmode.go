@@ -11,7 +11,11 @@ package regexmode
 
 import (
 	"fmt"
+	"math/bits"
 	"regexp/syntax"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -29,22 +33,12 @@ func (s *set) add(pc uint32)      { s[pc/64] |= 1 << (pc % 64) }
 func (s *set) has(pc uint32) bool { return s[pc/64]&(1<<(pc%64)) != 0 }
 func (s *set) empty() bool        { return *s == set{} }
 func (s *set) each(f func(pc uint32)) {
-	for w, bits := range s {
-		for bits != 0 {
-			b := bits & -bits
-			f(uint32(w*64 + trailing(b)))
-			bits &^= b
+	for w, word := range s {
+		for word != 0 {
+			f(uint32(w*64 + bits.TrailingZeros64(word)))
+			word &= word - 1
 		}
 	}
-}
-
-func trailing(b uint64) int {
-	n := 0
-	for b&1 == 0 {
-		b >>= 1
-		n++
-	}
-	return n
 }
 
 // Regex is a compiled expression; it is read-only and may be shared by many States.
@@ -56,17 +50,55 @@ type Regex struct {
 	endsAt []bool
 	start  set  // threads before the first rune
 	empty  bool // the empty text matches
+
+	// a DFA built as the text is fed: one row per simulation state met so far, its
+	// transitions filled in on first use, so a token's bytes usually cost one array read
+	// each however many threads the state holds
+	mu   sync.Mutex
+	ids  map[nfa]int32
+	rows atomic.Pointer[[]*row]
 }
+
+// maxRows bounds the DFA (about 1.2 KB a row); past it a State simulates directly. A
+// variable so tests can reach that path.
+var maxRows = 1 << 14
+
+// MaxLen bounds the expression's length: Go's parser expands classes such as \pL into
+// range lists, so a long expression costs far more to parse than its size.
+const MaxLen = 8 << 10
+
+// row is one DFA state: where each byte leads (a row number, refused, or not known yet)
+// and what it stands for.
+type row struct {
+	next           [256]atomic.Int32
+	nfa            nfa
+	complete, done bool
+}
+
+const (
+	refused = -1
+	unknown = -2
+)
 
 // Compile parses expr for full matches. Its errors say what is not supported.
 func Compile(expr string) (*Regex, error) {
+	if len(expr) > MaxLen {
+		return nil, fmt.Errorf("the regex is %d bytes long, at most %d are supported", len(expr), MaxLen)
+	}
+	if n := strings.Count(expr, `\p`) + strings.Count(expr, `\P`); n > 64 {
+		return nil, fmt.Errorf("the regex has %d Unicode classes (\\p, \\P), at most 64 are supported", n)
+	}
+	if strings.Contains(expr, "{,") {
+		// Python reads {,n} as a repeat of 0 to n, RE2 as the text "{,n}"
+		return nil, fmt.Errorf("the regex has \"{,\", which Python and RE2 read differently: write {0,n} for a repeat, or \\{ for the brace")
+	}
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
-		return nil, fmt.Errorf("the regex does not parse: %w", err)
+		return nil, fmt.Errorf("the regex does not parse: %s", short(err))
 	}
 	prog, err := syntax.Compile(re.Simplify())
 	if err != nil {
-		return nil, fmt.Errorf("the regex does not compile: %w", err)
+		return nil, fmt.Errorf("the regex does not compile: %s", short(err))
 	}
 	if len(prog.Inst) > MaxInsts {
 		return nil, fmt.Errorf("the regex compiles to %d instructions, at most %d are supported", len(prog.Inst), MaxInsts)
@@ -114,10 +146,127 @@ func Compile(expr string) (*Regex, error) {
 	r.closure(uint32(prog.Start), true, &r.start)
 	keepLive(&r.start)
 	r.empty = r.canEnd(uint32(prog.Start), true)
-	if r.start.empty() && !r.empty {
+	if r.start.empty() {
+		if r.empty {
+			return nil, fmt.Errorf("the regex matches only the empty text: there is nothing to generate")
+		}
 		return nil, fmt.Errorf("the regex matches no text")
 	}
+	r.ids = map[nfa]int32{}
+	rows := make([]*row, 0, 64)
+	r.rows.Store(&rows)
+	r.intern(nfa{r: r, threads: r.start, ended: r.empty})
 	return r, nil
+}
+
+// short is a parse error without the whole expression it may quote.
+func short(err error) string {
+	if e, ok := err.(*syntax.Error); ok {
+		x := e.Expr
+		if len(x) > 40 {
+			x = x[:40] + "..."
+		}
+		return fmt.Sprintf("%s: %q", e.Code, x)
+	}
+	return err.Error()
+}
+
+// intern returns n's row number, adding a row for it if it is new; false when the DFA is
+// full.
+func (r *Regex) intern(n nfa) (int32, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id, ok := r.ids[n]; ok {
+		return id, true
+	}
+	rows := *r.rows.Load()
+	if len(rows) >= maxRows {
+		return 0, false
+	}
+	rw := &row{nfa: n, complete: n.complete(), done: n.done()}
+	for c := range rw.next {
+		rw.next[c].Store(unknown)
+	}
+	// readers see rows[:len] of whichever slice they loaded: appending in place past it,
+	// or into a copy, never changes what they read
+	grown := append(rows, rw)
+	r.rows.Store(&grown)
+	id := int32(len(rows))
+	r.ids[n] = id
+	return id, true
+}
+
+// State is how far the text has come. It is a small value: copy it to try bytes.
+type State struct {
+	r    *Regex
+	id   int32
+	over *nfa // the simulation, once the DFA is full
+}
+
+// Start is the State before the first byte.
+func (r *Regex) Start() State { return State{r: r} }
+
+func (st *State) row() *row { return (*st.r.rows.Load())[st.id] }
+
+// Complete says the text so far is a full match.
+func (st *State) Complete() bool {
+	if st.over != nil {
+		return st.over.complete()
+	}
+	return st.row().complete
+}
+
+// Done says the text is a full match and nothing may follow.
+func (st *State) Done() bool {
+	if st.over != nil {
+		return st.over.done()
+	}
+	return st.row().done
+}
+
+// FeedAll feeds b and reports whether every byte was accepted.
+func (st *State) FeedAll(b []byte) bool {
+	for _, c := range b {
+		if !st.Feed(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// Feed advances st by one byte and reports whether it can continue the text toward a full
+// match; when it cannot, st is left in an unspecified state (feed a copy to test). It is
+// safe to call on copies of one State from many goroutines.
+func (st *State) Feed(c byte) bool {
+	if st.over != nil {
+		n := *st.over
+		if !n.feed(c) {
+			return false
+		}
+		st.over = &n
+		return true
+	}
+	rw := st.row()
+	switch v := rw.next[c].Load(); {
+	case v >= 0:
+		st.id = v
+		return true
+	case v == refused:
+		return false
+	}
+	n := rw.nfa
+	if !n.feed(c) {
+		rw.next[c].Store(refused)
+		return false
+	}
+	id, ok := st.r.intern(n)
+	if !ok {
+		st.over = &n
+		return true
+	}
+	rw.next[c].Store(id)
+	st.id = id
+	return true
 }
 
 func consumes(in *syntax.Inst) bool {
@@ -236,8 +385,8 @@ func intersects(in *syntax.Inst, lo, hi rune) bool {
 	return false
 }
 
-// State is how far the text has come. It is a value: copy it to try bytes.
-type State struct {
+// nfa is the simulation: the live threads, and the UTF-8 character being read.
+type nfa struct {
 	r       *Regex
 	threads set
 	ended   bool    // the text so far is a match
@@ -246,30 +395,13 @@ type State struct {
 	lo, hi  byte // the range its next byte must be in
 }
 
-// Start is the State before the first byte.
-func (r *Regex) Start() State {
-	return State{r: r, threads: r.start, ended: r.empty}
-}
+func (st *nfa) complete() bool { return st.npend == 0 && st.ended }
 
-// Complete says the text so far is a full match.
-func (st *State) Complete() bool { return st.npend == 0 && st.ended }
+func (st *nfa) done() bool { return st.complete() && st.threads.empty() }
 
-// Done says the text is a full match and nothing may follow.
-func (st *State) Done() bool { return st.Complete() && st.threads.empty() }
-
-// FeedAll feeds b and reports whether every byte was accepted.
-func (st *State) FeedAll(b []byte) bool {
-	for _, c := range b {
-		if !st.Feed(c) {
-			return false
-		}
-	}
-	return true
-}
-
-// Feed advances st by one byte and reports whether it can continue the text toward a full
-// match; when it cannot, st is left in an unspecified state (feed a copy to test).
-func (st *State) Feed(c byte) bool {
+// feed advances st by one byte and reports whether it can continue the text toward a full
+// match; when it cannot, st is left in an unspecified state.
+func (st *nfa) feed(c byte) bool {
 	if st.npend == 0 {
 		if c < utf8.RuneSelf {
 			return st.rune(rune(c))
@@ -297,7 +429,7 @@ func (st *State) Feed(c byte) bool {
 }
 
 // possible says some thread accepts a rune that starts with the pending bytes.
-func (st *State) possible() bool {
+func (st *nfa) possible() bool {
 	lo, hi := prefixRange(st.pend[:st.npend])
 	ok := false
 	st.threads.each(func(pc uint32) {
@@ -333,7 +465,7 @@ func prefixRange(p []byte) (lo, hi rune) {
 }
 
 // rune steps every thread over r.
-func (st *State) rune(r rune) bool {
+func (st *nfa) rune(r rune) bool {
 	var next set
 	ended := false
 	st.threads.each(func(pc uint32) {

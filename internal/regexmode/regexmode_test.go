@@ -1,9 +1,11 @@
 package regexmode
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -24,6 +26,14 @@ var testExprs = []string{
 	`(?s).a`,
 	`\p{Greek}+`,
 	`a|`,
+}
+
+// pending is how many bytes of an incomplete character st holds.
+func pending(st State) uint8 {
+	if st.over != nil {
+		return st.over.npend
+	}
+	return st.row().nfa.npend
 }
 
 func reference(expr string) *regexp.Regexp { return regexp.MustCompile(`^(?:` + expr + `)$`) }
@@ -97,7 +107,7 @@ func TestAgreesWithRegexp(t *testing.T) {
 		}
 		for range 300 {
 			s, st := walk(t, r, re, expr, 40)
-			if st.npend == 0 && !utf8.ValidString(s) { // a walk cut short may end inside a character
+			if pending(st) == 0 && !utf8.ValidString(s) { // a walk cut short may end inside a character
 				t.Fatalf("%s: the walk %q is not UTF-8", expr, s)
 			}
 			if st.Complete() != ref.MatchString(s) {
@@ -110,6 +120,52 @@ func TestAgreesWithRegexp(t *testing.T) {
 		if matched == 0 {
 			t.Fatalf("%s: nothing matched: the test compared no match", expr)
 		}
+	}
+}
+
+// TestFullDFA runs the agreement test with a DFA of four rows: past them a State simulates
+// the program itself, and must still agree with Go's regexp.
+func TestFullDFA(t *testing.T) {
+	defer func(n int) { maxRows = n }(maxRows)
+	maxRows = 4
+	TestAgreesWithRegexp(t)
+}
+
+// TestConcurrentFeeds walks copies of one State from several goroutines at once, as the
+// engine's mask does, while the DFA grows; run with -race it checks the rows' sharing.
+func TestConcurrentFeeds(t *testing.T) {
+	const expr = `[A-Z][a-z]{1,4}( [A-Z][a-z]{1,4}){0,3}|\d+(\.\d+)?`
+	re, err := Compile(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reference(expr)
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 9))
+			alpha := alphabet(expr)
+			for range 2000 {
+				var b strings.Builder
+				for range r.IntN(10) {
+					b.WriteString(alpha[r.IntN(len(alpha))])
+				}
+				s := b.String()
+				st := re.Start()
+				if got, want := st.FeedAll([]byte(s)) && st.Complete(), utf8.ValidString(s) && ref.MatchString(s); got != want {
+					errs <- fmt.Sprintf("%q: State %v, regexp %v", s, got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
 	}
 }
 
@@ -143,9 +199,18 @@ func TestCompileErrors(t *testing.T) {
 		{`(a)\1`, "does not parse"},
 		{`a{1000}b{100}`, "instructions"},
 		{`[^\x00-\x{10FFFF}]`, "matches no text"},
+		{`^$`, "only the empty text"},
+		{`(?:)`, "only the empty text"},
+		{`\d{,3}`, "{0,n}"},
+		{strings.Repeat("a", 9000), "at most 8192"},
+		{"[" + strings.Repeat(`\pL`, 65) + "]", "Unicode classes"},
+		{"(" + strings.Repeat("a", 100), "missing closing )"},
 		{`a^b`, "matches no text"},
 	} {
 		_, err := Compile(c.expr)
+		if err != nil && len(err.Error()) > 200 {
+			t.Errorf("Compile(%.20q...): an error of %d bytes", c.expr, len(err.Error()))
+		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Compile(%q) = %v, want an error containing %q", c.expr, err, c.want)
 		}
