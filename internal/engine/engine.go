@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 
 	"github.com/strata-ai/strata/internal/jsonmode"
 	"github.com/strata-ai/strata/internal/jsonschema"
@@ -588,22 +589,37 @@ func (e *Engine) constrain(a *active, row []float32) []float32 {
 	out := make([]float32, len(row))
 	neg := float32(math.Inf(-1))
 	complete, final := a.con.complete(), a.con.final()
-	allowed := false
-	for id := range out {
-		ok := false
-		switch {
-		case a.stop[id]:
-			ok = complete
-		case !final && len(e.tokenBytes[id]) > 0:
-			ok = a.con.allows(e.tokenBytes[id])
+	// A pass over the vocabulary feeds every token's bytes to a copy of the constraint's
+	// state (2-7 ms for 150k tokens on one core): a token whose first byte is refused is
+	// refused without that, and the rest are split across the cores, since allows only
+	// reads the state.
+	var first [256]bool
+	for c := range first {
+		first[c] = !final && a.con.allows([]byte{byte(c)})
+	}
+	var allowed atomic.Bool
+	kernels.ParallelFor(len(out), 8192, func(lo, hi int) {
+		any := false
+		for id := lo; id < hi; id++ {
+			if b := e.tokenBytes[id]; len(b) > 0 && first[b[0]] && a.con.allows(b) {
+				out[id], any = row[id], true
+			} else {
+				out[id] = neg
+			}
 		}
-		if ok {
-			out[id], allowed = row[id], true
+		if any {
+			allowed.Store(true)
+		}
+	})
+	for id := range a.stop { // whatever their bytes, stop tokens only once it is complete
+		if complete {
+			out[id] = row[id]
+			allowed.Store(true)
 		} else {
 			out[id] = neg
 		}
 	}
-	if !allowed { // complete, and no stop token to end on (finish ends the sequence with it)
+	if !allowed.Load() { // complete, and no stop token to end on (finish ends the sequence with it)
 		return row
 	}
 	return out

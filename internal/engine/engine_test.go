@@ -25,7 +25,7 @@ type goldenFile struct {
 	Greedy  [][]int `json:"greedy"`
 }
 
-func loadModel(t *testing.T, name string) (*qwen3.Model, goldenFile) {
+func loadModel(t testing.TB, name string) (*qwen3.Model, goldenFile) {
 	t.Helper()
 	dir := filepath.Join("../../testdata/models", name)
 	m, err := qwen3.Load(dir)
@@ -746,4 +746,32 @@ func drain(t *testing.T, e *Engine) (tokens map[string][]int, reason map[string]
 		}
 	}
 	return tokens, reason
+}
+
+// BenchmarkConstrain is one step's mask for a JSON-mode request over Qwen3's 151k-token
+// vocabulary, inside a string (where most tokens are allowed) and after a key (where few are).
+func BenchmarkConstrain(b *testing.B) {
+	m, _ := loadModel(b, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 2, MaxNumBatchedTokens: 64, MaxModelLen: 64}, BlockSize: 4, KVCacheBytes: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.SetTokenizer(tk)
+	e.vocab = 151936 // Qwen3's, not the tiny model's: the mask's cost is per vocabulary token
+	e.buildTokenBytes()
+	row := make([]float32, len(e.tokenBytes))
+	for _, c := range []struct{ name, prefix string }{{"in-string", `{"a": "xy`}, {"after-key", `{"a"`}} {
+		b.Run(c.name, func(b *testing.B) {
+			con := &jsonObject{}
+			con.feed([]byte(c.prefix))
+			a := &active{con: con, stop: map[int]bool{0: true}}
+			for b.Loop() {
+				e.constrain(a, row)
+			}
+		})
+	}
 }
