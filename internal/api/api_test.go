@@ -478,7 +478,7 @@ func TestMalformedRequests(t *testing.T) {
 		`{"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": "{bad"}}]}]}`,
 		// vLLM parameters strata refuses rather than ignores, and bad values of those it takes
 		`{"prompt": "x", "prompt_logprobs": 50}`, `{"prompt": "x", "prompt_logprobs": 1, "stream": true}`, `{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {}}}`, `{"prompt": "x", "response_format": 5}`,
-		`{"prompt": "x", "guided_json": {"type": "string", "pattern": "a"}}`, `{"prompt": "x", "guided_json": "{not json"}`,
+		`{"prompt": "x", "guided_json": {"type": "string", "format": "hostname"}}`, `{"prompt": "x", "guided_json": "{not json"}`,
 		`{"prompt": "x", "guided_json": {"type": "integer"}, "guided_choice": ["a"]}`, `{"prompt": "x", "structured_outputs": {"grammar": "root ::= \"a\""}}`,
 		`{"prompt": "x", "structured_outputs": 5}`, `{"prompt": "x", "structured_outputs": {"jsn": {"type": "integer"}}}`,
 		`{"prompt": "x", "structured_outputs": {"json": {"type": "integer"}, "disable_any_whitespace": true}}`,

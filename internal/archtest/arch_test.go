@@ -27,7 +27,7 @@ var allowed = map[string][]string{
 	// the JSON-output automaton is a state machine over bytes
 	"internal/jsonmode": {},
 	// so is the JSON-schema one, which follows an any-object value with jsonmode
-	"internal/jsonschema": {"internal/jsonmode"},
+	"internal/jsonschema": {"internal/jsonmode", "internal/regexmode"},
 	"internal/regexmode":  {"internal/jsonmode"},
 	// the model takes its tensor-parallel collectives through an interface it defines
 	"internal/model/qwen3": {"internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage"},

@@ -1,9 +1,15 @@
 package jsonschema
 
 import (
+	"net"
+	"net/mail"
+	"regexp"
+	"time"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/strata-ai/strata/internal/regexmode"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -33,7 +39,17 @@ var testSchemas = map[string]string{
 	"root-number":   `{"type": "number"}`,
 	"root-enum":     `{"enum": [1, 12, 123, "a b", "a", null, {"k": [1, true]}]}`,
 	"all-optional":  `{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": ["number", "null"]}}}`,
-	"unicode":       `{"type": "object", "properties": {"ключ": {"type": "string", "minLength": 2, "maxLength": 3}, "<&>": {"type": "null"}}, "required": ["ключ", "<&>"]}`,
+	"patterns": `{"type": "object", "properties": {
+		"code": {"type": "string", "pattern": "^[A-Z]{2}-\\d{3}$"},
+		"note": {"type": "string", "pattern": "é|\"|\\\\n|😀|x\\u0001"},
+		"when": {"type": "string", "format": "date-time"},
+		"day": {"type": "string", "format": "date"},
+		"at": {"type": "string", "format": "time"},
+		"id": {"type": "string", "format": "uuid"},
+		"mail": {"type": "string", "format": "email"},
+		"ip": {"type": "string", "format": "ipv4"}
+	}, "required": ["code", "note", "when"]}`,
+	"unicode": `{"type": "object", "properties": {"ключ": {"type": "string", "minLength": 2, "maxLength": 3}, "<&>": {"type": "null"}}, "required": ["ключ", "<&>"]}`,
 }
 
 // validate checks v (decoded with UseNumber) against schema s (decoded the same way) as JSON
@@ -113,6 +129,12 @@ func validate(root, s map[string]any, v any) error {
 			return fmt.Errorf("%d items, over maxItems", len(v))
 		}
 	case string:
+		if p, ok := s["pattern"].(string); ok && !regexp.MustCompile(strings.ReplaceAll(p, `\u0001`, `\x01`)).MatchString(v) {
+			return fmt.Errorf("%q does not match the pattern %s", v, p)
+		}
+		if f, ok := s["format"].(string); ok && !validFormat(f, v) {
+			return fmt.Errorf("%q is not a %s", v, f)
+		}
 		n := int64(utf8.RuneCountInString(v))
 		if m, ok := s["minLength"].(json.Number); ok && n < must(m.Int64()) {
 			return fmt.Errorf("%q under minLength", v)
@@ -122,6 +144,31 @@ func validate(root, s map[string]any, v any) error {
 		}
 	}
 	return nil
+}
+
+// validFormat checks v by the standard library's own parsers.
+func validFormat(f, v string) bool {
+	var err error
+	switch f {
+	case "date":
+		_, err = time.Parse(time.DateOnly, v)
+	case "time":
+		_, err = time.Parse("15:04:05.999999999Z07:00", v)
+	case "date-time":
+		_, err = time.Parse(time.RFC3339Nano, v)
+	case "uuid":
+		return len(v) == 36 && regexp.MustCompile(`^[0-9a-fA-F-]+$`).MatchString(v) && v[8] == '-' && v[13] == '-' && v[18] == '-' && v[23] == '-'
+	case "email":
+		var a *mail.Address
+		a, err = mail.ParseAddress(v)
+		return err == nil && a.Address == v
+	case "ipv4":
+		ip := net.ParseIP(v)
+		return ip != nil && ip.To4() != nil && strings.Count(v, ".") == 3
+	default:
+		return false
+	}
+	return err == nil
 }
 
 func must(i int64, err error) int64 {
@@ -233,6 +280,15 @@ func gen(r *rand.Rand, s *Schema, i int, b *bytes.Buffer) {
 		}
 		b.WriteByte(']')
 	case kString:
+		if n.re != nil {
+			pool := patternPool[n.re]
+			if len(pool) < 40 { // walks are slow: forty per pattern, reused
+				pool = append(pool, genPattern(r, n.re))
+				patternPool[n.re] = pool
+			}
+			b.Write(pool[r.IntN(len(pool))])
+			return
+		}
 		hi := n.minLen + 4
 		if n.maxLen >= 0 {
 			hi = min(hi, n.maxLen)
@@ -268,6 +324,41 @@ func gen(r *rand.Rand, s *Schema, i int, b *bytes.Buffer) {
 			}
 		}
 		gen(r, s, alts[r.IntN(len(alts))], b)
+	}
+}
+
+// patternPool holds genPattern's strings per pattern (tests run one at a time).
+var patternPool = map[*regexmode.Regex][][]byte{}
+
+// genPattern writes a JSON string whose content fully matches re: a random walk over the
+// bytes re takes, until it matches, encoded by encoding/json (which escapes quotes, control
+// characters and <, >, & as \u sequences, so escapes are exercised too).
+func genPattern(r *rand.Rand, re *regexmode.Regex) []byte {
+	for {
+		st := re.Start()
+		var raw []byte
+		for range 300 {
+			if st.Complete() && r.IntN(3) == 0 {
+				break
+			}
+			var next []byte
+			for x := range 256 {
+				try := st
+				if try.Feed(byte(x)) {
+					next = append(next, byte(x))
+				}
+			}
+			if len(next) == 0 {
+				break
+			}
+			c := next[r.IntN(len(next))]
+			st.Feed(c)
+			raw = append(raw, c)
+		}
+		if st.Complete() && utf8.Valid(raw) {
+			out, _ := json.Marshal(string(raw))
+			return out
+		}
 	}
 }
 
@@ -485,8 +576,11 @@ func TestRootNumberAndLiterals(t *testing.T) {
 
 func TestCompileErrors(t *testing.T) {
 	for _, c := range []struct{ schema, want string }{
-		{`{"type": "string", "pattern": "^a"}`, `"pattern" is not supported`},
-		{`{"type": "string", "format": "date-time"}`, `"format" is not supported`},
+		{`{"type": "string", "format": "hostname"}`, `"hostname" is not supported`},
+		{`{"type": "string", "pattern": "a(?=b)"}`, "does not parse"},
+		{`{"type": "string", "pattern": "a", "maxLength": 3}`, "beside pattern"},
+		{`{"type": "string", "pattern": "a", "format": "date"}`, "pattern beside format"},
+		{`{"type": "integer", "format": "int32"}`, "applies to string"},
 		{`{"type": "integer", "minimum": 0}`, `"minimum" is not supported`},
 		{`{"properties": {"a": {"type": "string"}}}`, `without "type"`},
 		{`{"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}}}}`, "recursive"},

@@ -16,7 +16,10 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"regexp"
 	"strings"
+
+	"github.com/strata-ai/strata/internal/regexmode"
 )
 
 // MaxDepth is the deepest nesting of schema objects and arrays a State follows.
@@ -54,9 +57,10 @@ type node struct {
 	required uint64 // bit i: props[i] is required
 	items    int    // array: the items' node
 	minItems int
-	maxItems int // -1: no limit
-	minLen   int // string: characters
-	maxLen   int // -1: no limit
+	maxItems int              // -1: no limit
+	minLen   int              // string: characters
+	maxLen   int              // -1: no limit
+	re       *regexmode.Regex // string: its pattern or format, nil for any
 	lits     [][]byte
 	alts     *[256]int16 // union: node by first byte, -1 none
 }
@@ -231,8 +235,26 @@ func (c *compiler) add(n node) int {
 var typeKeywords = map[string]string{
 	"properties": "object", "required": "object",
 	"items": "array", "minItems": "array", "maxItems": "array", "uniqueItems": "array",
-	"minLength": "string", "maxLength": "string",
+	"minLength": "string", "maxLength": "string", "pattern": "string", "format": "string",
 }
+
+// formats are the string formats a State follows, as full matches of these expressions:
+// each accepts a subset of what its RFC allows (date-time is RFC 3339's, with its offset).
+var formats = map[string]string{
+	"date":      date,
+	"time":      clock,
+	"date-time": date + "T" + clock,
+	"uuid":      `[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`,
+	"email":     `[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+`,
+	"ipv4":      `((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)`,
+}
+
+// date is a calendar date with the days its month always has (February 28: a leap day
+// needs the year's arithmetic); clock is RFC 3339's full-time, without leap seconds.
+const (
+	date  = `\d{4}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)|02-(0[1-9]|1\d|2[0-8]))`
+	clock = `([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)`
+)
 
 // constraining are the keywords that restrict an object's other properties: harmless beside
 // properties (a State generates no others), but they would be ignored on an object without.
@@ -250,11 +272,11 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 	for _, k := range o.keys {
 		switch k {
 		case "type", "properties", "required", "items", "minItems", "maxItems", "uniqueItems", "enum",
-			"const", "anyOf", "oneOf", "minLength", "maxLength":
+			"const", "anyOf", "oneOf", "minLength", "maxLength", "pattern", "format":
 			structural = append(structural, k)
 		default:
 			if !annotations[k] {
-				return 0, fmt.Errorf("%s: the keyword %q is not supported (supported: type, properties, required, items, minItems, maxItems, enum, const, anyOf, oneOf, minLength, maxLength, $ref to $defs)", path, k)
+				return 0, fmt.Errorf("%s: the keyword %q is not supported (supported: type, properties, required, items, minItems, maxItems, enum, const, anyOf, oneOf, minLength, maxLength, pattern, format, $ref to $defs)", path, k)
 			}
 		}
 	}
@@ -378,6 +400,9 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 		if n.maxLen >= 0 && n.maxLen < n.minLen {
 			return 0, fmt.Errorf("%s: maxLength %d is below minLength %d", path, n.maxLen, n.minLen)
 		}
+		if n.re, err = stringRegex(m, path); err != nil {
+			return 0, err
+		}
 		return c.add(n), nil
 	case "number":
 		return c.add(node{kind: kNumber}), nil
@@ -399,6 +424,51 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
+
+// stringRegex compiles a string schema's pattern (a search, as JSON Schema defines it) or
+// format (a full match) for regexmode. Either beside minLength or maxLength is refused: a
+// length the pattern cannot meet would leave the text nowhere to go.
+func stringRegex(m map[string]any, path string) (*regexmode.Regex, error) {
+	p, hasP := m["pattern"]
+	f, hasF := m["format"]
+	if !hasP && !hasF {
+		return nil, nil
+	}
+	_, minL := m["minLength"]
+	_, maxL := m["maxLength"]
+	switch {
+	case hasP && hasF:
+		return nil, fmt.Errorf("%s: pattern beside format is not supported: give one", path)
+	case minL || maxL:
+		return nil, fmt.Errorf("%s: minLength or maxLength beside pattern or format is not supported: fold the length into the pattern", path)
+	}
+	if hasF {
+		name, _ := f.(string)
+		expr, ok := formats[name]
+		if !ok {
+			return nil, fmt.Errorf("%s/format: %q is not supported (supported: date, time, date-time, uuid, email, ipv4)", path, f)
+		}
+		re, err := regexmode.Compile(expr)
+		if err != nil {
+			return nil, fmt.Errorf("%s/format: %w", path, err)
+		}
+		return re, nil
+	}
+	ps, ok := p.(string)
+	if !ok {
+		return nil, fmt.Errorf("%s/pattern: want a string", path)
+	}
+	// JSON Schema's patterns are ECMA-262: its \uXXXX is RE2's \x{XXXX}
+	ps = ecmaEscape.ReplaceAllString(ps, `${1}\x{${2}}`)
+	re, err := regexmode.Compile(`(?s:.*)(?:` + ps + `)(?s:.*)`)
+	if err != nil {
+		return nil, fmt.Errorf("%s/pattern: %w", path, err)
+	}
+	return re, nil
+}
+
+// ecmaEscape finds a \uXXXX escape: after an even run of backslashes, so \\u is not one.
+var ecmaEscape = regexp.MustCompile(`((?:^|[^\\])(?:\\\\)*)\\u([0-9a-fA-F]{4})`)
 
 // count reads a non-negative whole-number keyword (2 or 2.0), def when absent.
 func count(m map[string]any, k string, def int, path string) (int, error) {

@@ -1,6 +1,11 @@
 package jsonschema
 
-import "github.com/strata-ai/strata/internal/jsonmode"
+import (
+	"unicode/utf8"
+
+	"github.com/strata-ai/strata/internal/jsonmode"
+	"github.com/strata-ai/strata/internal/regexmode"
+)
 
 // phases of a frame
 const (
@@ -55,6 +60,12 @@ type State struct {
 	depth   uint8
 	spaces  uint8
 	generic jsonmode.State // the innermost any-object value, when the top frame is one
+	// the innermost string's pattern (or format), when it has one: fed the string's
+	// characters as they are decoded
+	re    regexmode.State
+	reOn  bool
+	uval  uint32 // a \u escape's digits so far
+	hiSur uint32 // a surrogate pair's first half
 }
 
 // Start is the State before the value's first byte.
@@ -254,6 +265,9 @@ func (st *State) step(c byte) bool {
 				return false
 			}
 			f.phase = sIn
+			if st.reOn = n.re != nil; st.reOn {
+				st.re = n.re.Start()
+			}
 			return true
 		case kNumber, kInteger:
 			switch {
@@ -374,18 +388,25 @@ func (st *State) step(c byte) bool {
 	case sIn:
 		switch {
 		case c == '"':
-			if int(f.n) < n.minLen {
+			if int(f.n) < n.minLen || st.reOn && !st.re.Complete() {
 				return false
 			}
+			st.reOn = false
 			st.pop()
 			return true
 		case c < 0x20:
 			return false // control characters must be escaped
 		case c == '\\':
 			// an escape is one character (a surrogate pair's two are one): it is counted
-			// here, before it starts, so one that cannot fit is never begun
+			// here, before it starts, so one that cannot fit is never begun; with a
+			// pattern, \u can write any character it may take next
+			if st.reOn && !st.re.TakesRuneIn(0, utf8.MaxRune) {
+				return false
+			}
 			f.phase = sEsc
 			return st.char(f, n)
+		case st.reOn && !st.re.Feed(c):
+			return false // the raw bytes are the characters' own
 		case c < 0x80:
 			return st.char(f, n)
 		}
@@ -398,7 +419,7 @@ func (st *State) step(c byte) bool {
 		f.phase, f.cand = sUTF, uint64(lo)|uint64(hi)<<8
 		return st.char(f, n)
 	case sUTF:
-		if c < byte(f.cand) || c > byte(f.cand>>8) {
+		if c < byte(f.cand) || c > byte(f.cand>>8) || st.reOn && !st.re.Feed(c) {
 			return false
 		}
 		f.cand = 0x80 | 0xBF<<8
@@ -409,10 +430,13 @@ func (st *State) step(c byte) bool {
 	case sEsc:
 		switch c {
 		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			if st.reOn && !st.re.Feed(unescape[c]) {
+				return false
+			}
 			f.phase = sIn
 			return true
 		case 'u':
-			f.phase, f.pos, f.cand = sUni, 0, 0
+			f.phase, f.pos, f.cand, st.uval = sUni, 0, 0, 0
 			return true
 		}
 		return false
@@ -426,7 +450,7 @@ func (st *State) step(c byte) bool {
 		if c != 'u' {
 			return false
 		}
-		f.phase, f.pos, f.cand = sUni, 0, escMustLo
+		f.phase, f.pos, f.cand, st.uval = sUni, 0, escMustLo, 0
 		return true
 	case sUni:
 		if !isHex(c) {
@@ -457,14 +481,27 @@ func (st *State) step(c byte) bool {
 				f.cand = 0
 			}
 		}
-		if f.pos++; f.pos < 4 {
+		st.uval = st.uval<<4 | hexValue(c)
+		if f.pos++; st.reOn && !st.escapeViable(f, 4-int(f.pos)) {
+			return false
+		}
+		if f.pos < 4 {
 			return true
 		}
 		if f.cand == escHigh {
+			st.hiSur = st.uval
 			f.phase = sLowBS
 			return true
 		}
 		f.phase = sIn
+		if st.reOn {
+			r := rune(st.uval)
+			if f.cand == escMustLo {
+				r = 0x10000 + rune(st.hiSur-0xD800)<<10 + rune(st.uval-0xDC00)
+			}
+			var b [utf8.UTFMax]byte
+			return st.re.FeedAll(b[:utf8.EncodeRune(b[:], r)])
+		}
 		return true
 	case nMinus:
 		switch {
@@ -548,6 +585,38 @@ func (st *State) step(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// unescape is what each one-letter escape stands for.
+var unescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+func hexValue(c byte) uint32 {
+	switch {
+	case c <= '9':
+		return uint32(c - '0')
+	case c >= 'a':
+		return uint32(c-'a') + 10
+	}
+	return uint32(c-'A') + 10
+}
+
+// escapeViable says whether the \u escape being read, with left digits to come, can still
+// be a character the pattern takes next: its digits so far leave a range of code units,
+// and a first half of a surrogate pair stands for the characters its second half can make.
+func (st *State) escapeViable(f *frame, left int) bool {
+	lo, hi := st.uval<<(4*left), (st.uval+1)<<(4*left)-1
+	if f.cand == escMustLo { // the pair's second half: [DC00, DFFF] after the first
+		lo, hi = max(lo, 0xDC00), min(hi, 0xDFFF)
+		base := 0x10000 + rune(st.hiSur-0xD800)<<10
+		return lo <= hi && st.re.TakesRuneIn(base+rune(lo-0xDC00), base+rune(hi-0xDC00))
+	}
+	// characters outside the surrogates, and pairs starting in [D800, DBFF]
+	if lo <= 0xD7FF && st.re.TakesRuneIn(rune(lo), rune(min(hi, 0xD7FF))) ||
+		hi >= 0xE000 && st.re.TakesRuneIn(rune(max(lo, 0xE000)), rune(hi)) {
+		return true
+	}
+	a, b := max(lo, 0xD800), min(hi, 0xDBFF)
+	return a <= b && st.re.TakesRuneIn(0x10000+rune(a-0xD800)<<10, 0x10000+rune(b-0xD800)<<10+0x3FF)
 }
 
 // char counts one more character of a string against its maxLength.

@@ -482,3 +482,21 @@ func (st *nfa) rune(r rune) bool {
 	st.threads, st.ended = next, ended
 	return true
 }
+
+// TakesRuneIn says whether a rune in [lo, hi] can come next, at a character boundary: for
+// callers that hold characters in another form (a JSON string's \u escapes) and must know,
+// digit by digit, that one of those they can still write is one the expression takes.
+func (st *State) TakesRuneIn(lo, hi rune) bool {
+	n := st.over
+	if n == nil {
+		n = &st.row().nfa
+	}
+	if n.npend != 0 {
+		return false
+	}
+	ok := false
+	n.threads.each(func(pc uint32) {
+		ok = ok || intersects(&st.r.prog.Inst[pc], lo, hi)
+	})
+	return ok
+}

@@ -241,3 +241,23 @@ func BenchmarkVocabularyMask(b *testing.B) {
 		}
 	}
 }
+
+func TestTakesRuneIn(t *testing.T) {
+	re, err := Compile(`a[x-z]|😀`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := re.Start()
+	for _, c := range []struct {
+		lo, hi rune
+		want   bool
+	}{{'a', 'a', true}, {'b', 'w', false}, {0x1F600, 0x1F600, true}, {0x1F601, 0x10FFFF, false}, {0, 0x10FFFF, true}} {
+		if got := st.TakesRuneIn(c.lo, c.hi); got != c.want {
+			t.Errorf("start, [%U, %U]: %v, want %v", c.lo, c.hi, got, c.want)
+		}
+	}
+	st.Feed('a')
+	if !st.TakesRuneIn('w', 'x') || st.TakesRuneIn('a', 'w') {
+		t.Error("after a: want x-z and nothing below")
+	}
+}
