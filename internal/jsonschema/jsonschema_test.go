@@ -114,6 +114,18 @@ func validate(root, s map[string]any, v any) error {
 				}
 			}
 		}
+	case json.Number:
+		f, _ := v.Float64()
+		for k, bad := range map[string]func(b float64) bool{
+			"minimum": func(b float64) bool { return f < b }, "maximum": func(b float64) bool { return f > b },
+			"exclusiveMinimum": func(b float64) bool { return f <= b }, "exclusiveMaximum": func(b float64) bool { return f >= b },
+		} {
+			if bn, ok := s[k].(json.Number); ok {
+				if b, _ := bn.Float64(); bad(b) {
+					return fmt.Errorf("%v breaks %s %v", v, k, b)
+				}
+			}
+		}
 	case []any:
 		if it, ok := s["items"].(map[string]any); ok {
 			for i, x := range v {
@@ -316,6 +328,33 @@ func gen(r *rand.Rand, s *Schema, i int, b *bytes.Buffer) {
 		}
 	case kLiterals:
 		b.Write(n.lits[r.IntN(len(n.lits))])
+	case kRanged:
+		for {
+			st := n.re.Start()
+			var digits []byte
+			for range 12 {
+				if st.Complete() && r.IntN(3) == 0 {
+					break
+				}
+				var next []byte
+				for _, c := range []byte("-0123456789") {
+					try := st
+					if try.Feed(c) {
+						next = append(next, c)
+					}
+				}
+				if len(next) == 0 {
+					break
+				}
+				c := next[r.IntN(len(next))]
+				st.Feed(c)
+				digits = append(digits, c)
+			}
+			if st.Complete() {
+				b.Write(digits)
+				return
+			}
+		}
 	case kUnion:
 		var alts []int
 		for _, a := range n.alts {
@@ -528,6 +567,9 @@ func TestRootNumberAndLiterals(t *testing.T) {
 		{`{"type": "integer"}`, "-0", true, true},
 		{`{"type": "integer"}`, "5", true, false},
 		{`{"type": "number"}`, "0", true, false},
+		{`{"type": "integer", "minimum": 0, "maximum": 5}`, "5", true, true},
+		{`{"type": "integer", "minimum": 0, "maximum": 15}`, "1", true, false},
+		{`{"type": "integer", "minimum": 10, "maximum": 15}`, "1", false, false},
 		{`{"enum": [1, 12]}`, "1", true, false},
 		{`{"enum": [1, 12]}`, "12", true, true},
 		{`{"enum": ["a", "ab"]}`, `"a"`, true, true},
@@ -562,6 +604,9 @@ func TestRootNumberAndLiterals(t *testing.T) {
 		{`{"type": "string", "minLength": 2}`, `"\ud83d\ude00"`},
 		{`{"type": "string"}`, "\"a\nb\""},
 		{`{"type": "number"}`, "1 "},
+		{`{"type": "integer", "minimum": 10}`, "9"},
+		{`{"type": "integer", "maximum": -1}`, "0"},
+		{`{"type": "integer", "exclusiveMaximum": 3}`, "3"},
 	} {
 		s, err := Compile([]byte(c.schema))
 		if err != nil {
@@ -581,7 +626,10 @@ func TestCompileErrors(t *testing.T) {
 		{`{"type": "string", "pattern": "a", "maxLength": 3}`, "beside pattern"},
 		{`{"type": "string", "pattern": "a", "format": "date"}`, "pattern beside format"},
 		{`{"type": "integer", "format": "int32"}`, "applies to string"},
-		{`{"type": "integer", "minimum": 0}`, `"minimum" is not supported`},
+		{`{"type": "number", "minimum": 0}`, "bounds on numbers"},
+		{`{"type": "integer", "minimum": 5, "maximum": 4}`, "no integer lies between"},
+		{`{"type": "integer", "minimum": 1e30}`, "within ±1e15"},
+		{`{"type": "integer", "multipleOf": 2}`, `"multipleOf" is not supported`},
 		{`{"properties": {"a": {"type": "string"}}}`, `without "type"`},
 		{`{"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}}}}`, "recursive"},
 		{`{"anyOf": [{"type": "integer"}, {"type": "number"}]}`, "two alternatives"},

@@ -43,6 +43,7 @@ const (
 	kNumber
 	kInteger
 	kLiterals // enum, const, boolean, null: one of a few JSON texts
+	kRanged   // an integer between bounds, followed by its expression (re)
 	kUnion    // alternatives told apart by their first byte
 )
 
@@ -60,7 +61,7 @@ type node struct {
 	maxItems int              // -1: no limit
 	minLen   int              // string: characters
 	maxLen   int              // -1: no limit
-	re       *regexmode.Regex // string: its pattern or format, nil for any
+	re       *regexmode.Regex // string: its pattern or format, nil for any; ranged: its bounds
 	lits     [][]byte
 	alts     *[256]int16 // union: node by first byte, -1 none
 }
@@ -236,6 +237,7 @@ var typeKeywords = map[string]string{
 	"properties": "object", "required": "object",
 	"items": "array", "minItems": "array", "maxItems": "array", "uniqueItems": "array",
 	"minLength": "string", "maxLength": "string", "pattern": "string", "format": "string",
+	"minimum": "integer", "maximum": "integer", "exclusiveMinimum": "integer", "exclusiveMaximum": "integer",
 }
 
 // formats are the string formats a State follows, as full matches of these expressions:
@@ -272,11 +274,12 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 	for _, k := range o.keys {
 		switch k {
 		case "type", "properties", "required", "items", "minItems", "maxItems", "uniqueItems", "enum",
-			"const", "anyOf", "oneOf", "minLength", "maxLength", "pattern", "format":
+			"const", "anyOf", "oneOf", "minLength", "maxLength", "pattern", "format",
+			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum":
 			structural = append(structural, k)
 		default:
 			if !annotations[k] {
-				return 0, fmt.Errorf("%s: the keyword %q is not supported (supported: type, properties, required, items, minItems, maxItems, enum, const, anyOf, oneOf, minLength, maxLength, pattern, format, $ref to $defs)", path, k)
+				return 0, fmt.Errorf("%s: the keyword %q is not supported (supported: type, properties, required, items, minItems, maxItems, enum, const, anyOf, oneOf, minLength, maxLength, pattern, format, minimum and maximum on integers, $ref to $defs)", path, k)
 			}
 		}
 	}
@@ -380,6 +383,9 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 	}
 	for _, k := range structural {
 		if want, ok := typeKeywords[k]; ok && want != ts {
+			if want == "integer" && ts == "number" {
+				return 0, fmt.Errorf("%s/%s: bounds on numbers are not supported, only on integers", path, k)
+			}
 			return 0, fmt.Errorf("%s/%s: applies to %s, not to type %q", path, k, want, ts)
 		}
 	}
@@ -407,7 +413,11 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 	case "number":
 		return c.add(node{kind: kNumber}), nil
 	case "integer":
-		return c.add(node{kind: kInteger}), nil
+		re, err := bounds(m, path)
+		if err != nil || re == nil {
+			return c.add(node{kind: kInteger}), err
+		}
+		return c.add(node{kind: kRanged, re: re}), nil
 	case "boolean":
 		return c.literals([]any{true, false}, nil, path)
 	case "null":
@@ -469,6 +479,63 @@ func stringRegex(m map[string]any, path string) (*regexmode.Regex, error) {
 
 // ecmaEscape finds a \uXXXX escape: after an even run of backslashes, so \\u is not one.
 var ecmaEscape = regexp.MustCompile(`((?:^|[^\\])(?:\\\\)*)\\u([0-9a-fA-F]{4})`)
+
+// bounds compiles an integer schema's minimum, maximum, exclusiveMinimum and
+// exclusiveMaximum (numbers, as since draft 6) into an expression for the integers between
+// them; nil when there are none.
+func bounds(m map[string]any, path string) (*regexmode.Regex, error) {
+	var lo, hi int64
+	var hasLo, hasHi bool
+	for _, k := range []string{"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"} {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		num, ok := v.(json.Number)
+		f, err := num.Float64()
+		if !ok || err != nil || math.Abs(f) > 1e15 {
+			return nil, fmt.Errorf("%s/%s: want a number within ±1e15, not %v", path, k, v)
+		}
+		switch k { // the integer bound each one makes
+		case "minimum":
+			b := int64(math.Ceil(f))
+			if !hasLo || b > lo {
+				lo = b
+			}
+			hasLo = true
+		case "exclusiveMinimum":
+			b := int64(math.Floor(f)) + 1
+			if !hasLo || b > lo {
+				lo = b
+			}
+			hasLo = true
+		case "maximum":
+			b := int64(math.Floor(f))
+			if !hasHi || b < hi {
+				hi = b
+			}
+			hasHi = true
+		case "exclusiveMaximum":
+			b := int64(math.Ceil(f)) - 1
+			if !hasHi || b < hi {
+				hi = b
+			}
+			hasHi = true
+		}
+	}
+	if !hasLo && !hasHi {
+		return nil, nil
+	}
+	expr, err := intRangeRegex(lo, hi, hasLo, hasHi)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	re, err := regexmode.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the bounds: %w", path, err)
+	}
+	return re, nil
+}
 
 // count reads a non-negative whole-number keyword (2 or 2.0), def when absent.
 func count(m map[string]any, k string, def int, path string) (int, error) {
@@ -718,7 +785,7 @@ func (s *Schema) startsWith(i int, b byte) bool {
 		return b == '['
 	case kString:
 		return b == '"'
-	case kNumber, kInteger:
+	case kNumber, kInteger, kRanged:
 		return b == '-' || b >= '0' && b <= '9'
 	case kLiterals:
 		for _, l := range n.lits {

@@ -35,6 +35,7 @@ const (
 	nExpSign           // number: after the exponent's sign
 	nExpInt            // number: exponent digits
 	lIn                // literals: n bytes of the candidates matched
+	rIn                // ranged integer: its digits go to the State's re
 	gIn                // any object: inside, followed by the State's generic lexer
 )
 
@@ -87,6 +88,8 @@ func (st *State) Done() bool {
 	f := &st.stack[0]
 	n := &st.s.nodes[f.node]
 	switch f.phase {
+	case rIn:
+		return st.re.Done()
 	case nZero:
 		return n.kind == kInteger // a number's 0 may go on with '.' or 'e'
 	case lIn:
@@ -124,6 +127,8 @@ func (st *State) whole(f *frame) bool {
 				return true
 			}
 		}
+	case rIn:
+		return st.re.Complete()
 	}
 	return false
 }
@@ -147,7 +152,7 @@ func (st *State) Feed(c byte) bool {
 	f := &st.stack[st.depth-1]
 	if isSpace(c) {
 		// whitespace ends a number, and a literal unless it goes on inside a string
-		if f.phase >= nZero && f.phase <= nExpInt || f.phase == lIn && !st.literalGoesOn(f, c) {
+		if f.phase >= nZero && f.phase <= nExpInt || f.phase == rIn || f.phase == lIn && !st.literalGoesOn(f, c) {
 			if !st.whole(f) {
 				return false
 			}
@@ -279,6 +284,16 @@ func (st *State) step(c byte) bool {
 				f.phase = nInt
 			default:
 				return false
+			}
+			return true
+		case kRanged:
+			st.re = n.re.Start()
+			if !st.re.Feed(c) {
+				return false
+			}
+			f.phase = rIn
+			if st.re.Done() {
+				st.pop()
 			}
 			return true
 		case kLiterals:
@@ -575,6 +590,15 @@ func (st *State) step(c byte) bool {
 		f.n++
 		st.literalDone(f, n)
 		return true
+	case rIn:
+		if try := st.re; try.Feed(c) {
+			st.re = try
+			if st.re.Done() {
+				st.pop()
+			}
+			return true
+		}
+		return st.endThen(c)
 	case gIn:
 		if !st.generic.Feed(c) {
 			return false
