@@ -41,7 +41,7 @@ var testSchemas = map[string]string{
 	"all-optional":  `{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": ["number", "null"]}}}`,
 	"patterns": `{"type": "object", "properties": {
 		"code": {"type": "string", "pattern": "^[A-Z]{2}-\\d{3}$"},
-		"note": {"type": "string", "pattern": "é|\"|\\\\n|😀|x\\u0001"},
+		"note": {"type": "string", "pattern": "é|\"|\\\\n|\\u4e2d|x\\u0001"},
 		"when": {"type": "string", "format": "date-time"},
 		"day": {"type": "string", "format": "date"},
 		"at": {"type": "string", "format": "time"},
@@ -141,7 +141,7 @@ func validate(root, s map[string]any, v any) error {
 			return fmt.Errorf("%d items, over maxItems", len(v))
 		}
 	case string:
-		if p, ok := s["pattern"].(string); ok && !regexp.MustCompile(strings.ReplaceAll(p, `\u0001`, `\x01`)).MatchString(v) {
+		if p, ok := s["pattern"].(string); ok && !regexp.MustCompile(refEscape.ReplaceAllString(p, `\x{$1}`)).MatchString(v) {
 			return fmt.Errorf("%q does not match the pattern %s", v, p)
 		}
 		if f, ok := s["format"].(string); ok && !validFormat(f, v) {
@@ -157,6 +157,9 @@ func validate(root, s map[string]any, v any) error {
 	}
 	return nil
 }
+
+// refEscape is ECMA's \uXXXX, for the reference's RE2 (the test patterns have no \\u).
+var refEscape = regexp.MustCompile(`\\u([0-9a-fA-F]{4})`)
 
 // validFormat checks v by the standard library's own parsers.
 func validFormat(f, v string) bool {
@@ -381,7 +384,7 @@ func genPattern(r *rand.Rand, re *regexmode.Regex) []byte {
 				break
 			}
 			var next []byte
-			for x := range 256 {
+			for x := range 0xF0 { // a pattern's strings hold no character beyond the BMP
 				try := st
 				if try.Feed(byte(x)) {
 					next = append(next, byte(x))
@@ -622,7 +625,15 @@ func TestRootNumberAndLiterals(t *testing.T) {
 func TestCompileErrors(t *testing.T) {
 	for _, c := range []struct{ schema, want string }{
 		{`{"type": "string", "format": "hostname"}`, `"hostname" is not supported`},
-		{`{"type": "string", "pattern": "a(?=b)"}`, "does not parse"},
+		{`{"type": "string", "pattern": "a(?=b)"}`, "(? groups"},
+		{`{"type": "string", "pattern": "x)|(?:.*"}`, "does not parse"},
+		{`{"type": "string", "pattern": "[[:digit:]]"}`, "POSIX"},
+		{`{"type": "string", "pattern": "[^]a]"}`, "[^]"},
+		{`{"type": "string", "pattern": "a\\z"}`, "means something else"},
+		{`{"type": "string", "pattern": "\\pL"}`, "means something else"},
+		{`{"type": "string", "pattern": "(?i)a"}`, "(? groups"},
+		{`{"type": "string", "pattern": "😀"}`, "Basic Multilingual Plane"},
+		{`{"type": "string", "pattern": "\\ud83d"}`, "surrogate"},
 		{`{"type": "string", "pattern": "a", "maxLength": 3}`, "beside pattern"},
 		{`{"type": "string", "pattern": "a", "format": "date"}`, "pattern beside format"},
 		{`{"type": "integer", "format": "int32"}`, "applies to string"},
@@ -694,6 +705,46 @@ func TestCompileAccepts(t *testing.T) {
 		st = s.Start()
 		if st.FeedAll([]byte(c.bad)) && st.Complete() {
 			t.Errorf("%s accepted %s", c.schema, c.bad)
+		}
+	}
+}
+
+// TestECMAPatterns: a pattern means what ECMA-262 (without the u flag) says, where RE2 would
+// read it otherwise; the expectations are the ECMA specification's.
+func TestECMAPatterns(t *testing.T) {
+	for _, c := range []struct {
+		pattern string
+		ok, bad []string
+	}{
+		{`^a.b$`, []string{"a b", "aéb"}, []string{"a\rb", "a\nb", "a\u2028b", "a\u2029b"}},
+		{`^\s$`, []string{" ", "\u00a0", "\ufeff", "\\u000b", "\u3000"}, []string{"a", "\u0085"}},
+		{`^\S$`, []string{"a", "\u0085"}, []string{"\\u000b", "\u00a0", " "}},
+		{`^[\s,]+$`, []string{" ,\u00a0"}, []string{"x"}},
+		{`^\u0041\u0042$`, []string{"AB"}, []string{"A"}},
+		{`^[A-Za-z\u00C0-\u00D6\u00D8-\u00F6]+$`, []string{"Àbé"}, []string{"×"}},
+		{`^\\u0041$`, []string{`\\u0041`}, []string{"A"}},
+		{`^$`, []string{""}, []string{"a"}},
+		{`[.]`, []string{"x.y"}, []string{"xy"}},
+		{`^\x41$`, []string{"A"}, []string{"x41"}},
+		{`^.$`, []string{"é", "中"}, []string{"😀", `\ud83d\ude00`}}, // one UTF-16 unit in ECMA
+	} {
+		schema := fmt.Sprintf(`{"type": "string", "pattern": %q}`, c.pattern)
+		s, err := Compile([]byte(schema))
+		if err != nil {
+			t.Errorf("%s: %v", schema, err)
+			continue
+		}
+		for _, text := range c.ok {
+			st := s.Start()
+			if !st.FeedAll([]byte(`"`+text+`"`)) || !st.Complete() {
+				t.Errorf("pattern %s refused %q", c.pattern, text)
+			}
+		}
+		for _, text := range c.bad {
+			st := s.Start()
+			if st.FeedAll([]byte(`"`+text+`"`)) && st.Complete() {
+				t.Errorf("pattern %s accepted %q", c.pattern, text)
+			}
 		}
 	}
 }

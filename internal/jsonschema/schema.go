@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/strata-ai/strata/internal/regexmode"
@@ -241,13 +240,14 @@ var typeKeywords = map[string]string{
 }
 
 // formats are the string formats a State follows, as full matches of these expressions:
-// each accepts a subset of what its RFC allows (date-time is RFC 3339's, with its offset).
+// each accepts a subset of what its RFC allows (date-time is RFC 3339's, with its offset;
+// an email's local part is at most 63 characters and its domain labels 22).
 var formats = map[string]string{
 	"date":      date,
 	"time":      clock,
 	"date-time": date + "T" + clock,
 	"uuid":      `[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`,
-	"email":     `[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+`,
+	"email":     `[A-Za-z0-9_%+-]{1,15}(\.[A-Za-z0-9_%+-]{1,15}){0,3}@[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,20}[A-Za-z0-9])?){1,4}`,
 	"ipv4":      `((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)`,
 }
 
@@ -468,17 +468,17 @@ func stringRegex(m map[string]any, path string) (*regexmode.Regex, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s/pattern: want a string", path)
 	}
-	// JSON Schema's patterns are ECMA-262: its \uXXXX is RE2's \x{XXXX}
-	ps = ecmaEscape.ReplaceAllString(ps, `${1}\x{${2}}`)
-	re, err := regexmode.Compile(`(?s:.*)(?:` + ps + `)(?s:.*)`)
+	re2, err := ecmaToRE2(ps)
+	if err != nil {
+		return nil, fmt.Errorf("%s/pattern: %w", path, err)
+	}
+	// a search, as JSON Schema defines it; the empty string may be what the pattern wants
+	re, err := regexmode.CompileInner(`(?s:.*)(?:` + re2 + `)(?s:.*)`)
 	if err != nil {
 		return nil, fmt.Errorf("%s/pattern: %w", path, err)
 	}
 	return re, nil
 }
-
-// ecmaEscape finds a \uXXXX escape: after an even run of backslashes, so \\u is not one.
-var ecmaEscape = regexp.MustCompile(`((?:^|[^\\])(?:\\\\)*)\\u([0-9a-fA-F]{4})`)
 
 // bounds compiles an integer schema's minimum, maximum, exclusiveMinimum and
 // exclusiveMaximum (numbers, as since draft 6) into an expression for the integers between

@@ -420,8 +420,10 @@ func (st *State) step(c byte) bool {
 			}
 			f.phase = sEsc
 			return st.char(f, n)
-		case st.reOn && !st.re.Feed(c):
-			return false // the raw bytes are the characters' own
+		case st.reOn && (c >= 0xF0 || !st.re.Feed(c)):
+			// the raw bytes are the characters' own; none beyond the BMP, which ECMA's
+			// patterns read as two characters
+			return false
 		case c < 0x80:
 			return st.char(f, n)
 		}
@@ -634,13 +636,9 @@ func (st *State) escapeViable(f *frame, left int) bool {
 		base := 0x10000 + rune(st.hiSur-0xD800)<<10
 		return lo <= hi && st.re.TakesRuneIn(base+rune(lo-0xDC00), base+rune(hi-0xDC00))
 	}
-	// characters outside the surrogates, and pairs starting in [D800, DBFF]
-	if lo <= 0xD7FF && st.re.TakesRuneIn(rune(lo), rune(min(hi, 0xD7FF))) ||
-		hi >= 0xE000 && st.re.TakesRuneIn(rune(max(lo, 0xE000)), rune(hi)) {
-		return true
-	}
-	a, b := max(lo, 0xD800), min(hi, 0xDBFF)
-	return a <= b && st.re.TakesRuneIn(0x10000+rune(a-0xD800)<<10, 0x10000+rune(b-0xD800)<<10+0x3FF)
+	// characters outside the surrogates: a pattern's string holds none beyond the BMP
+	return lo <= 0xD7FF && st.re.TakesRuneIn(rune(lo), rune(min(hi, 0xD7FF))) ||
+		hi >= 0xE000 && st.re.TakesRuneIn(rune(max(lo, 0xE000)), rune(hi))
 }
 
 // char counts one more character of a string against its maxLength.

@@ -50,6 +50,10 @@ type Regex struct {
 	endsAt []bool
 	start  set  // threads before the first rune
 	empty  bool // the empty text matches
+	// universal[pc]: any rune, looping back to itself, and the text may end after it (a
+	// trailing (?s:.*)): once a match holds and such a thread lives, every text goes on
+	// matching, and the state collapses to that thread alone
+	universal []bool
 
 	// a DFA built as the text is fed: one row per simulation state met so far, its
 	// transitions filled in on first use, so a token's bytes usually cost one array read
@@ -81,7 +85,13 @@ const (
 )
 
 // Compile parses expr for full matches. Its errors say what is not supported.
-func Compile(expr string) (*Regex, error) {
+func Compile(expr string) (*Regex, error) { return compile(expr, false) }
+
+// CompileInner is Compile for text inside a larger value (a JSON string's content), where
+// an expression that matches only the empty text is fine.
+func CompileInner(expr string) (*Regex, error) { return compile(expr, true) }
+
+func compile(expr string, emptyOK bool) (*Regex, error) {
 	if len(expr) > MaxLen {
 		return nil, fmt.Errorf("the regex is %d bytes long, at most %d are supported", len(expr), MaxLen)
 	}
@@ -143,10 +153,14 @@ func Compile(expr string) (*Regex, error) {
 		keepLive(&r.next[pc])
 		r.endsAt[pc] = r.canEnd(out, false)
 	}
+	r.universal = make([]bool, len(prog.Inst))
+	for pc := range prog.Inst {
+		r.universal[pc] = prog.Inst[pc].Op == syntax.InstRuneAny && r.next[pc].has(uint32(pc)) && r.endsAt[pc]
+	}
 	r.closure(uint32(prog.Start), true, &r.start)
 	keepLive(&r.start)
 	r.empty = r.canEnd(uint32(prog.Start), true)
-	if r.start.empty() {
+	if r.start.empty() && !(emptyOK && r.empty) {
 		if r.empty {
 			return nil, fmt.Errorf("the regex matches only the empty text: there is nothing to generate")
 		}
@@ -478,6 +492,19 @@ func (st *nfa) rune(r rune) bool {
 	})
 	if next.empty() && !ended {
 		return false
+	}
+	if ended {
+		// once a trailing (?s:.*) holds the match, nothing else matters: without this, the
+		// threads still looking for the pattern make new DFA rows for every text that follows
+		var u set
+		next.each(func(pc uint32) {
+			if u.empty() && st.r.universal[pc] {
+				u.add(pc)
+			}
+		})
+		if !u.empty() {
+			next = u
+		}
 	}
 	st.threads, st.ended = next, ended
 	return true

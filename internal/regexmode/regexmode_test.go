@@ -261,3 +261,29 @@ func TestTakesRuneIn(t *testing.T) {
 		t.Error("after a: want x-z and nothing below")
 	}
 }
+
+// TestMatchedStaysSmall: once a search's trailing (?s:.*) holds the match, the text that
+// follows adds no DFA rows (the threads still looking for the pattern are dropped).
+func TestMatchedStaysSmall(t *testing.T) {
+	re, err := Compile(`(?s:.*)(?:a.{20}b)(?s:.*)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := re.Start()
+	if !st.FeedAll([]byte("xa" + strings.Repeat("-", 20) + "b")) || !st.Complete() {
+		t.Fatal("the pattern did not match")
+	}
+	before := len(*re.rows.Load())
+	r := rand.New(rand.NewPCG(1, 1))
+	for range 3000 {
+		if !st.Feed(byte('a' + r.IntN(3))) {
+			t.Fatal("a byte after the match was refused")
+		}
+	}
+	if after := len(*re.rows.Load()); after > before+2 || !st.Complete() {
+		t.Fatalf("rows %d -> %d after the match (complete %v)", before, after, st.Complete())
+	}
+	if _, err := CompileInner(`^$`); err != nil {
+		t.Fatalf("CompileInner(^$): %v", err)
+	}
+}
