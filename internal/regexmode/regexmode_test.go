@@ -270,7 +270,7 @@ func TestMatchedStaysSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := re.Start()
-	if !st.FeedAll([]byte("xa" + strings.Repeat("-", 20) + "b")) || !st.Complete() {
+	if !st.FeedAll([]byte("xa"+strings.Repeat("-", 20)+"b")) || !st.Complete() {
 		t.Fatal("the pattern did not match")
 	}
 	before := len(*re.rows.Load())
