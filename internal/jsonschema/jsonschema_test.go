@@ -340,7 +340,7 @@ func gen(r *rand.Rand, s *Schema, i int, b *bytes.Buffer) {
 					break
 				}
 				var next []byte
-				for _, c := range []byte("-0123456789") {
+				for _, c := range []byte("-0123456789.") {
 					try := st
 					if try.Feed(c) {
 						next = append(next, c)
@@ -637,7 +637,8 @@ func TestCompileErrors(t *testing.T) {
 		{`{"type": "string", "pattern": "a", "maxLength": 3}`, "beside pattern"},
 		{`{"type": "string", "pattern": "a", "format": "date"}`, "pattern beside format"},
 		{`{"type": "integer", "format": "int32"}`, "applies to string"},
-		{`{"type": "number", "minimum": 0}`, "bounds on numbers"},
+		{`{"type": "number", "minimum": 0.5}`, "whole-number bounds"},
+		{`{"type": "number", "exclusiveMinimum": 0}`, "exclusive bounds on numbers"},
 		{`{"type": "integer", "minimum": 5, "maximum": 4}`, "no integer lies between"},
 		{`{"type": "integer", "minimum": 1e30}`, "within ±1e15"},
 		{`{"type": "integer", "multipleOf": 2}`, `"multipleOf" is not supported`},

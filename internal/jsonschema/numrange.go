@@ -99,3 +99,66 @@ func digits(a, b byte) string {
 	}
 	return "[" + string(a) + "-" + string(b) + "]"
 }
+
+// numRangeRegex is an RE2 expression for the JSON numbers in [lo, hi] (whole-number bounds,
+// either may be absent) written without an exponent: what a State generates for a bounded
+// number.
+func numRangeRegex(lo, hi int64, hasLo, hasHi bool) (string, error) {
+	if hasLo && hasHi && lo > hi {
+		return "", fmt.Errorf("no number lies between the minimum %d and the maximum %d", lo, hi)
+	}
+	const frac, zeros = `(?:\.\d+)?`, `(?:\.0+)?`
+	var alts []string
+	// negatives: -m.f with m.f in (0, top], where top is -lo (or unbounded)
+	{
+		switch {
+		case hasHi && hi < 0:
+			// values up to hi < 0: -m.f with m.f >= -hi
+			m := uint64(-hi)
+			alts = append(alts, `-(?:`+sameOrAbove(m, hasLo, uint64(-lo))+`)`)
+		case !hasLo:
+			alts = append(alts, `-(?:0\.\d*[1-9]\d*|(?:`+atLeast(1)+`)`+frac+`)`)
+		case lo < 0:
+			m := uint64(-lo) // -m.f >= lo: m.f <= -lo
+			neg := `0\.\d*[1-9]\d*`
+			if m > 1 {
+				neg += `|(?:` + between(1, m-1) + `)` + frac
+			}
+			neg += `|` + strconv.FormatUint(m, 10) + zeros
+			alts = append(alts, `-(?:`+neg+`)`)
+		}
+	}
+	// zero and positives: k.f with k.f in [max(lo, 0), hi]
+	if !hasHi || hi >= 0 {
+		from := uint64(0)
+		if hasLo && lo > 0 {
+			from = uint64(lo)
+		}
+		switch {
+		case !hasHi:
+			alts = append(alts, `(?:`+atLeast(from)+`)`+frac)
+		case uint64(hi) == from:
+			alts = append(alts, strconv.FormatUint(from, 10)+zeros)
+		default:
+			alts = append(alts, `(?:`+between(from, uint64(hi)-1)+`)`+frac, strconv.FormatInt(hi, 10)+zeros)
+		}
+		if !hasLo || lo <= 0 { // "-0" and "-0.0…" are zero too
+			alts = append(alts, `-0`+zeros)
+		}
+	}
+	return "(?:" + strings.Join(alts, "|") + ")", nil
+}
+
+// sameOrAbove matches unsigned decimals m.f >= m (and, when capped, <= top): the magnitudes
+// of negative numbers at most -m.
+func sameOrAbove(m uint64, capped bool, top uint64) string {
+	const frac, zeros = `(?:\.\d+)?`, `(?:\.0+)?`
+	if !capped {
+		return strconv.FormatUint(m, 10) + frac + `|(?:` + atLeast(m+1) + `)` + frac
+	}
+	alts := []string{strconv.FormatUint(top, 10) + zeros}
+	if top > m {
+		alts = append(alts, `(?:`+between(m, top-1)+`)`+frac)
+	}
+	return strings.Join(alts, "|")
+}

@@ -258,6 +258,13 @@ const (
 	clock = `([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)`
 )
 
+// applies says keyword k constrains values of type t (the bounds apply to integers and to
+// numbers).
+func applies(k, t string) bool {
+	want, ok := typeKeywords[k]
+	return !ok || want == t || want == "integer" && t == "number"
+}
+
 // constraining are the keywords that restrict an object's other properties: harmless beside
 // properties (a State generates no others), but they would be ignored on an object without.
 var constraining = []string{"additionalProperties", "patternProperties", "propertyNames", "unevaluatedProperties"}
@@ -353,7 +360,7 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 			names[s] = true
 		}
 		for _, k := range structural {
-			if want, ok := typeKeywords[k]; ok && !names[want] {
+			if want, ok := typeKeywords[k]; ok && !names[want] && !(want == "integer" && names["number"]) {
 				return 0, fmt.Errorf("%s/%s: applies to %s, which is not among the types %v", path, k, want, ts)
 			}
 		}
@@ -362,7 +369,7 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 			tname := tv.(string)
 			sub := &obj{m: map[string]any{}}
 			for _, k := range o.keys {
-				if want, ok := typeKeywords[k]; ok && want != tname {
+				if !applies(k, tname) {
 					continue
 				}
 				sub.keys = append(sub.keys, k)
@@ -382,10 +389,7 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 		return 0, fmt.Errorf("%s/type: want a type name or an array of them", path)
 	}
 	for _, k := range structural {
-		if want, ok := typeKeywords[k]; ok && want != ts {
-			if want == "integer" && ts == "number" {
-				return 0, fmt.Errorf("%s/%s: bounds on numbers are not supported, only on integers", path, k)
-			}
+		if want := typeKeywords[k]; !applies(k, ts) {
 			return 0, fmt.Errorf("%s/%s: applies to %s, not to type %q", path, k, want, ts)
 		}
 	}
@@ -411,7 +415,11 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 		}
 		return c.add(n), nil
 	case "number":
-		return c.add(node{kind: kNumber}), nil
+		re, err := numberBounds(m, path)
+		if err != nil || re == nil {
+			return c.add(node{kind: kNumber}), err
+		}
+		return c.add(node{kind: kRanged, re: re}), nil
 	case "integer":
 		re, err := bounds(m, path)
 		if err != nil || re == nil {
@@ -527,6 +535,45 @@ func bounds(m map[string]any, path string) (*regexmode.Regex, error) {
 		return nil, nil
 	}
 	expr, err := intRangeRegex(lo, hi, hasLo, hasHi)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	re, err := regexmode.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the bounds: %w", path, err)
+	}
+	return re, nil
+}
+
+// numberBounds compiles a number schema's minimum and maximum into an expression for the
+// numbers between them, written without an exponent. Only whole-number bounds, inclusive,
+// are supported: a fractional or exclusive bound would need decimal arithmetic on the digits.
+func numberBounds(m map[string]any, path string) (*regexmode.Regex, error) {
+	var lo, hi int64
+	var hasLo, hasHi bool
+	for _, k := range []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		if k == "exclusiveMinimum" || k == "exclusiveMaximum" {
+			return nil, fmt.Errorf("%s/%s: exclusive bounds on numbers are not supported (on integers they are)", path, k)
+		}
+		num, ok := v.(json.Number)
+		f, err := num.Float64()
+		if !ok || err != nil || f != math.Trunc(f) || math.Abs(f) > 1e15 {
+			return nil, fmt.Errorf("%s/%s: on numbers only whole-number bounds within ±1e15 are supported, not %v", path, k, v)
+		}
+		if k == "minimum" {
+			lo, hasLo = int64(f), true
+		} else {
+			hi, hasHi = int64(f), true
+		}
+	}
+	if !hasLo && !hasHi {
+		return nil, nil
+	}
+	expr, err := numRangeRegex(lo, hi, hasLo, hasHi)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
