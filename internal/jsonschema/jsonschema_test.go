@@ -37,8 +37,15 @@ var testSchemas = map[string]string{
 	}`,
 	"nested-arrays": `{"type": "array", "items": {"type": "array", "items": {"type": ["integer", "string"]}, "maxItems": 4}, "minItems": 2, "maxItems": 3}`,
 	"root-number":   `{"type": "number"}`,
-	"root-enum":     `{"enum": [1, 12, 123, "a b", "a", null, {"k": [1, true]}]}`,
-	"all-optional":  `{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": ["number", "null"]}}}`,
+	"tuples": `{"$defs": {"P": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}},
+		"type": "object", "properties": {
+		"pair": {"type": "array", "prefixItems": [{"type": "string", "maxLength": 3}, {"type": "integer"}], "minItems": 2, "maxItems": 2},
+		"head": {"type": "array", "prefixItems": [{"type": "boolean"}], "items": {"type": "null"}, "maxItems": 3},
+		"only": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "integer"}], "items": false},
+		"wrapped": {"allOf": [{"$ref": "#/$defs/P"}], "description": "Pydantic v1 style"}
+	}, "required": ["pair", "only", "wrapped"]}`,
+	"root-enum":    `{"enum": [1, 12, 123, "a b", "a", null, {"k": [1, true]}]}`,
+	"all-optional": `{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": ["number", "null"]}}}`,
 	"patterns": `{"type": "object", "properties": {
 		"code": {"type": "string", "pattern": "^[A-Z]{2}-\\d{3}$"},
 		"note": {"type": "string", "pattern": "é|\"|\\\\n|\\u4e2d|x\\u0001"},
@@ -69,6 +76,13 @@ func validate(root, s map[string]any, v any) error {
 		}
 		if !found {
 			return fmt.Errorf("%v is not in the enum", v)
+		}
+	}
+	if all, ok := s["allOf"].([]any); ok {
+		for _, a := range all {
+			if err := validate(root, a.(map[string]any), v); err != nil {
+				return err
+			}
 		}
 	}
 	for _, k := range []string{"anyOf", "oneOf"} {
@@ -127,9 +141,16 @@ func validate(root, s map[string]any, v any) error {
 			}
 		}
 	case []any:
-		if it, ok := s["items"].(map[string]any); ok {
-			for i, x := range v {
-				if err := validate(root, it, x); err != nil {
+		prefix, _ := s["prefixItems"].([]any)
+		for i, x := range v {
+			sub, ok := s["items"].(map[string]any)
+			if i < len(prefix) {
+				sub, ok = prefix[i].(map[string]any), true
+			} else if s["items"] == false {
+				return fmt.Errorf("item %d after the prefix, with items false", i)
+			}
+			if ok {
+				if err := validate(root, sub, x); err != nil {
 					return fmt.Errorf("item %d: %w", i, err)
 				}
 			}
@@ -290,7 +311,11 @@ func gen(r *rand.Rand, s *Schema, i int, b *bytes.Buffer) {
 				b.WriteByte(',')
 				ws()
 			}
-			gen(r, s, n.items, b)
+			if j < len(n.prefix) {
+				gen(r, s, n.prefix[j], b)
+			} else {
+				gen(r, s, n.items, b)
+			}
 			ws()
 		}
 		b.WriteByte(']')
@@ -647,6 +672,10 @@ func TestCompileErrors(t *testing.T) {
 		{`{"anyOf": [{"type": "integer"}, {"type": "number"}]}`, "two alternatives"},
 		{`{"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]}`, `"b" is not among`},
 		{`{"type": "array"}`, `without "items"`},
+		{`{"type": "array", "prefixItems": [{"type": "null"}]}`, `without "items"`},
+		{`{"allOf": [{"type": "null"}, {"type": "null"}]}`, "allOf of one"},
+		{`{"allOf": [{"type": "null"}], "type": "null"}`, `beside "allOf"`},
+		{`{"type": "array", "prefixItems": [{"type": "null"}], "items": false, "minItems": 2}`, "below minItems"},
 		{`{"type": "array", "items": {"type": "null"}, "minItems": 3, "maxItems": 2}`, "below minItems"},
 		{`{"type": "strin"}`, `unknown type "strin"`},
 		{`{"$ref": "#/$defs/Nope"}`, "does not name"},

@@ -55,7 +55,8 @@ type node struct {
 	kind     kind
 	props    []prop
 	required uint64 // bit i: props[i] is required
-	items    int    // array: the items' node
+	items    int    // array: the items' node (after the prefix), -1 for none
+	prefix   []int  // array: the first items' nodes, in turn (prefixItems)
 	minItems int
 	maxItems int              // -1: no limit
 	minLen   int              // string: characters
@@ -234,7 +235,7 @@ func (c *compiler) add(n node) int {
 // typeKeywords are the keywords that apply to values of one type only.
 var typeKeywords = map[string]string{
 	"properties": "object", "required": "object",
-	"items": "array", "minItems": "array", "maxItems": "array", "uniqueItems": "array",
+	"items": "array", "minItems": "array", "maxItems": "array", "uniqueItems": "array", "prefixItems": "array",
 	"minLength": "string", "maxLength": "string", "pattern": "string", "format": "string",
 	"minimum": "integer", "maximum": "integer", "exclusiveMinimum": "integer", "exclusiveMaximum": "integer",
 }
@@ -280,13 +281,13 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 	var structural []string // the keywords besides annotations
 	for _, k := range o.keys {
 		switch k {
-		case "type", "properties", "required", "items", "minItems", "maxItems", "uniqueItems", "enum",
+		case "type", "properties", "required", "items", "prefixItems", "minItems", "maxItems", "uniqueItems", "enum", "allOf",
 			"const", "anyOf", "oneOf", "minLength", "maxLength", "pattern", "format",
 			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum":
 			structural = append(structural, k)
 		default:
 			if !annotations[k] {
-				return 0, fmt.Errorf("%s: the keyword %q is not supported (supported: type, properties, required, items, minItems, maxItems, enum, const, anyOf, oneOf, minLength, maxLength, pattern, format, minimum and maximum on integers, $ref to $defs)", path, k)
+				return 0, fmt.Errorf("%s: the keyword %q is not supported (supported: type, properties, required, items, prefixItems, allOf of one schema, minItems, maxItems, enum, const, anyOf, oneOf, minLength, maxLength, pattern, format, minimum and maximum on integers, $ref to $defs)", path, k)
 			}
 		}
 	}
@@ -318,6 +319,20 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 			return 0, fmt.Errorf("%s/enum: want a non-empty array", path)
 		}
 		return c.literals(vs, m["type"], path+"/enum")
+	}
+	if v, ok := m["allOf"]; ok { // allOf of one schema: Pydantic wraps a $ref so
+		if err := alone("allOf", false); err != nil {
+			return 0, err
+		}
+		vs, ok := v.([]any)
+		if !ok || len(vs) != 1 {
+			return 0, fmt.Errorf("%s/allOf: only an allOf of one schema is supported", path)
+		}
+		am, ok := vs[0].(*obj)
+		if !ok {
+			return 0, fmt.Errorf("%s/allOf/0: want a schema object", path)
+		}
+		return c.node(am, path+"/allOf/0")
 	}
 	for _, key := range []string{"anyOf", "oneOf"} {
 		if v, ok := m[key]; ok {
@@ -707,24 +722,49 @@ func (c *compiler) object(o *obj, path string) (int, error) {
 }
 
 func (c *compiler) array(m map[string]any, path string) (int, error) {
-	it, ok := m["items"]
-	if !ok {
-		return 0, fmt.Errorf("%s: an array without \"items\" may hold any value, which is not supported: give its items' schema", path)
-	}
-	im, ok := it.(*obj)
-	if !ok {
-		return 0, fmt.Errorf("%s/items: want one schema object (tuples are not supported)", path)
-	}
-	items, err := c.node(im, path+"/items")
-	if err != nil {
-		return 0, err
-	}
-	n := node{kind: kArray, items: items}
+	n := node{kind: kArray, items: -1}
+	var err error
 	if n.minItems, err = count(m, "minItems", 0, path); err != nil {
 		return 0, err
 	}
 	if n.maxItems, err = count(m, "maxItems", -1, path); err != nil {
 		return 0, err
+	}
+	// prefixItems (a tuple, as Pydantic writes one): the first items' schemas in turn
+	if p, ok := m["prefixItems"]; ok {
+		ps, ok := p.([]any)
+		if !ok {
+			return 0, fmt.Errorf("%s/prefixItems: want an array of schemas", path)
+		}
+		for i, x := range ps {
+			xo, ok := x.(*obj)
+			if !ok {
+				return 0, fmt.Errorf("%s/prefixItems/%d: want a schema object", path, i)
+			}
+			k, err := c.node(xo, fmt.Sprintf("%s/prefixItems/%d", path, i))
+			if err != nil {
+				return 0, err
+			}
+			n.prefix = append(n.prefix, k)
+		}
+	}
+	switch it, ok := m["items"]; {
+	case ok && it == false: // nothing after the prefix
+		if n.maxItems < 0 || n.maxItems > len(n.prefix) {
+			n.maxItems = len(n.prefix)
+		}
+	case ok:
+		im, isObj := it.(*obj)
+		if !isObj {
+			return 0, fmt.Errorf("%s/items: want a schema object, or false after prefixItems", path)
+		}
+		if n.items, err = c.node(im, path+"/items"); err != nil {
+			return 0, err
+		}
+	case len(n.prefix) > 0 && n.maxItems >= 0 && n.maxItems <= len(n.prefix):
+		// a tuple whose maxItems leaves no room for others
+	default:
+		return 0, fmt.Errorf("%s: an array without \"items\" may hold any value, which is not supported: give its items' schema", path)
 	}
 	if n.maxItems >= 0 && n.maxItems < n.minItems {
 		return 0, fmt.Errorf("%s: maxItems %d is below minItems %d", path, n.maxItems, n.minItems)
@@ -808,7 +848,14 @@ func (s *Schema) depth(i int) int {
 		}
 		return 1 + d
 	case kArray:
-		return 1 + s.depth(n.items)
+		d := 0
+		if n.items >= 0 {
+			d = s.depth(n.items)
+		}
+		for _, p := range n.prefix {
+			d = max(d, s.depth(p))
+		}
+		return 1 + d
 	case kUnion:
 		d, seen := 0, map[int16]bool{}
 		for _, a := range n.alts {

@@ -380,7 +380,11 @@ func (st *State) step(c byte) bool {
 		}
 		f.n++
 		f.phase = aItem
-		if !st.push(n.items) {
+		child := n.items
+		if int(f.n) <= len(n.prefix) {
+			child = n.prefix[f.n-1]
+		}
+		if !st.push(child) {
 			return false
 		}
 		return st.step(c)
