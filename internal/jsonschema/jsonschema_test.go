@@ -585,6 +585,44 @@ func TestRandomWalksNeverStick(t *testing.T) {
 	}
 }
 
+// TestBoundsExact: bounds are the decimals JSON wrote, not the nearest float64, and wide
+// ranges compile.
+func TestBoundsExact(t *testing.T) {
+	for _, c := range []struct {
+		schema  string
+		ok, bad []string
+	}{
+		{`{"type": "integer", "maximum": 2.99999999999999999}`, []string{"2"}, []string{"3"}},
+		{`{"type": "integer", "minimum": 1.00000000000000001}`, []string{"2"}, []string{"1"}},
+		{`{"type": "integer", "exclusiveMinimum": 0.99999999999999999}`, []string{"1"}, []string{"0"}},
+		{`{"type": "integer", "exclusiveMaximum": 3.00000000000000001}`, []string{"3"}, []string{"4"}},
+		{`{"type": "integer", "minimum": -2147483648, "maximum": 2147483647}`, []string{"-2147483648", "2147483647", "0"}, []string{"2147483648", "-2147483649"}},
+		{`{"type": "integer", "minimum": -1e15, "maximum": 1e15}`, []string{"-1000000000000000", "999999999999999"}, []string{"1000000000000001"}},
+		{`{"type": "number", "minimum": -9999999, "maximum": 9999999}`, []string{"-9999999", "1234.5"}, []string{"9999999.5"}},
+		{`{"type": "integer", "minimum": 1e9}`, []string{"1000000000", "12345678901"}, []string{"999999999"}},
+		{`{"anyOf": [{"type": "integer", "minimum": 0}, {"type": "integer", "maximum": -1}]}`, []string{"5", "-5"}, []string{"-"}},
+	} {
+		s, err := Compile([]byte(c.schema))
+		if err != nil {
+			t.Errorf("%s: %v", c.schema, err)
+			continue
+		}
+		for _, text := range c.ok {
+			if st := s.Start(); !st.FeedAll([]byte(text)) || !st.Complete() {
+				t.Errorf("%s refused %s", c.schema, text)
+			}
+		}
+		for _, text := range c.bad {
+			if st := s.Start(); st.FeedAll([]byte(text)) && st.Complete() {
+				t.Errorf("%s accepted %s", c.schema, text)
+			}
+		}
+	}
+	if _, err := Compile([]byte(`{"type": "number", "maximum": 0.99999999999999999}`)); err == nil || !strings.Contains(err.Error(), "whole-number") {
+		t.Errorf("a fractional bound on a number: %v", err)
+	}
+}
+
 func TestRootNumberAndLiterals(t *testing.T) {
 	for _, c := range []struct {
 		schema, text   string

@@ -80,6 +80,10 @@ func sameLength(x, y string) string {
 	if len(x) == 1 {
 		return digits(x[0], y[0])
 	}
+	if strings.Trim(x[1:], "0") == "" && strings.Trim(y[1:], "9") == "" {
+		// a whole block (x0..y0 then any digits): without this the expression doubles per digit
+		return digits(x[0], y[0]) + fmt.Sprintf(`\d{%d}`, len(x)-1)
+	}
 	if x[0] == y[0] {
 		return string(x[0]) + "(?:" + sameLength(x[1:], y[1:]) + ")"
 	}

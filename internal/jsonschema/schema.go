@@ -6,8 +6,9 @@
 // What is generated is a subset of what the schema accepts, the one structured-output
 // engines generate: an object's properties in the schema's order, only the declared ones
 // (required ones always, optional ones or not), enum and const values in compact JSON.
-// Keywords that constrain values in ways a State does not follow (pattern, format, minimum,
-// ...) are refused by Compile, by name, rather than ignored: the output would break them.
+// Keywords that constrain values in ways a State does not follow (multipleOf, fractional
+// bounds on numbers, most formats, ...) are refused by Compile, by name, rather than ignored:
+// the output would break them.
 package jsonschema
 
 import (
@@ -15,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"net/url"
 	"strings"
 
@@ -287,7 +289,7 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 			structural = append(structural, k)
 		default:
 			if !annotations[k] {
-				return 0, fmt.Errorf("%s: the keyword %q is not supported (supported: type, properties, required, items, prefixItems, allOf of one schema, minItems, maxItems, enum, const, anyOf, oneOf, minLength, maxLength, pattern, format, minimum and maximum on integers, $ref to $defs)", path, k)
+				return 0, fmt.Errorf("%s: the keyword %q is not supported (supported: type, properties, required, items, prefixItems, allOf of one schema, minItems, maxItems, enum, const, anyOf, oneOf, minLength, maxLength, pattern, format, minimum and maximum (on numbers whole and inclusive), $ref to $defs)", path, k)
 			}
 		}
 	}
@@ -514,33 +516,28 @@ func bounds(m map[string]any, path string) (*regexmode.Regex, error) {
 		if !ok {
 			continue
 		}
-		num, ok := v.(json.Number)
-		f, err := num.Float64()
-		if !ok || err != nil || math.Abs(f) > 1e15 {
-			return nil, fmt.Errorf("%s/%s: want a number within ±1e15, not %v", path, k, v)
+		r, err := exactBound(v, path, k)
+		if err != nil {
+			return nil, err
 		}
-		switch k { // the integer bound each one makes
+		switch k { // the integer bound each one makes, from the decimal's exact value
 		case "minimum":
-			b := int64(math.Ceil(f))
-			if !hasLo || b > lo {
+			if b := ceil(r); !hasLo || b > lo {
 				lo = b
 			}
 			hasLo = true
 		case "exclusiveMinimum":
-			b := int64(math.Floor(f)) + 1
-			if !hasLo || b > lo {
+			if b := floor(r) + 1; !hasLo || b > lo {
 				lo = b
 			}
 			hasLo = true
 		case "maximum":
-			b := int64(math.Floor(f))
-			if !hasHi || b < hi {
+			if b := floor(r); !hasHi || b < hi {
 				hi = b
 			}
 			hasHi = true
 		case "exclusiveMaximum":
-			b := int64(math.Ceil(f)) - 1
-			if !hasHi || b < hi {
+			if b := ceil(r) - 1; !hasHi || b < hi {
 				hi = b
 			}
 			hasHi = true
@@ -574,15 +571,17 @@ func numberBounds(m map[string]any, path string) (*regexmode.Regex, error) {
 		if k == "exclusiveMinimum" || k == "exclusiveMaximum" {
 			return nil, fmt.Errorf("%s/%s: exclusive bounds on numbers are not supported (on integers they are)", path, k)
 		}
-		num, ok := v.(json.Number)
-		f, err := num.Float64()
-		if !ok || err != nil || f != math.Trunc(f) || math.Abs(f) > 1e15 {
-			return nil, fmt.Errorf("%s/%s: on numbers only whole-number bounds within ±1e15 are supported, not %v", path, k, v)
+		r, err := exactBound(v, path, k)
+		if err != nil {
+			return nil, err
+		}
+		if !r.IsInt() {
+			return nil, fmt.Errorf("%s/%s: on numbers only whole-number bounds are supported, not %v", path, k, v)
 		}
 		if k == "minimum" {
-			lo, hasLo = int64(f), true
+			lo, hasLo = r.Num().Int64(), true
 		} else {
-			hi, hasHi = int64(f), true
+			hi, hasHi = r.Num().Int64(), true
 		}
 	}
 	if !hasLo && !hasHi {
@@ -597,6 +596,29 @@ func numberBounds(m map[string]any, path string) (*regexmode.Regex, error) {
 		return nil, fmt.Errorf("%s: the bounds: %w", path, err)
 	}
 	return re, nil
+}
+
+// exactBound reads a bound as the exact decimal JSON wrote (not the float64 nearest it),
+// within ±1e15.
+func exactBound(v any, path, k string) (*big.Rat, error) {
+	num, ok := v.(json.Number)
+	r, okRat := new(big.Rat).SetString(string(num))
+	if !ok || !okRat || new(big.Rat).Abs(r).Cmp(big.NewRat(1e15, 1)) > 0 {
+		return nil, fmt.Errorf("%s/%s: want a number within ±1e15, not %v", path, k, v)
+	}
+	return r, nil
+}
+
+// floor and ceil of a rational within ±1e15 (big.Int's Div rounds toward -∞ for a positive
+// divisor, and a Rat's denominator is positive).
+func floor(r *big.Rat) int64 { return new(big.Int).Div(r.Num(), r.Denom()).Int64() }
+
+func ceil(r *big.Rat) int64 {
+	f := floor(r)
+	if !r.IsInt() {
+		f++
+	}
+	return f
 }
 
 // count reads a non-negative whole-number keyword (2 or 2.0), def when absent.
@@ -879,8 +901,11 @@ func (s *Schema) startsWith(i int, b byte) bool {
 		return b == '['
 	case kString:
 		return b == '"'
-	case kNumber, kInteger, kRanged:
+	case kNumber, kInteger:
 		return b == '-' || b >= '0' && b <= '9'
+	case kRanged:
+		st := n.re.Start()
+		return st.Feed(b)
 	case kLiterals:
 		for _, l := range n.lits {
 			if l[0] == b {
