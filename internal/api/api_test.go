@@ -481,7 +481,8 @@ func TestMalformedRequests(t *testing.T) {
 		`{"prompt": "x", "guided_json": {"type": "string", "format": "hostname"}}`, `{"prompt": "x", "guided_json": "{not json"}`,
 		`{"prompt": "x", "guided_json": {"type": "integer"}, "guided_choice": ["a"]}`, `{"prompt": "x", "structured_outputs": {"grammar": "root ::= \"a\""}}`,
 		`{"prompt": "x", "structured_outputs": 5}`, `{"prompt": "x", "structured_outputs": {"jsn": {"type": "integer"}}}`,
-		`{"prompt": "x", "structured_outputs": {"json": {"type": "integer"}, "disable_any_whitespace": true}}`,
+		`{"prompt": "x", "structured_outputs": {"disable_any_whitespace": true}}`, `{"prompt": "x", "guided_regex": "a", "structured_outputs": {"disable_any_whitespace": true}}`,
+		`{"prompt": "x", "structured_outputs": {"json": {"type": "integer"}, "disable_additional_properties": true}}`,
 		`{"prompt": "x", "guided_json": {"type": "integer"}, "guided_whitespace_pattern": " *"}`, `{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "array"}}}}`,
 		`{"prompt": "x", "guided_choice": []}`, `{"prompt": "x", "guided_choice": ["a", ""]}`, `{"prompt": "x", "guided_choice": "a"}`,
 		`{"prompt": "x", "guided_choice": ["a"], "response_format": {"type": "json_object"}}`, `{"prompt": "x", "guided_regex": "(a"}`,
@@ -1073,6 +1074,22 @@ func TestJSONSchemaResponse(t *testing.T) {
 	}
 	if whole == 0 {
 		t.Fatal("no answer finished its value: nothing checks a whole one")
+	}
+	// disable_any_whitespace: the same value with no whitespace between its tokens
+	for seed := range int64(3) {
+		res, err := c.Completions.New(context.Background(), openai.CompletionNewParams{
+			Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("JSON:")},
+			MaxTokens: openai.Int(40), Seed: openai.Int(seed), Temperature: openai.Float(1),
+		}, option.WithJSONSet("structured_outputs", map[string]any{"json": schema, "disable_any_whitespace": true}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := res.Choices[0].Text
+		st := compiled.StartCompact()
+		if !st.FeedAll([]byte(text)) {
+			t.Fatalf("disable_any_whitespace, seed %d: %q has whitespace between tokens or breaks the schema", seed, text)
+		}
+		check("disable_any_whitespace", text, string(res.Choices[0].FinishReason))
 	}
 }
 

@@ -185,7 +185,9 @@ func (s *Server) guided(f *samplingFields, p *genParams) error {
 					p.jsonObject = true
 					given = append(given, param)
 				}
-			case "disable_any_whitespace", "disable_additional_properties", "disable_fallback":
+			case "disable_any_whitespace":
+				p.compactJSON = string(v) == "true"
+			case "disable_additional_properties", "disable_fallback":
 				if string(v) != "false" {
 					err = badRequest(param, "%s is not supported; leave it out", param)
 				}
@@ -200,6 +202,9 @@ func (s *Server) guided(f *samplingFields, p *genParams) error {
 				return err
 			}
 		}
+	}
+	if p.compactJSON && !p.jsonObject && p.jsonSchema == nil {
+		return badRequest("structured_outputs.disable_any_whitespace", "disable_any_whitespace applies to JSON output: give a JSON schema or json_object")
 	}
 	if len(given) == 0 {
 		return nil
@@ -252,6 +257,7 @@ type genParams struct {
 	choices      []string           // guided_choice
 	jsonSchema   *jsonschema.Schema // guided_json, response_format json_schema
 	regex        *regexmode.Regex   // guided_regex
+	compactJSON  bool               // structured_outputs.disable_any_whitespace
 	includeStop  bool               // include_stop_str_in_output
 	badWords     [][]int            // bad_words, tokenized with and without a leading space
 }
@@ -497,7 +503,7 @@ func (j *job) add(id string, prompt []int, p *genParams, firstIndex int) error {
 		}
 		sp := p.sampling
 		sp.Seed += uint64(i)
-		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject, Choices: p.choices, JSONSchema: p.jsonSchema, Regex: p.regex}
+		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject, Choices: p.choices, JSONSchema: p.jsonSchema, Regex: p.regex, CompactJSON: p.compactJSON}
 		st, err := s.run.Submit(j.ctx, req)
 		if err != nil {
 			j.abort()

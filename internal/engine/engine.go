@@ -54,6 +54,9 @@ type Request struct {
 	// Regex makes the output a full match of the expression (vLLM's guided_regex). Like
 	// JSONObject, it needs a byte-level tokenizer.
 	Regex *regexmode.Regex
+	// CompactJSON writes JSONObject's or JSONSchema's value without whitespace between its
+	// tokens (vLLM's disable_any_whitespace).
+	CompactJSON bool
 	// PromptLogprobs reports, with the first token, the log-probability of every prompt token
 	// after the first given those before it, and the top PromptLogprobs alternatives (0: none,
 	// -1: the prompt token's own only). The executor must be an AllLogitsExecutor.
@@ -312,6 +315,9 @@ func (e *Engine) Add(r Request) error {
 	if guided > 1 {
 		return fmt.Errorf("request %s: JSON object, JSON schema, regex and guided choice exclude each other", r.ID)
 	}
+	if r.CompactJSON && !r.JSONObject && r.JSONSchema == nil {
+		return fmt.Errorf("request %s: compact JSON needs JSON output (a JSON object or schema)", r.ID)
+	}
 	for _, c := range r.Choices {
 		if c == "" {
 			return fmt.Errorf("request %s: a guided choice is empty", r.ID)
@@ -360,8 +366,12 @@ func (e *Engine) Add(r Request) error {
 	}
 	a := &active{req: r, sampler: sampling.New(r.Sampling, r.Prompt...), stop: map[int]bool{}}
 	switch {
+	case r.JSONObject && r.CompactJSON:
+		a.con = &jsonObject{s: jsonmode.Compact()}
 	case r.JSONObject:
 		a.con = &jsonObject{}
+	case r.JSONSchema != nil && r.CompactJSON:
+		a.con = &schemaValue{s: r.JSONSchema.StartCompact()}
 	case len(r.Choices) > 0:
 		a.con = &choice{options: r.Choices}
 	case r.JSONSchema != nil:

@@ -524,6 +524,9 @@ func TestJSONSchema(t *testing.T) {
 	if err := e.Add(Request{ID: "both", Prompt: g.Prompts[0], MaxTokens: 4, Sampling: sampling.Params{TopP: 1}, JSONSchema: schema, JSONObject: true}); err == nil {
 		t.Fatal("a JSON schema and JSON object mode together accepted")
 	}
+	if err := e.Add(Request{ID: "compact", Prompt: g.Prompts[0], MaxTokens: 4, Sampling: sampling.Params{TopP: 1}, CompactJSON: true}); err == nil {
+		t.Fatal("compact JSON without JSON output accepted")
+	}
 	const n = 12
 	for i := range n {
 		r := Request{ID: fmt.Sprint(i), Prompt: g.Prompts[i%len(g.Prompts)], MaxTokens: 60, StopIDs: []int{0},

@@ -53,7 +53,12 @@ type State struct {
 	utfLeft uint8 // continuation bytes still to come in a string's multi-byte character
 	utfLo   uint8 // the range the next one must be in
 	utfHi   uint8
+	compact bool // no whitespace between tokens at all
 }
+
+// Compact is the State before an object written without whitespace between its tokens
+// (vLLM's disable_any_whitespace).
+func Compact() State { return State{compact: true} }
 
 // Done says the object is complete: the only thing left to generate is the end.
 func (s *State) Done() bool { return s.lex == sDone }
@@ -62,6 +67,9 @@ func (s *State) Done() bool { return s.lex == sDone }
 // it cannot, s is left in an unspecified state (feed a copy to test).
 func (s *State) Feed(c byte) bool {
 	if isSpace(c) && s.spaceAllowed() {
+		if s.compact {
+			return false
+		}
 		if s.endsNumber() {
 			s.lex = sAfter
 		}

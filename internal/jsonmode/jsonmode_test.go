@@ -254,3 +254,16 @@ func BenchmarkVocabularyMask(b *testing.B) {
 		}
 	}
 }
+
+func TestCompact(t *testing.T) {
+	s := Compact()
+	if !s.FeedAll([]byte(`{"a b":[1,{"c":null}]}`)) || !s.Done() {
+		t.Fatal("a compact object refused")
+	}
+	for _, doc := range []string{` {}`, `{ }`, `{"a": 1}`, `{"a":1 }`, `{"a":[1, 2]}`} {
+		s := Compact()
+		if s.FeedAll([]byte(doc)) {
+			t.Errorf("%q accepted", doc)
+		}
+	}
+}

@@ -866,3 +866,40 @@ func BenchmarkVocabularyMask(b *testing.B) {
 		}
 	}
 }
+
+// TestCompact: a compact State takes the generated values with their whitespace removed, and
+// refuses any whitespace between tokens (inside strings it is content).
+func TestCompact(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for name, src := range testSchemas {
+		s, err := Compile([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 100 {
+			var b bytes.Buffer
+			gen(r, s, s.root, &b)
+			var c bytes.Buffer
+			if err := json.Compact(&c, b.Bytes()); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			st := s.StartCompact()
+			if !st.FeedAll(c.Bytes()) || !st.Complete() {
+				t.Fatalf("%s: compact refused %s", name, c.String())
+			}
+			// whitespace before the value, or after its first token
+			for _, ws := range []string{" ", "\n"} {
+				st := s.StartCompact()
+				if st.FeedAll([]byte(ws)) {
+					t.Fatalf("%s: compact took leading %q", name, ws)
+				}
+				if c.Bytes()[0] == '{' || c.Bytes()[0] == '[' {
+					st := s.StartCompact()
+					if st.FeedAll(append(c.Bytes()[:1:1], ws...)) {
+						t.Fatalf("%s: compact took %q after %c", name, ws, c.Bytes()[0])
+					}
+				}
+			}
+		}
+	}
+}

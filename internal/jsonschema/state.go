@@ -67,12 +67,22 @@ type State struct {
 	reOn  bool
 	uval  uint32 // a \u escape's digits so far
 	hiSur uint32 // a surrogate pair's first half
+	// compact: no whitespace between tokens at all
+	compact bool
 }
 
 // Start is the State before the value's first byte.
 func (s *Schema) Start() State {
 	st := State{s: s, depth: 1}
 	st.stack[0] = frame{node: int16(s.root)}
+	return st
+}
+
+// StartCompact is Start for a value written without whitespace between its tokens (vLLM's
+// disable_any_whitespace).
+func (s *Schema) StartCompact() State {
+	st := s.Start()
+	st.compact = true
 	return st
 }
 
@@ -162,7 +172,7 @@ func (st *State) Feed(c byte) bool {
 			}
 			f = &st.stack[st.depth-1]
 		}
-		if spaceBetween(f.phase) {
+		if spaceBetween(f.phase) && !st.compact {
 			st.spaces++
 			return st.spaces <= MaxSpaces
 		}
@@ -256,6 +266,9 @@ func (st *State) step(c byte) bool {
 				return false
 			}
 			st.generic = jsonmode.State{}
+			if st.compact {
+				st.generic = jsonmode.Compact()
+			}
 			st.generic.Feed(c)
 			f.phase = gIn
 			return true
