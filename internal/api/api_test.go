@@ -481,7 +481,10 @@ func TestMalformedRequests(t *testing.T) {
 		`{"prompt": "x", "guided_json": {"type": "string", "format": "hostname"}}`, `{"prompt": "x", "guided_json": "{not json"}`,
 		`{"prompt": "x", "guided_json": {"type": "integer"}, "guided_choice": ["a"]}`, `{"prompt": "x", "structured_outputs": {"grammar": "root ::= \"a\""}}`,
 		`{"prompt": "x", "structured_outputs": 5}`, `{"prompt": "x", "structured_outputs": {"jsn": {"type": "integer"}}}`,
-		`{"prompt": "x", "structured_outputs": {"disable_any_whitespace": true}}`, `{"prompt": "x", "guided_regex": "a", "structured_outputs": {"disable_any_whitespace": true}}`,
+		`{"prompt": "x", "structured_outputs": {"disable_any_whitespace": true}}`, `{"prompt": "x", "structured_outputs": {"json_object": 1}}`,
+		`{"prompt": "x", "structured_outputs": {"json": {"type": "null"}, "disable_any_whitespace": "yes"}}`,
+		`{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "null"}}}}`,
+		`{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": "{\"type\": \"null\"}"}}}`, `{"prompt": "x", "guided_regex": "a", "structured_outputs": {"disable_any_whitespace": true}}`,
 		`{"prompt": "x", "structured_outputs": {"json": {"type": "integer"}, "disable_additional_properties": true}}`,
 		`{"prompt": "x", "guided_json": {"type": "integer"}, "guided_whitespace_pattern": " *"}`, `{"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "array"}}}}`,
 		`{"prompt": "x", "guided_choice": []}`, `{"prompt": "x", "guided_choice": ["a", ""]}`, `{"prompt": "x", "guided_choice": "a"}`,
@@ -1128,6 +1131,36 @@ func TestGuidedRegexResponse(t *testing.T) {
 	}
 	if whole == 0 {
 		t.Fatal("no answer finished its match: nothing checks a whole one")
+	}
+}
+
+// TestGuidedErrorsClipped: an error about a huge input does not echo it, and too many
+// choices are refused.
+func TestGuidedErrorsClipped(t *testing.T) {
+	f := demoServer(t)
+	huge := strings.Repeat("x", 300<<10)
+	many := make([]string, 300)
+	for i := range many {
+		many[i] = fmt.Sprint("c", i)
+	}
+	manyJSON, _ := json.Marshal(many)
+	for _, body := range []string{
+		`{"prompt": "x", "response_format": {"type": "` + huge + `"}}`,
+		`{"prompt": "x", "structured_outputs": {"` + huge + `": 1}}`,
+		`{"prompt": "x", "guided_json": {"type": "string", "format": "` + huge + `"}}`,
+		`{"prompt": "x", "guided_choice": ` + string(manyJSON) + `}`,
+	} {
+		req, _ := http.NewRequest("POST", f.url+"/v1/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || len(b) > 2000 {
+			t.Fatalf("%.60s...: status %d, %d bytes of answer", body, res.StatusCode, len(b))
+		}
 	}
 }
 

@@ -127,7 +127,7 @@ func (s *Server) toolMode(req *chatRequest) (bool, error) {
 			if json.Unmarshal(req.ToolChoice, &named) != nil || named.Type != "function" || named.Function.Name == "" {
 				return false, badRequest("tool_choice", "tool_choice must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}")
 			}
-			return false, badRequest("tool_choice", "a named tool_choice needs guided decoding, which this server does not have yet: use \"auto\"")
+			return false, badRequest("tool_choice", "a named tool_choice is not supported: use \"auto\" (or response_format json_schema with the tool's parameters)")
 		}
 	}
 	switch choice {
@@ -142,7 +142,7 @@ func (s *Server) toolMode(req *chatRequest) (bool, error) {
 		}
 		return true, nil
 	case "required":
-		return false, badRequest("tool_choice", "tool_choice \"required\" needs guided decoding, which this server does not have yet: use \"auto\"")
+		return false, badRequest("tool_choice", "tool_choice \"required\" is not supported: use \"auto\"")
 	}
 	return false, badRequest("tool_choice", "tool_choice %q: want \"none\", \"auto\" or \"required\"", choice)
 }

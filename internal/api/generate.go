@@ -58,7 +58,7 @@ func (f *samplingFields) unsupported() error {
 	set := func(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 	if set(f.ResponseFormat) {
 		if rf := f.responseFormat(); rf != "text" && rf != "json_object" && rf != "json_schema" {
-			return badRequest("response_format", "response_format %s is not supported: use {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}, {\"type\": \"json_object\"} (any JSON object) or {\"type\": \"text\"}", f.ResponseFormat)
+			return badRequest("response_format", "response_format %.80s is not supported: use {\"type\": \"json_schema\", \"json_schema\": {\"name\": ..., \"schema\": {...}}}, {\"type\": \"json_object\"} (any JSON object) or {\"type\": \"text\"}", f.ResponseFormat)
 		}
 	}
 	for _, g := range []struct {
@@ -91,6 +91,9 @@ func (s *Server) guided(f *samplingFields, p *genParams) error {
 	choice := func(param string, raw json.RawMessage) error {
 		if err := json.Unmarshal(raw, &p.choices); err != nil || len(p.choices) == 0 {
 			return badRequest(param, "%s must be a non-empty array of strings", param)
+		}
+		if len(p.choices) > engine.MaxChoices {
+			return badRequest(param, "%s has %d strings, at most %d are supported", param, len(p.choices), engine.MaxChoices)
 		}
 		for _, c := range p.choices {
 			if c == "" {
@@ -148,11 +151,15 @@ func (s *Server) guided(f *samplingFields, p *genParams) error {
 	case "json_schema":
 		var rf struct {
 			JSONSchema *struct {
+				Name   *string         `json:"name"`
 				Schema json.RawMessage `json:"schema"`
 			} `json:"json_schema"`
 		}
-		if json.Unmarshal(f.ResponseFormat, &rf) != nil || rf.JSONSchema == nil || !set(rf.JSONSchema.Schema) {
-			return badRequest("response_format", "response_format json_schema needs json_schema.schema, the JSON schema the output must follow")
+		if json.Unmarshal(f.ResponseFormat, &rf) != nil || rf.JSONSchema == nil || !set(rf.JSONSchema.Schema) || rf.JSONSchema.Schema[0] != '{' {
+			return badRequest("response_format", "response_format json_schema needs json_schema.schema, the JSON schema (an object) the output must follow")
+		}
+		if rf.JSONSchema.Name == nil || *rf.JSONSchema.Name == "" {
+			return badRequest("response_format", "response_format json_schema needs json_schema.name, as OpenAI's API does")
 		}
 		if err := schema("response_format", rf.JSONSchema.Schema); err != nil {
 			return err
@@ -181,11 +188,18 @@ func (s *Server) guided(f *samplingFields, p *genParams) error {
 			case "choice":
 				err = choice(param, v)
 			case "json_object":
-				if string(v) == "true" {
+				switch string(v) {
+				case "true":
 					p.jsonObject = true
 					given = append(given, param)
+				case "false":
+				default:
+					err = badRequest(param, "%s must be true or false", param)
 				}
 			case "disable_any_whitespace":
+				if string(v) != "true" && string(v) != "false" {
+					err = badRequest(param, "%s must be true or false", param)
+				}
 				p.compactJSON = string(v) == "true"
 			case "disable_additional_properties", "disable_fallback":
 				if string(v) != "false" {

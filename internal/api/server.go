@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -159,7 +160,19 @@ type apiError struct {
 func (e *apiError) Error() string { return e.msg }
 
 func badRequest(param, format string, a ...any) *apiError {
-	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, a...), param}
+	return &apiError{http.StatusBadRequest, clip(fmt.Sprintf(format, a...), 1000), clip(param, 100)}
+}
+
+// clip shortens s to at most n bytes (on a character boundary), so an error about a huge
+// input does not echo it.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 var errTypes = map[int]string{

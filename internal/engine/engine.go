@@ -185,6 +185,10 @@ func (j *regexMatch) complete() bool       { return j.s.Complete() }
 func (j *regexMatch) final() bool          { return j.s.Done() }
 func (j *regexMatch) feed(b []byte)        { j.s.FeedAll(b) }
 
+// MaxChoices bounds a guided choice: each sampled token checks every vocabulary token against
+// every option.
+const MaxChoices = 256
+
 // choice keeps the output a prefix of one of the strings, complete when it is one.
 type choice struct {
 	options []string
@@ -317,6 +321,9 @@ func (e *Engine) Add(r Request) error {
 	}
 	if r.CompactJSON && !r.JSONObject && r.JSONSchema == nil {
 		return fmt.Errorf("request %s: compact JSON needs JSON output (a JSON object or schema)", r.ID)
+	}
+	if len(r.Choices) > MaxChoices {
+		return fmt.Errorf("request %s: %d guided choices, at most %d are supported", r.ID, len(r.Choices), MaxChoices)
 	}
 	for _, c := range r.Choices {
 		if c == "" {
@@ -526,7 +533,8 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		sampled[it.Seq] = tok
 		ev := Event{ID: it.Seq.ID, Token: tok}
 		if a.req.Logprobs != 0 {
-			ev.Logprob, ev.TopLogprobs = sampling.Logprobs(row, tok, max(a.req.Logprobs, 0))
+			// under a constraint, over the tokens it allows, as vLLM masks before its sampler
+			ev.Logprob, ev.TopLogprobs = sampling.Logprobs(sampleFrom, tok, max(a.req.Logprobs, 0))
 		}
 		if !a.sent {
 			a.sent = true
@@ -621,8 +629,11 @@ func (e *Engine) constrain(a *active, row []float32) []float32 {
 			allowed.Store(true)
 		}
 	})
-	for id := range a.stop { // whatever their bytes, stop tokens only once it is complete
-		if complete {
+	// A stop token without bytes (EOS) only once the output is complete; one with bytes (a
+	// user's stop_token_ids) also where its bytes would continue the output, as any token:
+	// drawn, it ends the output there, as vLLM's stop ids do.
+	for id := range a.stop {
+		if complete || len(e.tokenBytes[id]) > 0 && first[e.tokenBytes[id][0]] && a.con.allows(e.tokenBytes[id]) {
 			out[id] = row[id]
 			allowed.Store(true)
 		} else {

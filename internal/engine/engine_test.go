@@ -622,6 +622,70 @@ func TestGuidedRegex(t *testing.T) {
 	}
 }
 
+// TestConstraintStopIDsAndLogprobs: a user's stop id with bytes the constraint allows may be
+// drawn and ends the output (the constraint is never dropped because the only allowed tokens
+// are stop ids), and logprobs under a constraint are over the tokens it allows.
+func TestConstraintStopIDsAndLogprobs(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := tk.Encode("a")
+	if err != nil || len(a) != 1 {
+		t.Fatalf("test data: \"a\" is %v (%v)", a, err)
+	}
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetTokenizer(tk)
+	for i := range 3 {
+		r := Request{ID: fmt.Sprint("stop", i), Prompt: g.Prompts[i], MaxTokens: 8, StopIDs: []int{0, a[0]},
+			Sampling: sampling.Params{Temperature: 1, TopP: 1, Seed: uint64(i)}, Choices: []string{"a"}}
+		if err := e.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	choices := []string{"yes", "no way"}
+	for i := range 3 {
+		r := Request{ID: fmt.Sprint("lp", i), Prompt: g.Prompts[i], MaxTokens: 8, StopIDs: []int{0}, Logprobs: 5,
+			Sampling: sampling.Params{Temperature: 1, TopP: 1, Seed: uint64(i)}, Choices: choices}
+		if err := e.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := map[string]string{}
+	for e.Pending() > 0 {
+		evs, err := e.Step()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.ID[:2] == "st" {
+				if ev.Token != a[0] || !ev.Finished || ev.Reason != "stop" {
+					t.Fatalf("%s: token %d (finished %v, %q), want the stop id %d at once", ev.ID, ev.Token, ev.Finished, ev.Reason, a[0])
+				}
+				continue
+			}
+			for _, alt := range ev.TopLogprobs {
+				b, _ := tk.Decode([]int{alt.Token}, false)
+				ok := alt.Token == 0
+				for _, c := range choices {
+					ok = ok || strings.HasPrefix(c, text[ev.ID]+b)
+				}
+				if !ok {
+					t.Fatalf("%s after %q: alternative %q (%d) is one the constraint refuses", ev.ID, text[ev.ID], b, alt.Token)
+				}
+			}
+			if !ev.Finished || ev.Reason != "stop" {
+				b, _ := tk.Decode([]int{ev.Token}, false)
+				text[ev.ID] += b
+			}
+		}
+	}
+}
+
 // TestGuidedChoice: sampled output under a guided choice is exactly one of the choices, ending
 // on the stop token (a choice that is a prefix of another may end there or go on).
 func TestGuidedChoice(t *testing.T) {

@@ -101,6 +101,9 @@ func Logprobs(logits []float32, tok, n int) (float32, []TokenLogprob) {
 		// prompt token); equal logits keep the lower id first, as a stable sort would
 		best := make([]int, 0, n)
 		for i, v := range logits {
+			if math.IsInf(float64(v), -1) || v != v {
+				continue // masked (a constraint's): never an alternative
+			}
 			if len(best) == n && !(v > logits[best[n-1]]) {
 				continue
 			}

@@ -172,3 +172,18 @@ func TestLogprobsTopMatchesSort(t *testing.T) {
 		}
 	}
 }
+
+// TestLogprobsMasked: masked logits (-Inf, a constraint's) are never alternatives, however
+// many are asked for, and the allowed ones share all the probability.
+func TestLogprobsMasked(t *testing.T) {
+	neg := float32(math.Inf(-1))
+	logits := []float32{neg, 1, neg, 3, neg}
+	lp, top := Logprobs(logits, 3, 4)
+	if len(top) != 2 || top[0].Token != 3 || top[1].Token != 1 {
+		t.Fatalf("top %v, want tokens 3 and 1 only", top)
+	}
+	want := -math.Log(1 + math.Exp(-2))
+	if math.Abs(float64(lp)-want) > 1e-6 {
+		t.Fatalf("logprob %v, want %v", lp, want)
+	}
+}
