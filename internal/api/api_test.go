@@ -1134,6 +1134,30 @@ func TestGuidedRegexResponse(t *testing.T) {
 	}
 }
 
+// TestGuidedAfterThinking: in chat with a reasoning parser, a guided answer may come after a
+// <think> block, which goes unconstrained into reasoning_content; the content is the choice.
+func TestGuidedAfterThinking(t *testing.T) {
+	f := demoServer(t)
+	c := client(f)
+	open, close := must(f.tok.TokenID("<think>")), must(f.tok.TokenID("</think>"))
+	choices := []string{"yes", "no"}
+	res, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "demo", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Yes or no?")},
+		MaxTokens: openai.Int(20), Seed: openai.Int(1), Temperature: openai.Float(1),
+	}, option.WithJSONSet("guided_choice", choices),
+		option.WithJSONSet("logit_bias", map[string]float64{fmt.Sprint(open): 30, fmt.Sprint(close): 40}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := res.Choices[0].Message
+	if msg.Content != "yes" && msg.Content != "no" {
+		t.Fatalf("content %q (finish %s), want a choice after the reasoning", msg.Content, res.Choices[0].FinishReason)
+	}
+	if raw := msg.RawJSON(); !strings.Contains(raw, `"reasoning_content":""`) {
+		t.Fatalf("no (empty) reasoning block in %s", raw)
+	}
+}
+
 // TestGuidedErrorsClipped: an error about a huge input does not echo it, and too many
 // choices are refused.
 func TestGuidedErrorsClipped(t *testing.T) {

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/strata-ai/strata/internal/engine"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -12,6 +14,23 @@ import (
 )
 
 var roles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true}
+
+// thinkTokens are the reasoning block's delimiters for a prompt, nil where the tokenizer has
+// no single token for each.
+func (s *Server) thinkTokens(prompt string) *engine.Think {
+	id := func(t string) int {
+		ids, err := s.cfg.Tokenizer.Encode(t)
+		if err != nil || len(ids) != 1 {
+			return -1
+		}
+		return ids[0]
+	}
+	start, end := id(thinkOpen), id(thinkClose)
+	if start < 0 || end < 0 {
+		return nil
+	}
+	return &engine.Think{Start: start, End: end, Open: newReasoningSplitter(prompt).phase == 1}
+}
 
 // renderChat turns OpenAI messages (and tools) into the prompt text through the model's chat
 // template, as vLLM does: content parts joined, tool-call arguments given to the template as
@@ -221,6 +240,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		if req.TopLogprobs != nil && *req.TopLogprobs > 0 {
 			p.logprobs = int(*req.TopLogprobs)
 		}
+	}
+	if s.cfg.Reasoning != "" && (p.jsonObject || p.choices != nil || p.jsonSchema != nil || p.regex != nil) {
+		// the model reasons first, unconstrained, as with vLLM's reasoning-aware guidance
+		p.think = s.thinkTokens(text)
 	}
 	id := newID("chatcmpl-")
 	j := s.newJob(r.Context())

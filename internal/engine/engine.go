@@ -57,6 +57,11 @@ type Request struct {
 	// CompactJSON writes JSONObject's or JSONSchema's value without whitespace between its
 	// tokens (vLLM's disable_any_whitespace).
 	CompactJSON bool
+	// Think, with a constraint, lets a reasoning block come first, unconstrained: the
+	// constraint waits while the block is open (from the prompt, or from a first output
+	// token Think.Start, which it then also allows) and holds from the token after
+	// Think.End, as vLLM's reasoning-aware structured output does.
+	Think *Think
 	// PromptLogprobs reports, with the first token, the log-probability of every prompt token
 	// after the first given those before it, and the top PromptLogprobs alternatives (0: none,
 	// -1: the prompt token's own only). The executor must be an AllLogitsExecutor.
@@ -111,6 +116,12 @@ type Executor interface {
 	Forward(items []qwen3.BatchItem) ([][]float32, error)
 }
 
+// Think names a reasoning block's delimiting tokens.
+type Think struct {
+	Start, End int
+	Open       bool // the prompt ends inside a block
+}
+
 // localExecutor is one whole model and its paged KV cache.
 type localExecutor struct {
 	m  *qwen3.Model
@@ -149,6 +160,8 @@ type active struct {
 	sent   bool // the first event went out
 	// the output's constraint (JSON object or choice), nil when free
 	con constraint
+	// thinking: a reasoning block is open, and the constraint waits for its end
+	thinking bool
 }
 
 // constraint says which bytes the output may continue with, for JSON mode and guided
@@ -319,6 +332,9 @@ func (e *Engine) Add(r Request) error {
 	if guided > 1 {
 		return fmt.Errorf("request %s: JSON object, JSON schema, regex and guided choice exclude each other", r.ID)
 	}
+	if t := r.Think; t != nil && (t.Start < 0 || t.Start >= e.vocab || t.End < 0 || t.End >= e.vocab) {
+		return fmt.Errorf("request %s: reasoning tokens %d and %d are outside the vocabulary", r.ID, t.Start, t.End)
+	}
 	if r.CompactJSON && !r.JSONObject && r.JSONSchema == nil {
 		return fmt.Errorf("request %s: compact JSON needs JSON output (a JSON object or schema)", r.ID)
 	}
@@ -385,6 +401,9 @@ func (e *Engine) Add(r Request) error {
 		a.con = &schemaValue{s: r.JSONSchema.Start()}
 	case r.Regex != nil:
 		a.con = &regexMatch{s: r.Regex.Start()}
+	}
+	if r.Think != nil && a.con != nil {
+		a.thinking = r.Think.Open
 	}
 	for _, id := range r.StopIDs {
 		a.stop[id] = true
@@ -517,9 +536,12 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 			exclude = append(badWordEnds(a.req.BadWords, it.Seq.Tokens[it.Seq.PromptLen:]), exclude...)
 		}
 		sampleFrom := row
-		if a.con != nil {
+		if a.con != nil && !a.thinking {
 			e.buildTokenBytes()
 			sampleFrom = e.constrain(a, row)
+			if t := a.req.Think; t != nil && it.Seq.Generated() == 0 {
+				sampleFrom[t.Start] = row[t.Start] // a reasoning block may open first
+			}
 		}
 		tok := a.sampler.NextExcluding(sampleFrom, exclude)
 		if a.con != nil && math.IsInf(float64(sampleFrom[tok]), -1) {
@@ -527,7 +549,13 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 			// the constraint allows: the constraint wins, so the output stays valid
 			tok = argmax(sampleFrom)
 		}
-		if a.con != nil && !a.stop[tok] {
+		switch t := a.req.Think; {
+		case a.con == nil || a.stop[tok]:
+		case a.thinking:
+			a.thinking = tok != t.End
+		case t != nil && tok == t.Start && it.Seq.Generated() == 0:
+			a.thinking = true
+		default:
 			a.con.feed(e.tokenBytes[tok])
 		}
 		sampled[it.Seq] = tok

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -683,6 +684,65 @@ func TestConstraintStopIDsAndLogprobs(t *testing.T) {
 				text[ev.ID] += b
 			}
 		}
+	}
+}
+
+// TestGuidedAfterReasoning: with Think set, a reasoning block goes unconstrained and the
+// constraint holds from the token after its end; without an open block the first token may
+// open one or start the constrained answer.
+func TestGuidedAfterReasoning(t *testing.T) {
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := func(s string) int {
+		ids, err := tk.Encode(s)
+		if err != nil || len(ids) != 1 {
+			t.Fatalf("test data: %q is %v (%v)", s, ids, err)
+		}
+		return ids[0]
+	}
+	start, end := one("S"), one("E") // stand-ins for <think> and </think> in the tiny vocabulary
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetTokenizer(tk)
+	choices := []string{"yes", "no"}
+	const n = 6
+	for i := range n {
+		r := Request{ID: fmt.Sprint(i), Prompt: g.Prompts[i%len(g.Prompts)], MaxTokens: 40, StopIDs: []int{0},
+			Sampling: sampling.Params{Temperature: 1, TopP: 1, Seed: uint64(i), LogitBias: map[int]float64{end: 8}},
+			Choices:  choices, Think: &Think{Start: start, End: end, Open: i%2 == 0}}
+		if err := e.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, reason := drain(t, e)
+	reasoned := 0
+	for i := range n {
+		id := fmt.Sprint(i)
+		toks := out[id]
+		if reason[id] != "stop" {
+			t.Fatalf("%s: ended with %q on %v", id, reason[id], toks)
+		}
+		toks = toks[:len(toks)-1]
+		answer := toks
+		if k := slices.Index(toks, end); i%2 == 0 || len(toks) > 0 && toks[0] == start {
+			if k < 0 {
+				t.Fatalf("%s: an open block that never ended: %v", id, toks)
+			}
+			answer = toks[k+1:]
+			reasoned++
+		}
+		text, _ := tk.Decode(answer, true)
+		if text != choices[0] && text != choices[1] {
+			t.Fatalf("%s: the answer after reasoning is %q (all %v)", id, text, toks)
+		}
+	}
+	if reasoned == 0 {
+		t.Fatal("no sample reasoned first: nothing checks the block")
 	}
 }
 
