@@ -98,7 +98,10 @@ func must(id int, ok bool) int {
 }
 
 // demoServer serves the demo model through the real engine, one rank.
-func demoServer(t *testing.T) *fixture {
+func demoServer(t *testing.T) *fixture { return demoServerLen(t, 256) }
+
+// demoServerLen is demoServer with a context of maxLen tokens.
+func demoServerLen(t *testing.T, maxLen int) *fixture {
 	dir := demoFolder(t)
 	m, err := qwen3.Load(dir)
 	if err != nil {
@@ -106,13 +109,13 @@ func demoServer(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { m.Close() })
 	eng, err := engine.New(m, engine.Config{
-		SchedulerConfig: engine.SchedulerConfig{MaxNumSeqs: 16, MaxNumBatchedTokens: 256, ChunkedPrefill: true, MaxModelLen: 256},
+		SchedulerConfig: engine.SchedulerConfig{MaxNumSeqs: 16, MaxNumBatchedTokens: 256, ChunkedPrefill: true, MaxModelLen: maxLen},
 		BlockSize:       16, KVCacheBytes: 32 << 20, PrefixCaching: true,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := startServer(t, dir, eng, 256, nil)
+	f := startServer(t, dir, eng, maxLen, nil)
 	tok := f.tok
 	eng.SetTokenizer(tok)
 	f.model, f.eng = m, eng
@@ -1155,6 +1158,78 @@ func TestGuidedAfterThinking(t *testing.T) {
 	}
 	if raw := msg.RawJSON(); !strings.Contains(raw, `"reasoning_content":""`) {
 		t.Fatalf("no (empty) reasoning block in %s", raw)
+	}
+}
+
+// TestForcedToolChoice: a named tool_choice, and "required" with one tool, make the answer a
+// call of that tool whose arguments follow its parameters, read back as tool_calls, streamed
+// and not.
+func TestForcedToolChoice(t *testing.T) {
+	f := demoServerLen(t, 1024) // the tools preamble takes most of 256 tokens
+	c := client(f)
+	// a small tool: the demo's context is 256 tokens, and the tools preamble takes most of it
+	w := openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{Name: "w", Parameters: shared.FunctionParameters{
+		"type": "object", "properties": map[string]any{"c": map[string]any{"type": "string", "maxLength": 2}}, "required": []string{"c"}}})
+	named := openai.ChatCompletionToolChoiceOptionUnionParam{OfFunctionToolChoice: &openai.ChatCompletionNamedToolChoiceParam{
+		Function: openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "w"}}}
+	required := openai.ChatCompletionToolChoiceOptionUnionParam{OfAuto: openai.String("required")}
+	other := openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{Name: "other"})
+	calls := 0
+	for i, choice := range []openai.ChatCompletionToolChoiceOptionUnionParam{named, required, named} {
+		tools := []openai.ChatCompletionToolUnionParam{w}
+		if i == 2 {
+			tools = append(tools, other)
+		}
+		params := openai.ChatCompletionNewParams{
+			Model: "demo", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
+			Tools: tools, ToolChoice: choice, MaxTokens: openai.Int(120), Seed: openai.Int(int64(i)), Temperature: openai.Float(1),
+		}
+		res, err := c.Chat.Completions.New(context.Background(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := res.Choices[0]
+		if ch.FinishReason == "length" {
+			continue // cut off inside the call: nothing to read back
+		}
+		if len(ch.Message.ToolCalls) != 1 || ch.Message.ToolCalls[0].Function.Name != "w" {
+			t.Fatalf("form %d: %+v (finish %s), want one call of w", i, ch.Message, ch.FinishReason)
+		}
+		var args struct {
+			C *string `json:"c"`
+		}
+		if err := json.Unmarshal([]byte(ch.Message.ToolCalls[0].Function.Arguments), &args); err != nil || args.C == nil || len([]rune(*args.C)) > 2 {
+			t.Fatalf("form %d: arguments %q do not follow the parameters (%v)", i, ch.Message.ToolCalls[0].Function.Arguments, err)
+		}
+		calls++
+		// streamed, the same call comes back as tool-call deltas
+		stream := c.Chat.Completions.NewStreaming(context.Background(), params)
+		acc := openai.ChatCompletionAccumulator{}
+		for stream.Next() {
+			acc.AddChunk(stream.Current())
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		sm := acc.Choices[0].Message
+		if len(sm.ToolCalls) != 1 || sm.ToolCalls[0].Function.Name != "w" || sm.ToolCalls[0].Function.Arguments != ch.Message.ToolCalls[0].Function.Arguments {
+			t.Fatalf("form %d streamed: %+v, want the call %+v", i, sm.ToolCalls, ch.Message.ToolCalls)
+		}
+	}
+	if calls == 0 {
+		t.Fatal("no answer finished its call: nothing checks one")
+	}
+	// "required" with two tools, and a name that is not a tool, are refused
+	for _, choice := range []openai.ChatCompletionToolChoiceOptionUnionParam{required, {OfFunctionToolChoice: &openai.ChatCompletionNamedToolChoiceParam{
+		Function: openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "nope"}}}} {
+		_, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+			Model: "demo", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
+			Tools: []openai.ChatCompletionToolUnionParam{w, other}, ToolChoice: choice,
+		})
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 {
+			t.Fatalf("tool_choice %+v with two tools: %v, want a 400", choice, err)
+		}
 	}
 }
 

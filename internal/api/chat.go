@@ -2,6 +2,7 @@ package api
 
 import (
 	"github.com/strata-ai/strata/internal/engine"
+	"github.com/strata-ai/strata/internal/jsonschema"
 
 	"bytes"
 	"encoding/json"
@@ -131,6 +132,39 @@ func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen bool, 
 	return text, nil
 }
 
+// forceTool makes the answer one call of the named tool: its arguments follow the tool's
+// parameters (a JSON schema), inside the tool-call tags the hermes parser reads back, as
+// vLLM constrains a named tool_choice.
+func (s *Server) forceTool(req *chatRequest, name string) (bool, error) {
+	var tools []struct {
+		Function struct {
+			Name       string          `json:"name"`
+			Parameters json.RawMessage `json:"parameters"`
+		} `json:"function"`
+	}
+	if err := json.Unmarshal(req.Tools, &tools); err != nil {
+		return false, badRequest("tools", "tools must be an array of function tools")
+	}
+	for _, t := range tools {
+		if t.Function.Name != name {
+			continue
+		}
+		params := t.Function.Parameters
+		if len(params) == 0 || string(params) == "null" {
+			params = json.RawMessage(`{"type": "object", "properties": {}}`)
+		}
+		nameJSON, _ := json.Marshal(name)
+		schema := `{"type": "object", "properties": {"name": {"const": ` + string(nameJSON) + `}, "arguments": ` + string(params) + `}, "required": ["name", "arguments"]}`
+		sc, err := jsonschema.Compile([]byte(schema))
+		if err != nil {
+			return false, badRequest("tools", "the parameters of tool %q: %v", name, err)
+		}
+		req.forced = sc
+		return true, nil
+	}
+	return false, badRequest("tool_choice", "tool_choice names %q, which is not among the tools", name)
+}
+
 // toolMode reads tool_choice: whether the tools go into the prompt and calls are parsed.
 func (s *Server) toolMode(req *chatRequest) (bool, error) {
 	hasTools := len(req.Tools) > 0 && !bytes.Equal(bytes.TrimSpace(req.Tools), []byte("null")) && !bytes.Equal(bytes.TrimSpace(req.Tools), []byte("[]"))
@@ -146,7 +180,7 @@ func (s *Server) toolMode(req *chatRequest) (bool, error) {
 			if json.Unmarshal(req.ToolChoice, &named) != nil || named.Type != "function" || named.Function.Name == "" {
 				return false, badRequest("tool_choice", "tool_choice must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}")
 			}
-			return false, badRequest("tool_choice", "a named tool_choice is not supported: use \"auto\" (or response_format json_schema with the tool's parameters)")
+			return s.forceTool(req, named.Function.Name)
 		}
 	}
 	switch choice {
@@ -161,7 +195,15 @@ func (s *Server) toolMode(req *chatRequest) (bool, error) {
 		}
 		return true, nil
 	case "required":
-		return false, badRequest("tool_choice", "tool_choice \"required\" is not supported: use \"auto\"")
+		var tools []struct {
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		}
+		if json.Unmarshal(req.Tools, &tools) != nil || len(tools) != 1 {
+			return false, badRequest("tool_choice", "tool_choice \"required\" is supported with one tool (it is then that tool, named); name the tool to call, or use \"auto\"")
+		}
+		return s.forceTool(req, tools[0].Function.Name)
 	}
 	return false, badRequest("tool_choice", "tool_choice %q: want \"none\", \"auto\" or \"required\"", choice)
 }
@@ -240,6 +282,19 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		if req.TopLogprobs != nil && *req.TopLogprobs > 0 {
 			p.logprobs = int(*req.TopLogprobs)
 		}
+	}
+	if req.forced != nil {
+		if p.jsonObject || p.choices != nil || p.jsonSchema != nil || p.regex != nil {
+			writeAPIError(w, badRequest("tool_choice", "a required or named tool_choice and other guided decoding exclude each other"))
+			return
+		}
+		if s.cfg.ToolParser == "" {
+			writeAPIError(w, badRequest("tool_choice", "a required or named tool_choice needs --tool-call-parser to read the call back"))
+			return
+		}
+		// compact: a call's JSON has no use for whitespace, and a model that favours it
+		// would spend its tokens there
+		p.jsonSchema, p.before, p.after, p.compactJSON = req.forced, toolOpen+"\n", "\n"+toolClose, true
 	}
 	if s.cfg.Reasoning != "" && (p.jsonObject || p.choices != nil || p.jsonSchema != nil || p.regex != nil) {
 		// the model reasons first, unconstrained, as with vLLM's reasoning-aware guidance

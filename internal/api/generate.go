@@ -273,8 +273,10 @@ type genParams struct {
 	regex        *regexmode.Regex   // guided_regex
 	compactJSON  bool               // structured_outputs.disable_any_whitespace
 	think        *engine.Think      // chat with a reasoning parser: guidance after the reasoning
-	includeStop  bool               // include_stop_str_in_output
-	badWords     [][]int            // bad_words, tokenized with and without a leading space
+	before       string             // a forced tool call: text around jsonSchema's value
+	after        string
+	includeStop  bool    // include_stop_str_in_output
+	badWords     [][]int // bad_words, tokenized with and without a leading space
 }
 
 // buildParams validates the fields both endpoints share. maxDefault is the max_tokens to use
@@ -518,7 +520,7 @@ func (j *job) add(id string, prompt []int, p *genParams, firstIndex int) error {
 		}
 		sp := p.sampling
 		sp.Seed += uint64(i)
-		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject, Choices: p.choices, JSONSchema: p.jsonSchema, Regex: p.regex, CompactJSON: p.compactJSON, Think: p.think}
+		req := engine.Request{ID: c.engineID, Prompt: prompt, MaxTokens: p.maxTokens, Sampling: sp, StopIDs: p.stopIDs, StopText: p.stop, Logprobs: p.logprobs, MinTokens: p.minTokens, BadWords: p.badWords, PromptLogprobs: p.promptLP, JSONObject: p.jsonObject, Choices: p.choices, JSONSchema: p.jsonSchema, Regex: p.regex, CompactJSON: p.compactJSON, Think: p.think, Before: p.before, After: p.after}
 		st, err := s.run.Submit(j.ctx, req)
 		if err != nil {
 			j.abort()

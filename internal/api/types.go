@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/strata-ai/strata/internal/jsonschema"
 	"math"
 )
 
@@ -150,15 +151,17 @@ type completionRequest struct {
 
 type chatRequest struct {
 	samplingFields
-	Messages            json.RawMessage `json:"messages"`
-	Tools               json.RawMessage `json:"tools"`
-	ToolChoice          json.RawMessage `json:"tool_choice"`
-	MaxCompletionTokens optInt          `json:"max_completion_tokens"`
-	Logprobs            bool            `json:"logprobs"`
-	TopLogprobs         optInt          `json:"top_logprobs"`
-	ChatTemplateKwargs  map[string]any  `json:"chat_template_kwargs"`
-	AddGenerationPrompt *bool           `json:"add_generation_prompt"`
-	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
+	// forced is the schema of the one tool call a required or named tool_choice asks for
+	forced              *jsonschema.Schema `json:"-"`
+	Messages            json.RawMessage    `json:"messages"`
+	Tools               json.RawMessage    `json:"tools"`
+	ToolChoice          json.RawMessage    `json:"tool_choice"`
+	MaxCompletionTokens optInt             `json:"max_completion_tokens"`
+	Logprobs            bool               `json:"logprobs"`
+	TopLogprobs         optInt             `json:"top_logprobs"`
+	ChatTemplateKwargs  map[string]any     `json:"chat_template_kwargs"`
+	AddGenerationPrompt *bool              `json:"add_generation_prompt"`
+	ParallelToolCalls   *bool              `json:"parallel_tool_calls"`
 	// refused when set (see chatRequest.unsupported)
 	ContinueFinalMessage bool `json:"continue_final_message"`
 	Echo                 bool `json:"echo"`

@@ -57,6 +57,10 @@ type Request struct {
 	// CompactJSON writes JSONObject's or JSONSchema's value without whitespace between its
 	// tokens (vLLM's disable_any_whitespace).
 	CompactJSON bool
+	// Before and After are exact text around JSONSchema's value (a tool call's tags, for a
+	// named tool_choice); the value must then be an object or array, which ends on its
+	// closing bracket.
+	Before, After string
 	// Think, with a constraint, lets a reasoning block come first, unconstrained: the
 	// constraint waits while the block is open (from the prompt, or from a first output
 	// token Think.Start, which it then also allows) and holds from the token after
@@ -189,6 +193,59 @@ func (j *schemaValue) allows(b []byte) bool { st := j.s; return st.FeedAll(b) }
 func (j *schemaValue) complete() bool       { return j.s.Complete() }
 func (j *schemaValue) final() bool          { return j.s.Done() }
 func (j *schemaValue) feed(b []byte)        { j.s.FeedAll(b) }
+
+// wrappedValue is exact text, a JSON value its schema accepts, and exact text again.
+type wrappedValue struct {
+	before, after string
+	s             jsonschema.State
+	stage         uint8 // 0 before, 1 the value, 2 after
+	pos           int   // bytes of before or after written
+}
+
+func (w *wrappedValue) step(c byte) bool {
+	switch w.stage {
+	case 0:
+		if w.pos >= len(w.before) || w.before[w.pos] != c {
+			return false
+		}
+		if w.pos++; w.pos == len(w.before) {
+			w.stage, w.pos = 1, 0
+		}
+		return true
+	case 1:
+		if !w.s.Feed(c) {
+			return false
+		}
+		if w.s.Done() {
+			w.stage = 2
+		}
+		return true
+	}
+	if w.pos >= len(w.after) || w.after[w.pos] != c {
+		return false
+	}
+	w.pos++
+	return true
+}
+
+func (w *wrappedValue) allows(b []byte) bool {
+	try := *w
+	for _, c := range b {
+		if !try.step(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *wrappedValue) complete() bool { return w.stage == 2 && w.pos == len(w.after) }
+func (w *wrappedValue) final() bool    { return w.complete() }
+
+func (w *wrappedValue) feed(b []byte) {
+	for _, c := range b {
+		w.step(c)
+	}
+}
 
 // regexMatch keeps the output on its way to a full match of its expression.
 type regexMatch struct{ s regexmode.State }
@@ -335,6 +392,9 @@ func (e *Engine) Add(r Request) error {
 	if t := r.Think; t != nil && (t.Start < 0 || t.Start >= e.vocab || t.End < 0 || t.End >= e.vocab) {
 		return fmt.Errorf("request %s: reasoning tokens %d and %d are outside the vocabulary", r.ID, t.Start, t.End)
 	}
+	if (r.Before != "" || r.After != "") && r.JSONSchema == nil {
+		return fmt.Errorf("request %s: text around a value needs a JSON schema", r.ID)
+	}
 	if r.CompactJSON && !r.JSONObject && r.JSONSchema == nil {
 		return fmt.Errorf("request %s: compact JSON needs JSON output (a JSON object or schema)", r.ID)
 	}
@@ -393,6 +453,16 @@ func (e *Engine) Add(r Request) error {
 		a.con = &jsonObject{s: jsonmode.Compact()}
 	case r.JSONObject:
 		a.con = &jsonObject{}
+	case r.JSONSchema != nil && (r.Before != "" || r.After != ""):
+		st := r.JSONSchema.Start()
+		if r.CompactJSON {
+			st = r.JSONSchema.StartCompact()
+		}
+		w := &wrappedValue{before: r.Before, after: r.After, s: st}
+		if r.Before == "" {
+			w.stage = 1
+		}
+		a.con = w
 	case r.JSONSchema != nil && r.CompactJSON:
 		a.con = &schemaValue{s: r.JSONSchema.StartCompact()}
 	case len(r.Choices) > 0:

@@ -902,3 +902,31 @@ func BenchmarkConstrain(b *testing.B) {
 		})
 	}
 }
+
+// TestWrappedValue: exact text, a value of the schema, exact text; complete only at the end.
+func TestWrappedValue(t *testing.T) {
+	sc, err := jsonschema.Compile([]byte(`{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := "<x>\n" + `{"a": 12}` + "\n</x>"
+	w := &wrappedValue{before: "<x>\n", after: "\n</x>", s: sc.Start()}
+	for i := range len(whole) {
+		if w.complete() {
+			t.Fatalf("complete after %q", whole[:i])
+		}
+		if !w.allows([]byte(whole[i : i+1])) {
+			t.Fatalf("refused byte %d of %q", i, whole)
+		}
+		w.feed([]byte(whole[i : i+1]))
+	}
+	if !w.complete() || !w.final() || w.allows([]byte("\n")) {
+		t.Fatal("not complete and final at the end")
+	}
+	for _, bad := range []string{"<y>", "<x>\n{}", `<x>` + "\n" + `{"a": 1}}`, "<x>\n{\"a\": 1}\n</y>"} {
+		w := &wrappedValue{before: "<x>\n", after: "\n</x>", s: sc.Start()}
+		if w.allows([]byte(bad)) {
+			t.Errorf("%q allowed", bad)
+		}
+	}
+}
