@@ -1219,6 +1219,34 @@ func TestForcedToolChoice(t *testing.T) {
 	if calls == 0 {
 		t.Fatal("no answer finished its call: nothing checks one")
 	}
+	// a named call reports "stop", a required one "tool_calls" (as OpenAI does); arguments
+	// whose text holds the closing tag are read from inside the frame; parameters with $refs
+	// into their own $defs work
+	closeTag := must(f.tok.TokenID("</tool_call>"))
+	refTool := openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{Name: "r", Parameters: shared.FunctionParameters{
+		"$defs": map[string]any{"S": map[string]any{"type": "string", "maxLength": 20}},
+		"type":  "object", "properties": map[string]any{"c": map[string]any{"$ref": "#/$defs/S"}}, "required": []string{"c"}}})
+	for i, choice := range []openai.ChatCompletionToolChoiceOptionUnionParam{
+		{OfFunctionToolChoice: &openai.ChatCompletionNamedToolChoiceParam{Function: openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "r"}}},
+		required,
+	} {
+		res, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+			Model: "demo", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("x")},
+			Tools: []openai.ChatCompletionToolUnionParam{refTool}, ToolChoice: choice, MaxTokens: openai.Int(120), Seed: openai.Int(3),
+		}, option.WithJSONSet("logit_bias", map[string]float64{fmt.Sprint(closeTag): 15}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := res.Choices[0]
+		want := []string{"stop", "tool_calls"}[i]
+		if len(ch.Message.ToolCalls) != 1 || ch.FinishReason != want {
+			t.Fatalf("choice %d: %s (finish %q), want one call and %q", i, ch.Message.RawJSON(), ch.FinishReason, want)
+		}
+		var args struct{ C string }
+		if err := json.Unmarshal([]byte(ch.Message.ToolCalls[0].Function.Arguments), &args); err != nil || len([]rune(args.C)) > 20 || !strings.Contains(args.C, "</tool_call>") {
+			t.Fatalf("choice %d: arguments %q", i, ch.Message.ToolCalls[0].Function.Arguments)
+		}
+	}
 	// "required" with two tools, and a name that is not a tool, are refused
 	for _, choice := range []openai.ChatCompletionToolChoiceOptionUnionParam{required, {OfFunctionToolChoice: &openai.ChatCompletionNamedToolChoiceParam{
 		Function: openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "nope"}}}} {
@@ -1230,6 +1258,27 @@ func TestForcedToolChoice(t *testing.T) {
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 {
 			t.Fatalf("tool_choice %+v with two tools: %v, want a 400", choice, err)
 		}
+	}
+}
+
+// TestGuidedThinkingOff: with enable_thinking false the prompt closes the block, so the
+// constraint holds from the first token: no <think> opens, however favoured.
+func TestGuidedThinkingOff(t *testing.T) {
+	f := demoServer(t)
+	c := client(f)
+	open, close := must(f.tok.TokenID("<think>")), must(f.tok.TokenID("</think>"))
+	res, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "demo", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Yes or no?")},
+		MaxTokens: openai.Int(20), Seed: openai.Int(1), Temperature: openai.Float(1),
+	}, option.WithJSONSet("guided_choice", []string{"yes", "no"}),
+		option.WithJSONSet("chat_template_kwargs", map[string]any{"enable_thinking": false}),
+		option.WithJSONSet("logit_bias", map[string]float64{fmt.Sprint(open): 30, fmt.Sprint(close): 40}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := res.Choices[0].Message
+	if (msg.Content != "yes" && msg.Content != "no") || strings.Contains(msg.RawJSON(), "reasoning_content") {
+		t.Fatalf("%s, want a choice and no reasoning", msg.RawJSON())
 	}
 }
 

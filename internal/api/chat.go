@@ -30,7 +30,24 @@ func (s *Server) thinkTokens(prompt string) *engine.Think {
 	if start < 0 || end < 0 {
 		return nil
 	}
+	if strings.HasSuffix(strings.TrimRight(prompt, " \n"), thinkClose) {
+		return nil // the prompt closed the block (enable_thinking false): constrained at once
+	}
 	return &engine.Think{Start: start, End: end, Open: newReasoningSplitter(prompt).phase == 1}
+}
+
+// forcedCall reads a forced tool call: the exact frame the constraint wrote around the call's
+// JSON.
+func forcedCall(content string) (parsedCall, bool) {
+	body, ok := strings.CutPrefix(content, toolOpen+"\n")
+	if !ok {
+		return parsedCall{}, false
+	}
+	if body, ok = strings.CutSuffix(body, "\n"+toolClose); !ok {
+		return parsedCall{}, false
+	}
+	call, err := parseToolCall(body)
+	return call, err == nil
 }
 
 // renderChat turns OpenAI messages (and tools) into the prompt text through the model's chat
@@ -135,7 +152,7 @@ func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen bool, 
 // forceTool makes the answer one call of the named tool: its arguments follow the tool's
 // parameters (a JSON schema), inside the tool-call tags the hermes parser reads back, as
 // vLLM constrains a named tool_choice.
-func (s *Server) forceTool(req *chatRequest, name string) (bool, error) {
+func (s *Server) forceTool(req *chatRequest, name string, named bool) (bool, error) {
 	var tools []struct {
 		Function struct {
 			Name       string          `json:"name"`
@@ -154,12 +171,22 @@ func (s *Server) forceTool(req *chatRequest, name string) (bool, error) {
 			params = json.RawMessage(`{"type": "object", "properties": {}}`)
 		}
 		nameJSON, _ := json.Marshal(name)
-		schema := `{"type": "object", "properties": {"name": {"const": ` + string(nameJSON) + `}, "arguments": ` + string(params) + `}, "required": ["name", "arguments"]}`
+		// the parameters' definitions move to the root, where their $refs point
+		var defs string
+		var top map[string]json.RawMessage
+		if json.Unmarshal(params, &top) == nil {
+			for _, k := range []string{"$defs", "definitions"} {
+				if d, ok := top[k]; ok {
+					defs += `"` + k + `": ` + string(d) + `, `
+				}
+			}
+		}
+		schema := `{` + defs + `"type": "object", "properties": {"name": {"const": ` + string(nameJSON) + `}, "arguments": ` + string(params) + `}, "required": ["name", "arguments"]}`
 		sc, err := jsonschema.Compile([]byte(schema))
 		if err != nil {
 			return false, badRequest("tools", "the parameters of tool %q: %v", name, err)
 		}
-		req.forced = sc
+		req.forced, req.forcedNamed = sc, named
 		return true, nil
 	}
 	return false, badRequest("tool_choice", "tool_choice names %q, which is not among the tools", name)
@@ -180,7 +207,7 @@ func (s *Server) toolMode(req *chatRequest) (bool, error) {
 			if json.Unmarshal(req.ToolChoice, &named) != nil || named.Type != "function" || named.Function.Name == "" {
 				return false, badRequest("tool_choice", "tool_choice must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}")
 			}
-			return s.forceTool(req, named.Function.Name)
+			return s.forceTool(req, named.Function.Name, true)
 		}
 	}
 	switch choice {
@@ -203,7 +230,7 @@ func (s *Server) toolMode(req *chatRequest) (bool, error) {
 		if json.Unmarshal(req.Tools, &tools) != nil || len(tools) != 1 {
 			return false, badRequest("tool_choice", "tool_choice \"required\" is supported with one tool (it is then that tool, named); name the tool to call, or use \"auto\"")
 		}
-		return s.forceTool(req, tools[0].Function.Name)
+		return s.forceTool(req, tools[0].Function.Name, false)
 	}
 	return false, badRequest("tool_choice", "tool_choice %q: want \"none\", \"auto\" or \"required\"", choice)
 }
@@ -339,7 +366,14 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			content = rest
 		}
 		finish := c.finish
-		if tools {
+		if call, ok := forcedCall(content); req.forced != nil && ok {
+			// the constraint wrote the frame: read the JSON inside it, whatever its strings hold
+			msg.ToolCalls = []toolCall{{ID: newID("chatcmpl-tool-"), Type: "function", Function: toolCallFunction{Name: call.name, Arguments: call.arguments}}}
+			content = ""
+			if !req.forcedNamed {
+				finish = "tool_calls" // OpenAI reports a named choice's call as "stop"
+			}
+		} else if tools && req.forced == nil {
 			if before, calls, ok := parseToolCallsWhole(content); ok {
 				for _, call := range calls {
 					msg.ToolCalls = append(msg.ToolCalls, toolCall{ID: newID("chatcmpl-tool-"), Type: "function", Function: toolCallFunction{Name: call.name, Arguments: call.arguments}})
@@ -392,6 +426,7 @@ func (s *Server) chatLogprobs(c *choice, from, to int) *chatLogprobs {
 type chatStreamState struct {
 	rs      reasoningSplitter
 	ts      toolSplitter
+	forced  strings.Builder // a forced call's text, read at the end
 	nCalls  int
 	events  int
 	tokens  int
@@ -439,7 +474,20 @@ func (s *Server) streamChat(w http.ResponseWriter, j *job, req *chatRequest, too
 			content = text
 		}
 		var calls []parsedCall
-		if tools {
+		switch {
+		case req.forced != nil:
+			// a forced call comes whole at the end, read from inside its frame; cut off, the
+			// text comes as content
+			st.forced.WriteString(content)
+			content = ""
+			if final {
+				if call, ok := forcedCall(st.forced.String()); ok {
+					calls = []parsedCall{call}
+				} else {
+					content = st.forced.String()
+				}
+			}
+		case tools:
 			content, calls = st.ts.feed(content, final)
 		}
 		var lp *chatLogprobs
@@ -476,7 +524,7 @@ func (s *Server) streamChat(w http.ResponseWriter, j *job, req *chatRequest, too
 		}
 		if final {
 			finish := c.finish
-			if st.nCalls > 0 {
+			if st.nCalls > 0 && !req.forcedNamed {
 				finish = "tool_calls"
 			}
 			if err := out.send(chunk(chatChunkChoice{Index: c.index, Delta: chatDelta{}, FinishReason: strPtr(finish), StopReason: c.stopReason()})); err != nil {

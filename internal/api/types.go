@@ -153,6 +153,7 @@ type chatRequest struct {
 	samplingFields
 	// forced is the schema of the one tool call a required or named tool_choice asks for
 	forced              *jsonschema.Schema `json:"-"`
+	forcedNamed         bool               `json:"-"` // named, not "required": finish_reason stays "stop"
 	Messages            json.RawMessage    `json:"messages"`
 	Tools               json.RawMessage    `json:"tools"`
 	ToolChoice          json.RawMessage    `json:"tool_choice"`

@@ -58,8 +58,7 @@ type Request struct {
 	// tokens (vLLM's disable_any_whitespace).
 	CompactJSON bool
 	// Before and After are exact text around JSONSchema's value (a tool call's tags, for a
-	// named tool_choice); the value must then be an object or array, which ends on its
-	// closing bracket.
+	// named tool_choice).
 	Before, After string
 	// Think, with a constraint, lets a reasoning block come first, unconstrained: the
 	// constraint waits while the block is open (from the prompt, or from a first output
@@ -213,13 +212,17 @@ func (w *wrappedValue) step(c byte) bool {
 		}
 		return true
 	case 1:
-		if !w.s.Feed(c) {
+		if try := w.s; try.Feed(c) {
+			w.s = try
+			if w.s.Done() {
+				w.stage = 2
+			}
+			return true
+		}
+		if !w.s.Complete() { // a number, say, ends where the text after it begins
 			return false
 		}
-		if w.s.Done() {
-			w.stage = 2
-		}
-		return true
+		w.stage = 2
 	}
 	if w.pos >= len(w.after) || w.after[w.pos] != c {
 		return false
@@ -238,8 +241,13 @@ func (w *wrappedValue) allows(b []byte) bool {
 	return true
 }
 
-func (w *wrappedValue) complete() bool { return w.stage == 2 && w.pos == len(w.after) }
-func (w *wrappedValue) final() bool    { return w.complete() }
+func (w *wrappedValue) complete() bool {
+	return w.stage == 2 && w.pos == len(w.after) || w.stage == 1 && w.after == "" && w.s.Complete()
+}
+
+func (w *wrappedValue) final() bool {
+	return w.stage == 2 && w.pos == len(w.after) || w.stage == 1 && w.after == "" && w.s.Done()
+}
 
 func (w *wrappedValue) feed(b []byte) {
 	for _, c := range b {

@@ -923,6 +923,19 @@ func TestWrappedValue(t *testing.T) {
 	if !w.complete() || !w.final() || w.allows([]byte("\n")) {
 		t.Fatal("not complete and final at the end")
 	}
+	// a number ends where the text after it begins; with no text after, it may end anywhere
+	num, err := jsonschema.Compile([]byte(`{"type": "integer"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wn := &wrappedValue{before: "<", after: ">", s: num.Start()}
+	if wn.feed([]byte("<12>")); !wn.complete() {
+		t.Fatal("<12> not complete")
+	}
+	wn = &wrappedValue{stage: 1, s: num.Start()}
+	if wn.feed([]byte("12")); !wn.complete() || wn.final() {
+		t.Fatal("12 with nothing after: want complete, not final")
+	}
 	for _, bad := range []string{"<y>", "<x>\n{}", `<x>` + "\n" + `{"a": 1}}`, "<x>\n{\"a\": 1}\n</y>"} {
 		w := &wrappedValue{before: "<x>\n", after: "\n</x>", s: sc.Start()}
 		if w.allows([]byte(bad)) {
