@@ -503,11 +503,7 @@ func TestJSONObject(t *testing.T) {
 // accepts, and the samples that stop are whole values: JSON with the required keys and the
 // declared types.
 func TestJSONSchema(t *testing.T) {
-	m, g := loadModel(t, "qwen3-dense-tiny")
-	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, tk, g := guidedEngine(t)
 	schema, err := jsonschema.Compile([]byte(`{"type": "object", "properties": {
 		"name": {"type": "string", "maxLength": 4},
 		"ok": {"type": "boolean"},
@@ -517,11 +513,6 @@ func TestJSONSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.SetTokenizer(tk)
 	if err := e.Add(Request{ID: "both", Prompt: g.Prompts[0], MaxTokens: 4, Sampling: sampling.Params{TopP: 1}, JSONSchema: schema, JSONObject: true}); err == nil {
 		t.Fatal("a JSON schema and JSON object mode together accepted")
 	}
@@ -574,22 +565,13 @@ func TestJSONSchema(t *testing.T) {
 // TestGuidedRegex: sampled output under a regex stays on its way to a full match, and the
 // samples that stop match it by Go's regexp.
 func TestGuidedRegex(t *testing.T) {
-	m, g := loadModel(t, "qwen3-dense-tiny")
-	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, tk, g := guidedEngine(t)
 	const expr = `[a-z]{1,6}@[a-z]{2,5}\.(com|org)`
 	re, err := regexmode.Compile(expr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ref := regexp.MustCompile(`^(?:` + expr + `)$`)
-	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.SetTokenizer(tk)
 	const n = 10
 	for i := range n {
 		r := Request{ID: fmt.Sprint(i), Prompt: g.Prompts[i%len(g.Prompts)], MaxTokens: 40, StopIDs: []int{0},
@@ -627,20 +609,11 @@ func TestGuidedRegex(t *testing.T) {
 // drawn and ends the output (the constraint is never dropped because the only allowed tokens
 // are stop ids), and logprobs under a constraint are over the tokens it allows.
 func TestConstraintStopIDsAndLogprobs(t *testing.T) {
-	m, g := loadModel(t, "qwen3-dense-tiny")
-	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, tk, g := guidedEngine(t)
 	a, err := tk.Encode("a")
 	if err != nil || len(a) != 1 {
 		t.Fatalf("test data: \"a\" is %v (%v)", a, err)
 	}
-	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.SetTokenizer(tk)
 	for i := range 3 {
 		r := Request{ID: fmt.Sprint("stop", i), Prompt: g.Prompts[i], MaxTokens: 8, StopIDs: []int{0, a[0]},
 			Sampling: sampling.Params{Temperature: 1, TopP: 1, Seed: uint64(i)}, Choices: []string{"a"}}
@@ -691,11 +664,7 @@ func TestConstraintStopIDsAndLogprobs(t *testing.T) {
 // constraint holds from the token after its end; without an open block the first token may
 // open one or start the constrained answer.
 func TestGuidedAfterReasoning(t *testing.T) {
-	m, g := loadModel(t, "qwen3-dense-tiny")
-	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, tk, g := guidedEngine(t)
 	one := func(s string) int {
 		ids, err := tk.Encode(s)
 		if err != nil || len(ids) != 1 {
@@ -704,11 +673,6 @@ func TestGuidedAfterReasoning(t *testing.T) {
 		return ids[0]
 	}
 	start, end := one("S"), one("E") // stand-ins for <think> and </think> in the tiny vocabulary
-	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.SetTokenizer(tk)
 	choices := []string{"yes", "no"}
 	const n = 6
 	for i := range n {
@@ -749,16 +713,7 @@ func TestGuidedAfterReasoning(t *testing.T) {
 // TestGuidedChoice: sampled output under a guided choice is exactly one of the choices, ending
 // on the stop token (a choice that is a prefix of another may end there or go on).
 func TestGuidedChoice(t *testing.T) {
-	m, g := loadModel(t, "qwen3-dense-tiny")
-	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.SetTokenizer(tk)
+	e, tk, g := guidedEngine(t)
 	choices := []string{"yes", "no", "no way", "maybe, later"}
 	if err := e.Add(Request{ID: "bad", Prompt: g.Prompts[0], MaxTokens: 4, Sampling: sampling.Params{TopP: 1}, Choices: []string{"a", ""}}); err == nil {
 		t.Fatal("an empty choice accepted")
@@ -853,6 +808,23 @@ func TestConstraintEdges(t *testing.T) {
 	if s, _, reason := run(Request{MaxTokens: 10, StopIDs: []int{0}, Sampling: restricted, Choices: choices}); reason != "stop" || !isChoice(s, choices) {
 		t.Fatalf("choice under allowed tokens it cannot use: %q (%s)", s, reason)
 	}
+}
+
+// guidedEngine is an engine over the tiny dense model with Qwen3's tokenizer set, as the
+// constraint tests use it.
+func guidedEngine(t testing.TB) (*Engine, *tokenizer.Tokenizer, goldenFile) {
+	t.Helper()
+	m, g := loadModel(t, "qwen3-dense-tiny")
+	tk, err := tokenizer.Load("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(m, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 4, KVCacheBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetTokenizer(tk)
+	return e, tk, g
 }
 
 // drain steps e until every request is done and returns each request's tokens and the reason

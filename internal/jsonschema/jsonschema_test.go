@@ -585,6 +585,27 @@ func TestRandomWalksNeverStick(t *testing.T) {
 	}
 }
 
+// expectTexts compiles schema and checks that it takes each of ok as a complete value and
+// none of bad.
+func expectTexts(t *testing.T, schema string, ok, bad []string) {
+	t.Helper()
+	s, err := Compile([]byte(schema))
+	if err != nil {
+		t.Errorf("Compile(%s): %v", schema, err)
+		return
+	}
+	for _, text := range ok {
+		if st := s.Start(); !st.FeedAll([]byte(text)) || !st.Complete() {
+			t.Errorf("%s refused %s", schema, text)
+		}
+	}
+	for _, text := range bad {
+		if st := s.Start(); st.FeedAll([]byte(text)) && st.Complete() {
+			t.Errorf("%s accepted %s", schema, text)
+		}
+	}
+}
+
 // TestBoundsExact: bounds are the decimals JSON wrote, not the nearest float64, and wide
 // ranges compile.
 func TestBoundsExact(t *testing.T) {
@@ -602,21 +623,7 @@ func TestBoundsExact(t *testing.T) {
 		{`{"type": "integer", "minimum": 1e9}`, []string{"1000000000", "12345678901"}, []string{"999999999"}},
 		{`{"anyOf": [{"type": "integer", "minimum": 0}, {"type": "integer", "maximum": -1}]}`, []string{"5", "-5"}, []string{"-"}},
 	} {
-		s, err := Compile([]byte(c.schema))
-		if err != nil {
-			t.Errorf("%s: %v", c.schema, err)
-			continue
-		}
-		for _, text := range c.ok {
-			if st := s.Start(); !st.FeedAll([]byte(text)) || !st.Complete() {
-				t.Errorf("%s refused %s", c.schema, text)
-			}
-		}
-		for _, text := range c.bad {
-			if st := s.Start(); st.FeedAll([]byte(text)) && st.Complete() {
-				t.Errorf("%s accepted %s", c.schema, text)
-			}
-		}
+		expectTexts(t, c.schema, c.ok, c.bad)
 	}
 	if _, err := Compile([]byte(`{"type": "number", "maximum": 0.99999999999999999}`)); err == nil || !strings.Contains(err.Error(), "whole-number") {
 		t.Errorf("a fractional bound on a number: %v", err)
@@ -761,19 +768,7 @@ func TestCompileAccepts(t *testing.T) {
 		{`{"type": "string"}`, `"\u4e2d\uac00\ufffd\ud83d\ude00"`, `"\udc00"`},
 		{`{"type": "integer", "enum": [1, 2.0]}`, `2.0`, `3`},
 	} {
-		s, err := Compile([]byte(c.schema))
-		if err != nil {
-			t.Errorf("Compile(%s): %v", c.schema, err)
-			continue
-		}
-		st := s.Start()
-		if !st.FeedAll([]byte(c.ok)) || !st.Complete() {
-			t.Errorf("%s refused %s", c.schema, c.ok)
-		}
-		st = s.Start()
-		if st.FeedAll([]byte(c.bad)) && st.Complete() {
-			t.Errorf("%s accepted %s", c.schema, c.bad)
-		}
+		expectTexts(t, c.schema, []string{c.ok}, []string{c.bad})
 	}
 }
 
@@ -796,24 +791,14 @@ func TestECMAPatterns(t *testing.T) {
 		{`^\x41$`, []string{"A"}, []string{"x41"}},
 		{`^.$`, []string{"é", "中"}, []string{"😀", `\ud83d\ude00`}}, // one UTF-16 unit in ECMA
 	} {
-		schema := fmt.Sprintf(`{"type": "string", "pattern": %q}`, c.pattern)
-		s, err := Compile([]byte(schema))
-		if err != nil {
-			t.Errorf("%s: %v", schema, err)
-			continue
-		}
-		for _, text := range c.ok {
-			st := s.Start()
-			if !st.FeedAll([]byte(`"`+text+`"`)) || !st.Complete() {
-				t.Errorf("pattern %s refused %q", c.pattern, text)
+		quote := func(texts []string) []string {
+			var q []string
+			for _, x := range texts {
+				q = append(q, `"`+x+`"`)
 			}
+			return q
 		}
-		for _, text := range c.bad {
-			st := s.Start()
-			if st.FeedAll([]byte(`"`+text+`"`)) && st.Complete() {
-				t.Errorf("pattern %s accepted %q", c.pattern, text)
-			}
-		}
+		expectTexts(t, fmt.Sprintf(`{"type": "string", "pattern": %q}`, c.pattern), quote(c.ok), quote(c.bad))
 	}
 }
 

@@ -432,13 +432,13 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 		}
 		return c.add(n), nil
 	case "number":
-		re, err := numberBounds(m, path)
+		re, err := bounds(m, path, false)
 		if err != nil || re == nil {
 			return c.add(node{kind: kNumber}), err
 		}
 		return c.add(node{kind: kRanged, re: re}), nil
 	case "integer":
-		re, err := bounds(m, path)
+		re, err := bounds(m, path, true)
 		if err != nil || re == nil {
 			return c.add(node{kind: kInteger}), err
 		}
@@ -505,10 +505,12 @@ func stringRegex(m map[string]any, path string) (*regexmode.Regex, error) {
 	return re, nil
 }
 
-// bounds compiles an integer schema's minimum, maximum, exclusiveMinimum and
-// exclusiveMaximum (numbers, as since draft 6) into an expression for the integers between
-// them; nil when there are none.
-func bounds(m map[string]any, path string) (*regexmode.Regex, error) {
+// bounds compiles a schema's minimum, maximum, exclusiveMinimum and exclusiveMaximum
+// (numbers, as since draft 6) into an expression for the values between them; nil when there
+// are none. For integers every bound is rounded inward; for numbers (written without an
+// exponent) only whole-number inclusive bounds are supported: a fractional or exclusive one
+// would need decimal arithmetic on the digits.
+func bounds(m map[string]any, path string, integer bool) (*regexmode.Regex, error) {
 	var lo, hi int64
 	var hasLo, hasHi bool
 	for _, k := range []string{"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"} {
@@ -516,9 +518,15 @@ func bounds(m map[string]any, path string) (*regexmode.Regex, error) {
 		if !ok {
 			continue
 		}
+		if !integer && (k == "exclusiveMinimum" || k == "exclusiveMaximum") {
+			return nil, fmt.Errorf("%s/%s: exclusive bounds on numbers are not supported (on integers they are)", path, k)
+		}
 		r, err := exactBound(v, path, k)
 		if err != nil {
 			return nil, err
+		}
+		if !integer && !r.IsInt() {
+			return nil, fmt.Errorf("%s/%s: on numbers only whole-number bounds are supported, not %v", path, k, v)
 		}
 		switch k { // the integer bound each one makes, from the decimal's exact value
 		case "minimum":
@@ -546,48 +554,11 @@ func bounds(m map[string]any, path string) (*regexmode.Regex, error) {
 	if !hasLo && !hasHi {
 		return nil, nil
 	}
-	expr, err := intRangeRegex(lo, hi, hasLo, hasHi)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	rangeRegex := intRangeRegex
+	if !integer {
+		rangeRegex = numRangeRegex
 	}
-	re, err := regexmode.Compile(expr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: the bounds: %w", path, err)
-	}
-	return re, nil
-}
-
-// numberBounds compiles a number schema's minimum and maximum into an expression for the
-// numbers between them, written without an exponent. Only whole-number bounds, inclusive,
-// are supported: a fractional or exclusive bound would need decimal arithmetic on the digits.
-func numberBounds(m map[string]any, path string) (*regexmode.Regex, error) {
-	var lo, hi int64
-	var hasLo, hasHi bool
-	for _, k := range []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} {
-		v, ok := m[k]
-		if !ok {
-			continue
-		}
-		if k == "exclusiveMinimum" || k == "exclusiveMaximum" {
-			return nil, fmt.Errorf("%s/%s: exclusive bounds on numbers are not supported (on integers they are)", path, k)
-		}
-		r, err := exactBound(v, path, k)
-		if err != nil {
-			return nil, err
-		}
-		if !r.IsInt() {
-			return nil, fmt.Errorf("%s/%s: on numbers only whole-number bounds are supported, not %v", path, k, v)
-		}
-		if k == "minimum" {
-			lo, hasLo = r.Num().Int64(), true
-		} else {
-			hi, hasHi = r.Num().Int64(), true
-		}
-	}
-	if !hasLo && !hasHi {
-		return nil, nil
-	}
-	expr, err := numRangeRegex(lo, hi, hasLo, hasHi)
+	expr, err := rangeRegex(lo, hi, hasLo, hasHi)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
