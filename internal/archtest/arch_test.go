@@ -23,7 +23,7 @@ var allowed = map[string][]string{
 	"internal/hugepage": {},
 	// the scheduler and block manager are state machines over the model, never the network
 	"internal/kvcache":  {},
-	"internal/sampling": {},
+	"internal/sampling": {"internal/kernels", "internal/tensor"},
 	// the JSON-output automaton is a state machine over bytes
 	"internal/jsonmode": {},
 	// so is the JSON-schema one, which follows an any-object value with jsonmode

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
 )
 
 // Params are the usual OpenAI/vLLM sampling parameters.
@@ -219,64 +218,17 @@ func (s *Sampler) pick(logits []float32) int {
 		}
 		return best
 	}
-	type cand struct {
-		id int
-		p  float64
-	}
-	c := make([]cand, len(logits))
-	mx := math.Inf(-1)
-	for i, v := range logits {
-		x := float64(v) / s.p.Temperature
-		if math.IsNaN(x) {
-			x = math.Inf(-1) // a NaN logit can never be drawn
-		}
-		c[i] = cand{i, x}
-		mx = math.Max(mx, c[i].p)
-	}
-	if math.IsInf(mx, -1) {
+	k := keepFor(s.p, logits)
+	defer k.free()
+	if len(k.id) == 0 {
 		return 0 // nothing can be drawn (every token masked): as greedy over all -Inf picks
 	}
-	sort.SliceStable(c, func(a, b int) bool { return c[a].p > c[b].p })
-	if k := s.p.TopK; k > 0 && k < len(c) {
-		c = c[:k]
-	}
-	var sum float64
-	for i := range c {
-		c[i].p = math.Exp(c[i].p - mx)
-		sum += c[i].p
-	}
-	if s.p.MinP > 0 {
-		floor := s.p.MinP * c[0].p // c is sorted: c[0] holds the largest weight
-		keep := 0
-		for keep < len(c) && c[keep].p >= floor {
-			keep++
-		}
-		c = c[:keep]
-		sum = 0
-		for _, x := range c {
-			sum += x.p
-		}
-	}
-	if s.p.TopP < 1 {
-		var cum float64
-		for i := range c {
-			cum += c[i].p / sum
-			if cum >= s.p.TopP {
-				c = c[:i+1]
-				break
-			}
-		}
-		sum = 0
-		for _, x := range c {
-			sum += x.p
-		}
-	}
-	r := s.rng.Float64() * sum
-	for _, x := range c {
-		r -= x.p
+	r := s.rng.Float64() * k.sum
+	for i, w := range k.w {
+		r -= float64(w)
 		if r < 0 {
-			return x.id
+			return int(k.id[i])
 		}
 	}
-	return c[len(c)-1].id
+	return int(k.id[len(k.id)-1])
 }
