@@ -585,11 +585,67 @@ func (e *Engine) dropInflight() {
 	e.inflight = nil
 }
 
+// drawn is a token sampled ahead of finish's main loop, with its logprobs.
+type drawn struct {
+	ok      bool
+	tok     int
+	logprob float32
+	top     []sampling.TokenLogprob
+}
+
+// drawPlain samples, across the cores, the items whose draw needs nothing but their own row
+// and sampler: each draw is a pass over the vocabulary (0.2–1 ms at 152k tokens), and a
+// batch of 32 in a row on one core would add a good part of a decode step.
+func (e *Engine) drawPlain(st Step, logits [][]float32) []drawn {
+	var plain []int
+	for i, it := range st.Items {
+		a := e.reqs[it.Seq]
+		if a == nil || !it.Samples() || a.con != nil || it.Seq.PromptLogits && it.Start < it.Seq.PromptLen-1 {
+			continue
+		}
+		plain = append(plain, i)
+	}
+	if len(plain) < 2 {
+		return nil
+	}
+	out := make([]drawn, len(st.Items))
+	kernels.ParallelFor(len(plain), 1, func(lo, hi int) {
+		for _, i := range plain[lo:hi] {
+			it := st.Items[i]
+			a := e.reqs[it.Seq] // read only: the map changes after the draws
+			exclude, _ := a.excluded(it)
+			d := drawn{ok: true, tok: a.sampler.NextExcluding(logits[i], exclude)}
+			if a.req.Logprobs != 0 {
+				d.logprob, d.top = sampling.Logprobs(logits[i], d.tok, max(a.req.Logprobs, 0))
+			}
+			out[i] = d
+		}
+	})
+	return out
+}
+
+// excluded is the tokens this step's draw for it must not give, and whether the token is
+// one min_tokens asks for.
+func (a *active) excluded(it Item) (exclude []int, early bool) {
+	early = it.Seq.Generated() < a.req.MinTokens
+	if a.con != nil && a.con.final() {
+		early = false // a complete JSON object or choice can only end: that beats min_tokens
+	}
+	if early {
+		exclude = a.req.StopIDs
+	}
+	if len(a.req.BadWords) > 0 {
+		exclude = append(badWordEnds(a.req.BadWords, it.Seq.Tokens[it.Seq.PromptLen:]), exclude...)
+	}
+	return exclude, early
+}
+
 // finish samples a completed step's tokens and records them.
 func (e *Engine) finish(st Step, logits [][]float32) []Event {
 	sampled := map[*Sequence]int{}
 	finished := map[*Sequence]bool{}
 	var events []Event
+	pre := e.drawPlain(st, logits)
 	for i, it := range st.Items {
 		a := e.reqs[it.Seq]
 		if a == nil {
@@ -602,16 +658,12 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		if !it.Samples() {
 			continue
 		}
-		early := it.Seq.Generated() < a.req.MinTokens // this token is one min_tokens asks for
-		if a.con != nil && a.con.final() {
-			early = false // a complete JSON object or choice can only end: that beats min_tokens
-		}
-		var exclude []int
-		if early {
-			exclude = a.req.StopIDs
-		}
-		if len(a.req.BadWords) > 0 {
-			exclude = append(badWordEnds(a.req.BadWords, it.Seq.Tokens[it.Seq.PromptLen:]), exclude...)
+		exclude, early := a.excluded(it)
+		if pre != nil && pre[i].ok {
+			d := pre[i]
+			ev := Event{ID: it.Seq.ID, Token: d.tok, Logprob: d.logprob, TopLogprobs: d.top}
+			events = append(events, e.record(it, a, d.tok, early, ev, sampled, finished))
+			continue
 		}
 		sampleFrom := row
 		if a.con != nil && !a.thinking {
@@ -636,36 +688,41 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		default:
 			a.con.feed(e.tokenBytes[tok])
 		}
-		sampled[it.Seq] = tok
 		ev := Event{ID: it.Seq.ID, Token: tok}
 		if a.req.Logprobs != 0 {
 			// under a constraint, over the tokens it allows, as vLLM masks before its sampler
 			ev.Logprob, ev.TopLogprobs = sampling.Logprobs(sampleFrom, tok, max(a.req.Logprobs, 0))
 		}
-		if !a.sent {
-			a.sent = true
-			ev.PromptLogprobs = a.prompt
-		}
-		switch {
-		case a.stop[tok] && !early:
-			finished[it.Seq], ev.Finished, ev.Reason = true, true, "stop"
-		default:
-			// stopString also keeps the text it searches, so it runs for every token
-			if s := e.stopString(it.Seq, a, tok); s != "" && it.Seq.Generated()+1 >= a.req.MinTokens {
-				finished[it.Seq], ev.Finished, ev.Reason, ev.StopText = true, true, "stop", s
-			} else if a.con != nil && a.con.final() && len(a.req.StopIDs) == 0 {
-				// complete, and no stop token to end on (ignore_eos): end with this token
-				finished[it.Seq], ev.Finished, ev.Reason = true, true, "stop"
-			} else if it.Seq.Generated()+1 >= it.Seq.MaxTokens {
-				ev.Finished, ev.Reason = true, "length"
-			}
-		}
-		events = append(events, ev)
+		events = append(events, e.record(it, a, tok, early, ev, sampled, finished))
 	}
 	for _, seq := range e.sched.Complete(st, sampled, finished) {
 		delete(e.reqs, seq)
 	}
 	return events
+}
+
+// record notes tok as its new token and fills in how ev ends, if it does.
+func (e *Engine) record(it Item, a *active, tok int, early bool, ev Event, sampled map[*Sequence]int, finished map[*Sequence]bool) Event {
+	sampled[it.Seq] = tok
+	if !a.sent {
+		a.sent = true
+		ev.PromptLogprobs = a.prompt
+	}
+	switch {
+	case a.stop[tok] && !early:
+		finished[it.Seq], ev.Finished, ev.Reason = true, true, "stop"
+	default:
+		// stopString also keeps the text it searches, so it runs for every token
+		if s := e.stopString(it.Seq, a, tok); s != "" && it.Seq.Generated()+1 >= a.req.MinTokens {
+			finished[it.Seq], ev.Finished, ev.Reason, ev.StopText = true, true, "stop", s
+		} else if a.con != nil && a.con.final() && len(a.req.StopIDs) == 0 {
+			// complete, and no stop token to end on (ignore_eos): end with this token
+			finished[it.Seq], ev.Finished, ev.Reason = true, true, "stop"
+		} else if it.Seq.Generated()+1 >= it.Seq.MaxTokens {
+			ev.Finished, ev.Reason = true, "length"
+		}
+	}
+	return ev
 }
 
 // promptRows records the prompt logprobs an AllLogits item's rows give (row j predicts the
