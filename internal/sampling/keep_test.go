@@ -208,3 +208,39 @@ func TestDrawFrequencies(t *testing.T) {
 		}
 	}
 }
+
+// TestLogprobsLargeVocab: the chunked vector log-sum-exp agrees with a float64 reference over
+// a Qwen3-sized vocabulary with masked and NaN logits.
+func TestLogprobsLargeVocab(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	logits := make([]float32, 151936)
+	for i := range logits {
+		logits[i] = float32(r.NormFloat64() * 4)
+		if r.IntN(10) == 0 {
+			logits[i] = float32(math.Inf(-1))
+		}
+	}
+	logits[77] = float32(math.NaN())
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		if v == v {
+			mx = math.Max(mx, float64(v))
+		}
+	}
+	var sum float64
+	for _, v := range logits {
+		if v == v {
+			sum += math.Exp(float64(v) - mx)
+		}
+	}
+	lse := mx + math.Log(sum)
+	for _, tok := range []int{0, 5, 1000, 151935} {
+		if logits[tok] != logits[tok] || math.IsInf(float64(logits[tok]), -1) {
+			continue
+		}
+		lp, _ := Logprobs(logits, tok, 0)
+		if want := float64(logits[tok]) - lse; math.Abs(float64(lp)-want) > 1e-5 {
+			t.Fatalf("token %d: logprob %v, want %v", tok, lp, want)
+		}
+	}
+}
