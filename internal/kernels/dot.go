@@ -5,6 +5,7 @@ package kernels
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 
 	"github.com/strata-ai/strata/internal/tensor"
@@ -88,6 +89,10 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 		gemvBF16(w, out, in, xs, ys, procs)
 		return
 	}
+	if pairsOK(len(xs), in) {
+		matBF16Pairs(w, out, in, xs, ys, procs)
+		return
+	}
 	// With four or more rows, pack them contiguously so one pass over a weight row feeds four
 	// dot products at once (each weight widened once, used four times).
 	var packed []float32
@@ -124,6 +129,71 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 		return
 	}
 	ParallelFor(out, (out+procs-1)/procs, work)
+}
+
+// pairsOK says whether MatBF16 takes matBF16Pairs: four rows or more on an AVX2 machine
+// without AVX-512 (or told to act as one).
+func pairsOK(rows, in int) bool {
+	return hasAVX2FMA && (!hasAVX512 || forceAVX2) && !forceNoPairs && rows >= 4 && in%16 == 0 && in > 0
+}
+
+// forceNoPairs lets tests and benchmarks compare matBF16Pairs with the four-row kernel.
+var forceNoPairs = false
+
+var pairPool sync.Pool
+
+// matBF16Pairs is MatBF16's path for four or more rows on AVX2: each call of the kernel takes
+// two weight rows against four activation rows, so every activation vector loaded feeds two
+// FMAs and every widened weight four (the four-row kernel read four activation vectors per
+// two FMAs' worth of weight, and waited on L2 for them). The weights go by in chunks that
+// stay in L2 while every group of four activation rows meets them; each group (packed even
+// and odd, as the kernel widens bfloat16 pairs) stays in L1 for a chunk. Rows past the last
+// group of four, and an odd last weight row, take DotBF16.
+func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
+	T4 := len(xs) &^ 3
+	need := T4 * in
+	bufp, _ := pairPool.Get().(*[]float32)
+	if bufp == nil || cap(*bufp) < need {
+		b := make([]float32, need)
+		bufp = &b
+	}
+	packed := (*bufp)[:need]
+	for t := range T4 {
+		packEvenOdd(packed[t*in:(t+1)*in], xs[t][:in], 16)
+	}
+	chunk := max(2, ((128<<10)/(2*in))&^1) // weight rows per chunk: 128 KiB of them
+	work := func(plo, phi int) {
+		lo, hi := 2*plo, min(2*phi, out)
+		var acc [8]float32
+		for c := lo; c < hi; c += chunk {
+			ce := min(c+chunk, hi)
+			for t := 0; t < T4; t += 4 {
+				o := c
+				for ; o+2 <= ce; o += 2 {
+					dot2x4BF16AVX2(&w[o*in], in, &packed[t*in], in, in, &acc)
+					ys[t][o], ys[t+1][o], ys[t+2][o], ys[t+3][o] = acc[0], acc[1], acc[2], acc[3]
+					ys[t][o+1], ys[t+1][o+1], ys[t+2][o+1], ys[t+3][o+1] = acc[4], acc[5], acc[6], acc[7]
+				}
+				if o < ce {
+					for j := range 4 {
+						ys[t+j][o] = DotBF16(w[o*in:(o+1)*in], xs[t+j])
+					}
+				}
+			}
+			for t := T4; t < len(xs); t++ {
+				for o := c; o < ce; o++ {
+					ys[t][o] = DotBF16(w[o*in:(o+1)*in], xs[t])
+				}
+			}
+		}
+	}
+	pairs := (out + 1) / 2
+	if procs == 1 || out*in*len(xs) < 1<<16 {
+		work(0, pairs)
+	} else {
+		ParallelFor(pairs, (pairs+procs-1)/procs, work)
+	}
+	pairPool.Put(bufp)
 }
 
 // forceAVX2 lets tests run the AVX2 micro-kernel on machines that also have AVX-512.

@@ -14,6 +14,13 @@ func dotBF16AVX2(w *uint16, x *float32, n int) float32
 //go:noescape
 func dot4BF16AVX2(w *uint16, x *float32, stride int, n int, out *[4]float32)
 
+// dot2x4BF16AVX2 computes two weight rows (wstride elements apart) against four activation
+// rows (xstride floats apart), all packed by packEvenOdd(…, 16); n is a positive multiple of
+// 16. out holds row 0's four sums, then row 1's.
+//
+//go:noescape
+func dot2x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32)
+
 var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW // VPMOVZXWD on Z registers is AVX512BW
 
 // dot4BF16AVX512 is dot4BF16AVX2 with sixteen lanes; n is a multiple of 16.

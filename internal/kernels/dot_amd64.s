@@ -248,3 +248,91 @@ zfin:
 	MOVSS         X3, 12(DX)
 	VZEROUPPER
 	RET
+
+// func dot2x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32)
+// Eight dot products: two bfloat16 weight rows (w, w+wstride elements) against four float32
+// activation rows (x + j·xstride floats), all packed by packEvenOdd in blocks of 16. A load of
+// 16 bfloat16 gives both halves as float32 in one instruction each (the even elements shifted
+// up, the odd ones masked), and each activation vector feeds both weight rows: per 16 columns,
+// 2 weight loads and 8 activation loads feed 16 FMAs, so the FMA pipes, not the caches, set
+// the pace. out gets row 0's four sums, then row 1's. n is a multiple of 16.
+TEXT ·dot2x4BF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ wstride+8(FP), R8
+	SHLQ $1, R8
+	LEAQ (SI)(R8*1), R8          // row 1
+	MOVQ x+16(FP), DI
+	MOVQ xstride+24(FP), R9
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	LEAQ (R10)(R9*1), R11
+	LEAQ (R11)(R9*1), R12
+	MOVQ n+32(FP), CX
+	MOVQ out+40(FP), DX
+	MOVL $0xffff0000, AX
+	MOVD AX, X15
+	VPBROADCASTD X15, Y15        // the odd (high) halves' mask
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+loop:
+	VMOVDQU (SI), Y9
+	VMOVDQU (R8), Y11
+	VPSLLD  $16, Y9, Y8          // row 0 even
+	VPAND   Y15, Y9, Y9          // row 0 odd
+	VPSLLD  $16, Y11, Y10        // row 1 even
+	VPAND   Y15, Y11, Y11        // row 1 odd
+	VMOVUPS (DI), Y12
+	VMOVUPS 32(DI), Y13
+	VFMADD231PS Y8, Y12, Y0
+	VFMADD231PS Y10, Y12, Y4
+	VFMADD231PS Y9, Y13, Y0
+	VFMADD231PS Y11, Y13, Y4
+	VMOVUPS (R10), Y12
+	VMOVUPS 32(R10), Y13
+	VFMADD231PS Y8, Y12, Y1
+	VFMADD231PS Y10, Y12, Y5
+	VFMADD231PS Y9, Y13, Y1
+	VFMADD231PS Y11, Y13, Y5
+	VMOVUPS (R11), Y12
+	VMOVUPS 32(R11), Y13
+	VFMADD231PS Y8, Y12, Y2
+	VFMADD231PS Y10, Y12, Y6
+	VFMADD231PS Y9, Y13, Y2
+	VFMADD231PS Y11, Y13, Y6
+	VMOVUPS (R12), Y12
+	VMOVUPS 32(R12), Y13
+	VFMADD231PS Y8, Y12, Y3
+	VFMADD231PS Y10, Y12, Y7
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y11, Y13, Y7
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $64, DI
+	ADDQ $64, R10
+	ADDQ $64, R11
+	ADDQ $64, R12
+	SUBQ $16, CX
+	JNZ  loop
+
+	// row 0: Y0-Y3 to four sums; row 1: Y4-Y7
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, 0(DX)
+	VHADDPS      Y5, Y4, Y4
+	VHADDPS      Y7, Y6, Y6
+	VHADDPS      Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS       X5, X4, X4
+	VMOVUPS      X4, 16(DX)
+	VZEROUPPER
+	RET

@@ -1,0 +1,63 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/strata-ai/strata/internal/tensor"
+)
+
+// TestMatBF16Pairs checks the two-by-four AVX2 path against float64 sums of the same
+// products, over batch sizes with and without a remainder of four, odd and even weight row
+// counts, chunk boundaries, serial and split across cores.
+func TestMatBF16Pairs(t *testing.T) {
+	if !hasAVX2FMA {
+		t.Skip("this CPU has no AVX2/FMA; the pair kernel cannot run here")
+	}
+	forceAVX2 = true
+	defer func() { forceAVX2 = false }()
+	r := rand.New(rand.NewPCG(7, 7))
+	for _, in := range []int{16, 48, 1024} {
+		for _, out := range []int{1, 2, 5, 130, 257} {
+			w := randBF16(r, out*in)
+			for _, rows := range []int{4, 5, 8, 11, 32} {
+				if !pairsOK(rows, in) {
+					t.Fatalf("rows %d in %d: the pair path is not taken", rows, in)
+				}
+				xs := make([][]float32, rows)
+				for i := range xs {
+					xs[i] = make([]float32, in)
+					for k := range xs[i] {
+						xs[i][k] = float32(r.NormFloat64())
+					}
+				}
+				for _, procs := range []int{1, 2} {
+					ys := make([][]float32, rows)
+					for i := range ys {
+						ys[i] = make([]float32, out+1)
+						ys[i][out] = 12345 // past the end: untouched
+						ys[i] = ys[i][:out]
+					}
+					matBF16(w, out, in, xs, ys, Float32, procs)
+					for i, y := range ys {
+						if y[:out+1][out] != 12345 {
+							t.Fatalf("in %d out %d: wrote past output row %d", in, out, i)
+						}
+						for o := range out {
+							var ref, mag float64
+							for k := range in {
+								p := float64(tensor.BF16ToF32(w[o*in+k])) * float64(xs[i][k])
+								ref += p
+								mag += math.Abs(p)
+							}
+							if d := math.Abs(float64(y[o]) - ref); d > 1e-6*mag {
+								t.Fatalf("in %d out %d rows %d procs %d: y[%d][%d] = %v, want %v", in, out, rows, procs, i, o, y[o], ref)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
