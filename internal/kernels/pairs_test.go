@@ -10,13 +10,20 @@ import (
 
 // TestMatBF16Pairs checks the two-by-four AVX2 path against float64 sums of the same
 // products, over batch sizes with and without a remainder of four, odd and even weight row
-// counts, chunk boundaries, serial and split across cores.
+// counts, one row pair or chunks of rows at a time, serial and split across cores.
 func TestMatBF16Pairs(t *testing.T) {
 	if !hasAVX2FMA {
 		t.Skip("this CPU has no AVX2/FMA; the pair kernel cannot run here")
 	}
 	forceAVX2 = true
-	defer func() { forceAVX2 = false }()
+	defer func(a int) { forceAVX2, pairActBytes = false, a }(pairActBytes)
+	for _, act := range []int{384 << 10, 0} {
+		pairActBytes = act // 0: every batch takes the prefill's chunks of rows
+		testMatBF16Pairs(t)
+	}
+}
+
+func testMatBF16Pairs(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	for _, in := range []int{16, 48, 1024} {
 		for _, out := range []int{1, 2, 5, 130, 257} {
