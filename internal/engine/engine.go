@@ -526,7 +526,7 @@ func batchItems(st Step) []qwen3.BatchItem {
 			table[j] = int32(b)
 		}
 		items[i] = qwen3.BatchItem{Tokens: it.Seq.Tokens[it.Start:it.End], Start: it.Start, Table: table, WantLogits: it.Samples(),
-			AllLogits: it.Seq.PromptLogits && it.Start < it.Seq.PromptLen-1}
+			AllLogits: it.promptRows()}
 	}
 	return items
 }
@@ -589,9 +589,13 @@ func (e *Engine) dropInflight() {
 type drawn struct {
 	ok      bool
 	tok     int
+	early   bool // the token is one min_tokens asks for
 	logprob float32
 	top     []sampling.TokenLogprob
 }
+
+// promptRows says whether it carries the rows of a prompt whose logprobs were asked for.
+func (it Item) promptRows() bool { return it.Seq.PromptLogits && it.Start < it.Seq.PromptLen-1 }
 
 // drawPlain samples, across the cores, the items whose draw needs nothing but their own row
 // and sampler: each draw is a pass over the vocabulary (0.2–1 ms at 152k tokens), and a
@@ -600,7 +604,7 @@ func (e *Engine) drawPlain(st Step, logits [][]float32) []drawn {
 	var plain []int
 	for i, it := range st.Items {
 		a := e.reqs[it.Seq]
-		if a == nil || !it.Samples() || a.con != nil || it.Seq.PromptLogits && it.Start < it.Seq.PromptLen-1 {
+		if a == nil || !it.Samples() || a.con != nil || it.promptRows() {
 			continue
 		}
 		plain = append(plain, i)
@@ -613,8 +617,8 @@ func (e *Engine) drawPlain(st Step, logits [][]float32) []drawn {
 		for _, i := range plain[lo:hi] {
 			it := st.Items[i]
 			a := e.reqs[it.Seq] // read only: the map changes after the draws
-			exclude, _ := a.excluded(it)
-			d := drawn{ok: true, tok: a.sampler.NextExcluding(logits[i], exclude)}
+			exclude, early := a.excluded(it)
+			d := drawn{ok: true, tok: a.sampler.NextExcluding(logits[i], exclude), early: early}
 			if a.req.Logprobs != 0 {
 				d.logprob, d.top = sampling.Logprobs(logits[i], d.tok, max(a.req.Logprobs, 0))
 			}
@@ -651,20 +655,20 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		if a == nil {
 			continue // aborted while its step was in flight
 		}
+		if pre != nil && pre[i].ok {
+			d := pre[i]
+			ev := Event{ID: it.Seq.ID, Token: d.tok, Logprob: d.logprob, TopLogprobs: d.top}
+			events = append(events, e.record(it, a, d.tok, d.early, ev, sampled, finished))
+			continue
+		}
 		row := logits[i]
-		if it.Seq.PromptLogits && it.Start < it.Seq.PromptLen-1 {
+		if it.promptRows() {
 			row = a.promptRows(it, logits[i])
 		}
 		if !it.Samples() {
 			continue
 		}
 		exclude, early := a.excluded(it)
-		if pre != nil && pre[i].ok {
-			d := pre[i]
-			ev := Event{ID: it.Seq.ID, Token: d.tok, Logprob: d.logprob, TopLogprobs: d.top}
-			events = append(events, e.record(it, a, d.tok, early, ev, sampled, finished))
-			continue
-		}
 		sampleFrom := row
 		if a.con != nil && !a.thinking {
 			e.buildTokenBytes()

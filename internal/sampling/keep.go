@@ -61,7 +61,8 @@ func keepFor(p Params, logits []float32) *kept {
 		k.sum = float64(len(k.id))
 		return k
 	}
-	cut, top, inv := float64(mx)-negligible*T, float64(mx), 1/T
+	// -MaxFloat64 at the least: at an absurd temperature the cut must still keep out -Inf
+	cut, top, inv := max(float64(mx)-negligible*T, -math.MaxFloat64), float64(mx), 1/T
 	if p.TopK > 0 && p.TopK <= smallTopK && p.TopK < len(logits) {
 		k.heapTop(logits, p.TopK) // one pass, most tokens turned away by one comparison
 		n := 0
@@ -90,15 +91,13 @@ func keepFor(p Params, logits []float32) *kept {
 	}
 	kernels.ExpF32(k.w, k.w)
 	if p.MinP > 0 {
-		var top float32
-		for _, w := range k.w {
-			top = max(top, w)
-		}
-		floor := float32(p.MinP) * top
+		// weight ≥ MinP × the top's (which is 1) in the logits' own float64 terms, so the
+		// float32 weights' rounding cannot move a token across the floor
+		floor := math.Log(p.MinP)
 		n := 0
-		for i, w := range k.w {
-			if w >= floor {
-				k.id[n], k.key[n], k.w[n] = k.id[i], k.key[i], w
+		for i, v := range k.key {
+			if (float64(v)-top)*inv >= floor {
+				k.id[n], k.key[n], k.w[n] = k.id[i], v, k.w[i]
 				n++
 			}
 		}
@@ -106,7 +105,7 @@ func keepFor(p Params, logits []float32) *kept {
 	}
 	k.sum = sum(k.w)
 	if p.TopP < 1 {
-		n := k.nucleus(p.TopP*k.sum, top, inv)
+		n := max(1, k.nucleus(p.TopP*k.sum, top, inv)) // the top token at least, whatever top_p
 		k.id, k.key, k.w = k.id[:n], k.key[:n], k.w[:n]
 		k.sum = sum(k.w)
 	}

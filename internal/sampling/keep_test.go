@@ -244,3 +244,43 @@ func TestLogprobsLargeVocab(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepCutEdges: min_p decides in the logits' float64 terms, so float32 weights that round
+// onto the floor do not cross it; top_p 0 (which Validate refuses) still keeps the top token.
+func TestKeepCutEdges(t *testing.T) {
+	one := float32(1)
+	below := math.Nextafter32(one, 0)
+	cases := []struct {
+		name   string
+		p      Params
+		logits []float32
+	}{
+		{"min_p 1 near tie", Params{Temperature: 4, TopP: 1, MinP: 1}, []float32{one, below}},
+		{"min_p 0.5 at ln 2", Params{Temperature: 1, TopP: 1, MinP: 0.5}, []float32{0, -float32(math.Ln2)}},
+		{"top_p 0", Params{Temperature: 1, TopP: 0}, []float32{-5, 3, 1}},
+		{"huge temperature", Params{Temperature: 1e307, TopP: 1}, []float32{0, float32(math.Inf(-1)), 1, float32(math.Inf(-1))}},
+	}
+	for _, c := range cases {
+		want := refKeep(c.p, c.logits)
+		if c.p.TopP == 0 {
+			want = map[int]float64{1: 1}
+		}
+		if c.name == "huge temperature" {
+			want = map[int]float64{0: 1, 2: 1} // masked tokens stay out
+		}
+		k := keepFor(c.p, c.logits)
+		got := map[int]bool{}
+		for _, id := range k.id {
+			got[int(id)] = true
+		}
+		k.free()
+		if len(got) != len(want) {
+			t.Fatalf("%s: kept %v, want %v", c.name, got, want)
+		}
+		for id := range want {
+			if !got[id] {
+				t.Fatalf("%s: kept %v, want %v", c.name, got, want)
+			}
+		}
+	}
+}

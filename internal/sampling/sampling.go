@@ -141,7 +141,7 @@ func logSumExp(logits []float32) float64 {
 				tmp[i] = float32(math.Inf(-1))
 			}
 		}
-		kernels.ExpF32(tmp, tmp) // -Inf gives exp(-88.4): 4e-39 a token, nothing beside the top's 1
+		kernels.ExpF32(tmp, tmp) // -Inf (and anything below about -88.3) gives 0
 		total += sum(tmp)
 	}
 	return float64(mx) + math.Log(total)
