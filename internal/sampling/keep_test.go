@@ -284,3 +284,28 @@ func TestKeepCutEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestNextLeavesRowAlone: penalties, biases and allowed tokens work on a pooled copy; the
+// caller's row (whose logprobs the engine reports) is never written, draw after draw.
+func TestNextLeavesRowAlone(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	row := make([]float32, 3000)
+	for i := range row {
+		row[i] = float32(r.NormFloat64())
+	}
+	orig := append([]float32(nil), row...)
+	p := Params{Temperature: 0.8, TopP: 0.9, RepetitionPenalty: 1.3, PresencePenalty: 0.5, FrequencyPenalty: 0.2,
+		LogitBias: map[int]float64{7: 3}, AllowedTokens: []int{1, 7, 9, 100, 2999}, Seed: 1}
+	s := New(p, 1, 9)
+	allowed := map[int]bool{1: true, 7: true, 9: true, 100: true, 2999: true}
+	for range 50 {
+		if tok := s.NextExcluding(row, []int{100}); !allowed[tok] || tok == 100 {
+			t.Fatalf("drew %d", tok)
+		}
+	}
+	for i := range row {
+		if row[i] != orig[i] {
+			t.Fatalf("row[%d] changed from %v to %v", i, orig[i], row[i])
+		}
+	}
+}
