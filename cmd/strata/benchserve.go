@@ -42,6 +42,16 @@ request and token throughput and TTFT/TPOT/ITL, as vllm bench serve does.
 			if o.RangeRatio < 0 || o.RangeRatio >= 1 {
 				return fmt.Errorf("--random-range-ratio %v: want [0, 1)", o.RangeRatio)
 			}
+			switch {
+			case o.Temperature < 0 || math.IsNaN(o.Temperature):
+				return fmt.Errorf("--temperature %v: want 0 (greedy) or more", o.Temperature)
+			case o.TopP < 0 || o.TopP > 1 || math.IsNaN(o.TopP):
+				return fmt.Errorf("--top-p %v: want (0, 1], or 0 to leave it to the server", o.TopP)
+			case o.TopK < -1:
+				return fmt.Errorf("--top-k %d: want -1 (off), 0 (left to the server) or a positive number", o.TopK)
+			case o.MinP < 0 || o.MinP > 1 || math.IsNaN(o.MinP):
+				return fmt.Errorf("--min-p %v: want [0, 1]", o.MinP)
+			}
 			o.RequestRate = math.Inf(1)
 			if rate != "inf" {
 				if _, err := fmt.Sscanf(rate, "%g", &o.RequestRate); err != nil || o.RequestRate <= 0 {
@@ -113,6 +123,10 @@ request and token throughput and TTFT/TPOT/ITL, as vllm bench serve does.
 	f.StringVar(&rate, "request-rate", "inf", "requests per second (Poisson arrivals), or inf to send all at once")
 	f.IntVar(&o.MaxConcurrency, "max-concurrency", 0, "most requests in flight at once (0: no limit)")
 	f.Int64Var(&o.Seed, "seed", 0, "random seed for prompts and arrivals")
+	f.Float64Var(&o.Temperature, "temperature", 0, "sampling temperature sent with every request (0: greedy)")
+	f.Float64Var(&o.TopP, "top-p", 0, "top_p sent with every request (0: not sent)")
+	f.IntVar(&o.TopK, "top-k", 0, "top_k sent with every request (0: not sent)")
+	f.Float64Var(&o.MinP, "min-p", 0, "min_p sent with every request (0: not sent)")
 	f.BoolVar(&save, "save-result", false, "write the result as JSON (vLLM's keys)")
 	f.StringVar(&resultDir, "result-dir", ".", "folder for --save-result")
 	f.StringVar(&resultFile, "result-filename", "", "file name for --save-result (default like vLLM's)")

@@ -35,8 +35,14 @@ type Options struct {
 	MaxConcurrency int     // --max-concurrency (0: no cap)
 	Seed           int64   // --seed
 	VocabSize      int     // prompt token ids are drawn from [0, VocabSize)
-	Progress       func()  // called as each request finishes, one call at a time
-	Client         *http.Client
+	// Sampling as vLLM's bench serve sends it: Temperature always (0, greedy, by default);
+	// TopP, TopK and MinP only when set (not 0)
+	Temperature float64 // --temperature
+	TopP        float64 // --top-p
+	TopK        int     // --top-k
+	MinP        float64 // --min-p
+	Progress    func()  // called as each request finishes, one call at a time
+	Client      *http.Client
 }
 
 // Result carries vLLM's keys.
@@ -206,10 +212,20 @@ func firstModel(ctx context.Context, c *http.Client, base, key string) (string, 
 // send streams one completion and times its tokens.
 func send(ctx context.Context, o Options, base string, ids []int, maxTokens int) outcome {
 	out := outcome{inputLen: len(ids)}
-	body, _ := json.Marshal(map[string]any{
-		"model": o.Model, "prompt": ids, "max_tokens": maxTokens, "temperature": 0, "ignore_eos": true,
+	fields := map[string]any{
+		"model": o.Model, "prompt": ids, "max_tokens": maxTokens, "temperature": o.Temperature, "ignore_eos": true,
 		"stream": true, "stream_options": map[string]any{"include_usage": true},
-	})
+	}
+	if o.TopP != 0 {
+		fields["top_p"] = o.TopP
+	}
+	if o.TopK != 0 {
+		fields["top_k"] = o.TopK
+	}
+	if o.MinP != 0 {
+		fields["min_p"] = o.MinP
+	}
+	body, _ := json.Marshal(fields)
 	req, err := http.NewRequestWithContext(ctx, "POST", base+o.Endpoint, bytes.NewReader(body))
 	if err != nil {
 		out.err = err.Error()

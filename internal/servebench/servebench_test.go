@@ -14,6 +14,11 @@ import (
 // fakeServer streams max_tokens chunks per request, as an OpenAI completions server does,
 // and records the largest number of requests it saw at once.
 func fakeServer(t *testing.T, peak *atomic.Int64) *httptest.Server {
+	return fakeServerSampling(t, peak, nil)
+}
+
+// fakeServerSampling is fakeServer, handing each request's sampling fields to sampled.
+func fakeServerSampling(t *testing.T, peak *atomic.Int64, sampled func(temp, topP *float64, topK *int)) *httptest.Server {
 	var cur atomic.Int64
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, r *http.Request) {
@@ -29,13 +34,19 @@ func fakeServer(t *testing.T, peak *atomic.Int64) *httptest.Server {
 			}
 		}
 		var req struct {
-			Prompt    []int  `json:"prompt"`
-			MaxTokens int    `json:"max_tokens"`
-			Model     string `json:"model"`
+			Prompt      []int    `json:"prompt"`
+			MaxTokens   int      `json:"max_tokens"`
+			Model       string   `json:"model"`
+			Temperature *float64 `json:"temperature"`
+			TopP        *float64 `json:"top_p"`
+			TopK        *int     `json:"top_k"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Model != "m" {
 			http.Error(w, `{"error": {"message": "bad"}}`, 400)
 			return
+		}
+		if sampled != nil {
+			sampled(req.Temperature, req.TopP, req.TopK)
 		}
 		fl := w.(http.Flusher)
 		for i := range req.MaxTokens {
@@ -84,5 +95,40 @@ func TestStats(t *testing.T) {
 	mean, median, std, p99 := stats([]float64{1, 2, 3, 4})
 	if mean != 2.5 || median != 2.5 || math.Abs(std-math.Sqrt(1.25)) > 1e-12 || math.Abs(p99-3.97) > 1e-12 {
 		t.Fatalf("stats: %v %v %v %v", mean, median, std, p99)
+	}
+}
+
+// TestSamplingSent: temperature goes with every request (0 by default, as vLLM's bench serve
+// sends greedy), top_p and top_k only when set.
+func TestSamplingSent(t *testing.T) {
+	for _, c := range []struct {
+		o          Options
+		temp, topP float64
+		topK       int
+		hasP, hasK bool
+	}{
+		{Options{}, 0, 0, 0, false, false},
+		{Options{Temperature: 0.7, TopP: 0.9, TopK: 20}, 0.7, 0.9, 20, true, true},
+	} {
+		var peak atomic.Int64
+		var bad atomic.Value
+		ts := fakeServerSampling(t, &peak, func(temp, topP *float64, topK *int) {
+			switch {
+			case temp == nil || *temp != c.temp:
+				bad.Store(fmt.Sprintf("temperature %v, want %v", temp, c.temp))
+			case (topP != nil) != c.hasP || topP != nil && *topP != c.topP:
+				bad.Store(fmt.Sprintf("top_p %v, want %v (sent: %v)", topP, c.topP, c.hasP))
+			case (topK != nil) != c.hasK || topK != nil && *topK != c.topK:
+				bad.Store(fmt.Sprintf("top_k %v, want %v (sent: %v)", topK, c.topK, c.hasK))
+			}
+		})
+		o := c.o
+		o.BaseURL, o.InputLen, o.OutputLen, o.NumPrompts, o.RequestRate = ts.URL, 4, 2, 3, math.Inf(1)
+		if _, err := Run(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		if msg := bad.Load(); msg != nil {
+			t.Fatalf("%+v: %s", c.o, msg)
+		}
 	}
 }
