@@ -173,8 +173,9 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	// pair at a time: its 2·in weights stream from memory once, evenly between the FMAs, and
 	// every group of four meets them from L1. A long prefill's activations spill from L2, so
 	// its weights go by in 128 KiB chunks that stay in L2 while every group passes. Measured
-	// in bench engine (Zen 3): batch 8 decode 58 → 77 tokens/s with one pair, batch 32 the
-	// same either way, a 256-token prefill 151 → 119 tokens/s with one pair.
+	// in bench engine (Zen 3, both with a prefetch one chunk ahead, two runs each): batch 8
+	// decode 58 tokens/s with 128 KiB chunks, 77 with one pair; batch 32 the same either way;
+	// a 256-token prefill 151 with chunks, 119 with one pair.
 	chunk := 2
 	if 4*need > pairActBytes {
 		chunk = max(2, (pairChunkBytes/(2*in))&^1)
