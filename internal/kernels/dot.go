@@ -143,7 +143,7 @@ var forceNoPairs = false
 var pairPool sync.Pool
 
 // pairChunkBytes and pairActBytes set matBF16Pairs's weight chunks: see there.
-var pairChunkBytes, pairActBytes = 128 << 10, 384 << 10
+var pairChunkBytes, pairActBytes = 128 << 10, 96 << 10
 
 // pairAheadBytes is how far ahead of the rows it works on matBF16Pairs asks for weights.
 // bench engine (Zen 3, three runs each, medians): batch 8 decode 55 tokens/s without a
@@ -169,13 +169,15 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	for t := range T4 {
 		packEvenOdd(packed[t*in:(t+1)*in], xs[t][:in], 16)
 	}
-	// Weight rows per chunk. While the packed activations fit in L2 (a decode batch), one row
+	// Weight rows per chunk. For a small batch (packed activations up to 96 KiB), one row
 	// pair at a time: its 2·in weights stream from memory once, evenly between the FMAs, and
-	// every group of four meets them from L1. A long prefill's activations spill from L2, so
-	// its weights go by in 128 KiB chunks that stay in L2 while every group passes. Measured
-	// in bench engine (Zen 3, both with a prefetch one chunk ahead, two runs each): batch 8
-	// decode 58 tokens/s with 128 KiB chunks, 77 with one pair; batch 32 the same either way;
-	// a 256-token prefill 151 with chunks, 119 with one pair.
+	// every group of four meets them from L1. Larger batches take 128 KiB chunks of rows that
+	// stay in L2 while every group passes, which spares re-reading the activations from L2
+	// for every pair. Measured on Zen 3 over 28 copies of each of Qwen3-0.6B's fused shapes,
+	// GFLOP/s one pair → chunks: batch 8 103 → 70, 91 → 94, 75 → 59, 75 → 67 (qkv, o,
+	// gate-up, down); batch 16 81 → 74, 74 → 80, 121 → 97, 93 → 95; batch 32 103 → 128,
+	// 102 → 119, 95 → 104, 90 → 95. bench engine agreed for batch 8 (58 tokens/s with chunks,
+	// 77 with one pair) and a 256-token prefill (151 with chunks, 119 with one pair).
 	chunk := 2
 	if 4*need > pairActBytes {
 		chunk = max(2, (pairChunkBytes/(2*in))&^1)

@@ -17,8 +17,8 @@ func TestMatBF16Pairs(t *testing.T) {
 	}
 	forceAVX2 = true
 	defer func(a int) { forceAVX2, pairActBytes = false, a }(pairActBytes)
-	for _, act := range []int{384 << 10, 0} {
-		pairActBytes = act // 0: every batch takes the prefill's chunks of rows
+	for _, act := range []int{1 << 30, 0} {
+		pairActBytes = act // 1 GiB: every batch one row pair at a time; 0: chunks of rows
 		testMatBF16Pairs(t)
 	}
 }
