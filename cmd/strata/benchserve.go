@@ -21,6 +21,8 @@ func newBenchServeCmd() *cobra.Command {
 	var o servebench.Options
 	var dataset, resultDir, resultFile, rate string
 	var save, noProgress bool
+	var topP, minP float64
+	var topK int
 	cmd := &cobra.Command{
 		Use:   "serve --base-url URL [--num-prompts N --max-concurrency C ...]",
 		Short: "Load-test an OpenAI-compatible server as vllm bench serve does",
@@ -42,15 +44,27 @@ request and token throughput and TTFT/TPOT/ITL, as vllm bench serve does.
 			if o.RangeRatio < 0 || o.RangeRatio >= 1 {
 				return fmt.Errorf("--random-range-ratio %v: want [0, 1)", o.RangeRatio)
 			}
+			// as vLLM's bench serve: a sampling flag given is sent, one not given is left to
+			// the server (which fills it from the model's generation_config.json)
+			fl := cmd.Flags()
 			switch {
-			case o.Temperature < 0 || math.IsNaN(o.Temperature):
-				return fmt.Errorf("--temperature %v: want 0 (greedy) or more", o.Temperature)
-			case o.TopP < 0 || o.TopP > 1 || math.IsNaN(o.TopP):
-				return fmt.Errorf("--top-p %v: want (0, 1], or 0 to leave it to the server", o.TopP)
-			case o.TopK < -1:
-				return fmt.Errorf("--top-k %d: want -1 (off), 0 (left to the server) or a positive number", o.TopK)
-			case o.MinP < 0 || o.MinP > 1 || math.IsNaN(o.MinP):
-				return fmt.Errorf("--min-p %v: want [0, 1]", o.MinP)
+			case o.Temperature < 0 || math.IsNaN(o.Temperature) || math.IsInf(o.Temperature, 0):
+				return fmt.Errorf("--temperature %v: want 0 (greedy) or a finite positive number", o.Temperature)
+			case fl.Changed("top-p") && !(topP > 0 && topP <= 1):
+				return fmt.Errorf("--top-p %v: want (0, 1]", topP)
+			case fl.Changed("top-k") && topK < -1:
+				return fmt.Errorf("--top-k %d: want -1 (off), 0 or a positive number", topK)
+			case fl.Changed("min-p") && !(minP >= 0 && minP <= 1):
+				return fmt.Errorf("--min-p %v: want [0, 1]", minP)
+			}
+			if fl.Changed("top-p") {
+				o.TopP = &topP
+			}
+			if fl.Changed("top-k") {
+				o.TopK = &topK
+			}
+			if fl.Changed("min-p") {
+				o.MinP = &minP
 			}
 			o.RequestRate = math.Inf(1)
 			if rate != "inf" {
@@ -124,9 +138,9 @@ request and token throughput and TTFT/TPOT/ITL, as vllm bench serve does.
 	f.IntVar(&o.MaxConcurrency, "max-concurrency", 0, "most requests in flight at once (0: no limit)")
 	f.Int64Var(&o.Seed, "seed", 0, "random seed for prompts and arrivals")
 	f.Float64Var(&o.Temperature, "temperature", 0, "sampling temperature sent with every request (0: greedy)")
-	f.Float64Var(&o.TopP, "top-p", 0, "top_p sent with every request (0: not sent)")
-	f.IntVar(&o.TopK, "top-k", 0, "top_k sent with every request (0: not sent)")
-	f.Float64Var(&o.MinP, "min-p", 0, "min_p sent with every request (0: not sent)")
+	f.Float64Var(&topP, "top-p", 1, "top_p sent with every request (not given: left to the server)")
+	f.IntVar(&topK, "top-k", -1, "top_k sent with every request, -1 for off (not given: left to the server)")
+	f.Float64Var(&minP, "min-p", 0, "min_p sent with every request (not given: left to the server)")
 	f.BoolVar(&save, "save-result", false, "write the result as JSON (vLLM's keys)")
 	f.StringVar(&resultDir, "result-dir", ".", "folder for --save-result")
 	f.StringVar(&resultFile, "result-filename", "", "file name for --save-result (default like vLLM's)")

@@ -111,3 +111,19 @@ func TestBenchEngineJSON(t *testing.T) {
 		t.Fatalf("a missing config: want an error naming it, got %v", err)
 	}
 }
+
+// TestBenchServeBadSampling: sampling flags out of range are refused before any request, with
+// the flag named.
+func TestBenchServeBadSampling(t *testing.T) {
+	for _, c := range []struct {
+		flag, value string
+	}{
+		{"--temperature", "inf"}, {"--temperature", "-1"}, {"--top-p", "0"}, {"--top-p", "1.5"},
+		{"--top-k", "-2"}, {"--min-p", "2"}, {"--min-p", "NaN"},
+	} {
+		_, err := runCLI("bench", "serve", "--base-url", "http://127.0.0.1:1", "--disable-tqdm", c.flag, c.value)
+		if err == nil || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("%s %s: want an error naming the flag, got %v", c.flag, c.value, err)
+		}
+	}
+}

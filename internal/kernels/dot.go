@@ -154,8 +154,9 @@ var pairAheadBytes = 16 << 10
 // two weight rows against four activation rows, so every activation vector loaded feeds two
 // FMAs and every widened weight four (the four-row kernel read four activation vectors per
 // two FMAs' worth of weight, and waited on L2 for them). The activations are packed even and
-// odd, as the kernel widens bfloat16 pairs; the weights go by in chunks (one row pair, or
-// 128 KiB for a long prefill), each meeting every group of four activation rows. Rows past
+// odd, as the kernel widens bfloat16 pairs; the weights go by in chunks (one row pair for a
+// small batch, 128 KiB of rows for a larger one or a prefill), each meeting every group of
+// four activation rows. Rows past
 // the last group of four, and an odd last weight row, take DotBF16.
 func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	T4 := len(xs) &^ 3

@@ -309,3 +309,19 @@ func TestNextLeavesRowAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectCallsCopy: restrict and penalize called outside a draw return fresh rows, so an
+// earlier result is not overwritten by a later call, nor restrict's output by restrict.
+func TestDirectCallsCopy(t *testing.T) {
+	s := New(Params{TopP: 1, PresencePenalty: 1, AllowedTokens: []int{1}})
+	s.counts[0] = 1
+	a := s.penalize([]float32{0, 2, 3})
+	b := s.penalize([]float32{5, 3, 7})
+	if a[0] != -1 || a[1] != 2 || b[0] != 4 {
+		t.Fatalf("penalize: a %v, b %v", a, b)
+	}
+	r := s.restrict([]float32{1, 2, 3}, nil)
+	if r2 := s.restrict(r, nil); r2[1] != 2 || r[1] != 2 {
+		t.Fatalf("restrict of its own output: %v then %v", r, r2)
+	}
+}

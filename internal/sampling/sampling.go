@@ -64,8 +64,9 @@ type Sampler struct {
 	rng    *rand.Rand
 	prompt map[int]bool
 	counts map[int]int // generated token -> occurrences
-	// scratch is the row restrict and penalize write, from rowPool for one draw
+	// scratch is the row restrict and penalize write, from rowPool for one draw (drawing)
 	scratch []float32
+	drawing bool
 }
 
 // New returns a sampler seeded by p.Seed; prompt feeds the repetition penalty.
@@ -169,9 +170,9 @@ func (s *Sampler) Next(logits []float32) int { return s.NextExcluding(logits, ni
 // stop tokens out until the sequence is long enough.
 func (s *Sampler) NextExcluding(logits []float32, exclude []int) int {
 	buf := rowPool.Get().(*[]float32)
-	s.scratch = (*buf)[:0]
+	s.scratch, s.drawing = (*buf)[:0], true
 	tok := s.pick(s.penalize(s.restrict(logits, exclude)))
-	*buf, s.scratch = s.scratch[:0], nil
+	*buf, s.scratch, s.drawing = s.scratch[:0], nil, false
 	rowPool.Put(buf)
 	s.counts[tok]++
 	return tok
@@ -181,11 +182,15 @@ func (s *Sampler) NextExcluding(logits []float32, exclude []int) int {
 // Qwen3's vocabulary, which a batch of sampled requests would otherwise leave to the GC.
 var rowPool = sync.Pool{New: func() any { return new([]float32) }}
 
-// copyRow returns logits copied into the sampler's scratch row (one per draw: restrict and
-// penalize each work on the latest copy, so the second copies from the first in place).
-func (s *Sampler) copyRow(logits []float32) []float32 {
-	if len(logits) > 0 && len(s.scratch) > 0 && &s.scratch[0] == &logits[0] {
-		return logits // already the scratch row
+// copyRow returns a copy of logits to change. Within a draw it is the pooled scratch row,
+// and penalize (inPlace) may change restrict's copy where it lies; a direct call (tests) gets
+// fresh memory, so earlier results stay as they were.
+func (s *Sampler) copyRow(logits []float32, inPlace bool) []float32 {
+	if !s.drawing {
+		return append([]float32(nil), logits...)
+	}
+	if inPlace && len(logits) > 0 && len(s.scratch) > 0 && &s.scratch[0] == &logits[0] {
+		return logits // restrict's copy
 	}
 	s.scratch = append(s.scratch[:0], logits...)
 	return s.scratch
@@ -197,7 +202,7 @@ func (s *Sampler) restrict(logits []float32, exclude []int) []float32 {
 	if len(s.p.AllowedTokens) == 0 && len(s.p.LogitBias) == 0 && len(exclude) == 0 {
 		return logits
 	}
-	out := s.copyRow(logits)
+	out := s.copyRow(logits, false)
 	neg := float32(math.Inf(-1))
 	if len(s.p.AllowedTokens) > 0 {
 		for i := range out {
@@ -229,7 +234,7 @@ func (s *Sampler) penalize(logits []float32) []float32 {
 	if !useRP && s.p.PresencePenalty == 0 && s.p.FrequencyPenalty == 0 {
 		return logits
 	}
-	out := s.copyRow(logits)
+	out := s.copyRow(logits, true)
 	if useRP {
 		apply := func(t int) {
 			if out[t] > 0 {

@@ -36,12 +36,12 @@ type Options struct {
 	Seed           int64   // --seed
 	VocabSize      int     // prompt token ids are drawn from [0, VocabSize)
 	// Sampling as vLLM's bench serve sends it: Temperature always (0, greedy, by default);
-	// TopP, TopK and MinP only when set (not 0)
-	Temperature float64 // --temperature
-	TopP        float64 // --top-p
-	TopK        int     // --top-k
-	MinP        float64 // --min-p
-	Progress    func()  // called as each request finishes, one call at a time
+	// TopP, TopK and MinP when given (nil: left to the server)
+	Temperature float64  // --temperature
+	TopP        *float64 // --top-p
+	TopK        *int     // --top-k
+	MinP        *float64 // --min-p
+	Progress    func()   // called as each request finishes, one call at a time
 	Client      *http.Client
 }
 
@@ -216,16 +216,20 @@ func send(ctx context.Context, o Options, base string, ids []int, maxTokens int)
 		"model": o.Model, "prompt": ids, "max_tokens": maxTokens, "temperature": o.Temperature, "ignore_eos": true,
 		"stream": true, "stream_options": map[string]any{"include_usage": true},
 	}
-	if o.TopP != 0 {
-		fields["top_p"] = o.TopP
+	if o.TopP != nil {
+		fields["top_p"] = *o.TopP
 	}
-	if o.TopK != 0 {
-		fields["top_k"] = o.TopK
+	if o.TopK != nil {
+		fields["top_k"] = *o.TopK
 	}
-	if o.MinP != 0 {
-		fields["min_p"] = o.MinP
+	if o.MinP != nil {
+		fields["min_p"] = *o.MinP
 	}
-	body, _ := json.Marshal(fields)
+	body, err := json.Marshal(fields)
+	if err != nil { // a non-finite number: Run's caller checks, this is the backstop
+		out.err = fmt.Sprintf("encoding the request: %v", err)
+		return out
+	}
 	req, err := http.NewRequestWithContext(ctx, "POST", base+o.Endpoint, bytes.NewReader(body))
 	if err != nil {
 		out.err = err.Error()

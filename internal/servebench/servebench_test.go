@@ -99,7 +99,7 @@ func TestStats(t *testing.T) {
 }
 
 // TestSamplingSent: temperature goes with every request (0 by default, as vLLM's bench serve
-// sends greedy), top_p and top_k only when set.
+// sends greedy), top_p and top_k whenever given, -1 included.
 func TestSamplingSent(t *testing.T) {
 	for _, c := range []struct {
 		o          Options
@@ -108,7 +108,8 @@ func TestSamplingSent(t *testing.T) {
 		hasP, hasK bool
 	}{
 		{Options{}, 0, 0, 0, false, false},
-		{Options{Temperature: 0.7, TopP: 0.9, TopK: 20}, 0.7, 0.9, 20, true, true},
+		{Options{Temperature: 0.7, TopP: ptr(0.9), TopK: ptr(20)}, 0.7, 0.9, 20, true, true},
+		{Options{TopK: ptr(-1)}, 0, 0, -1, false, true},
 	} {
 		var peak atomic.Int64
 		var bad atomic.Value
@@ -132,3 +133,5 @@ func TestSamplingSent(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
