@@ -167,8 +167,15 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 		bufp = &b
 	}
 	packed := (*bufp)[:need]
-	for t := range T4 {
-		packEvenOdd(packed[t*in:(t+1)*in], xs[t][:in], 16)
+	pack := func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			packEvenOdd(packed[t*in:(t+1)*in], xs[t][:in], 16)
+		}
+	}
+	if procs > 1 && need >= 1<<17 { // a prefill's rows: worth waking the other cores for
+		ParallelFor(T4, 4, pack)
+	} else {
+		pack(0, T4)
 	}
 	// Weight rows per chunk. For a small batch (packed activations up to 96 KiB), one row
 	// pair at a time: its 2·in weights stream from memory once, evenly between the FMAs, and
