@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -40,30 +41,43 @@ func testMatBF16Pairs(t *testing.T) {
 					}
 				}
 				for _, procs := range []int{1, 2} {
-					ys := make([][]float32, rows)
-					for i := range ys {
-						ys[i] = make([]float32, out+1)
-						ys[i][out] = 12345 // past the end: untouched
-						ys[i] = ys[i][:out]
-					}
+					ys := guardedRows(rows, out)
 					matBF16(w, out, in, xs, ys, Float32, procs)
-					for i, y := range ys {
-						if y[:out+1][out] != 12345 {
-							t.Fatalf("in %d out %d: wrote past output row %d", in, out, i)
-						}
-						for o := range out {
-							var ref, mag float64
-							for k := range in {
-								p := float64(tensor.BF16ToF32(w[o*in+k])) * float64(xs[i][k])
-								ref += p
-								mag += math.Abs(p)
-							}
-							if d := math.Abs(float64(y[o]) - ref); d > 1e-6*mag {
-								t.Fatalf("in %d out %d rows %d procs %d: y[%d][%d] = %v, want %v", in, out, rows, procs, i, o, y[o], ref)
-							}
-						}
-					}
+					checkAgainstSums(t, fmt.Sprintf("in %d out %d rows %d procs %d", in, out, rows, procs), w, out, in, xs, ys)
 				}
+			}
+		}
+	}
+}
+
+// guardedRows makes rows output rows of out floats with a sentinel just past each end.
+func guardedRows(rows, out int) [][]float32 {
+	ys := make([][]float32, rows)
+	for i := range ys {
+		ys[i] = make([]float32, out+1)
+		ys[i][out] = 12345 // past the end: untouched
+		ys[i] = ys[i][:out]
+	}
+	return ys
+}
+
+// checkAgainstSums fails unless each ys[i][o] matches the float64 sum Σ_k W[o][k]·xs[i][k]
+// to within 1e-6 of the products' magnitudes, and the sentinels past the rows are intact.
+func checkAgainstSums(t *testing.T, what string, w []uint16, out, in int, xs, ys [][]float32) {
+	t.Helper()
+	for i, y := range ys {
+		if y[:out+1][out] != 12345 {
+			t.Fatalf("%s: wrote past output row %d", what, i)
+		}
+		for o := range out {
+			var ref, mag float64
+			for k := range in {
+				p := float64(tensor.BF16ToF32(w[o*in+k])) * float64(xs[i][k])
+				ref += p
+				mag += math.Abs(p)
+			}
+			if d := math.Abs(float64(y[o]) - ref); d > 1e-6*mag {
+				t.Fatalf("%s: y[%d][%d] = %v, want %v", what, i, o, y[o], ref)
 			}
 		}
 	}
