@@ -132,9 +132,14 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 }
 
 // pairsOK says whether MatBF16 takes matBF16Pairs: four rows or more on an AVX2 machine
-// without AVX-512 (or told to act as one).
+// (with or without AVX-512).
 func pairsOK(rows, in int) bool {
-	return hasAVX2FMA && (!hasAVX512 || forceAVX2) && !forceNoPairs && rows >= 4 && in%16 == 0 && in > 0
+	return hasAVX2FMA && !forceNoPairs && rows >= 4 && in%16 == 0 && in > 0
+}
+
+// pairWide says whether matBF16Pairs takes the AVX-512 kernels for rows of in columns.
+func pairWide(in int) bool {
+	return hasAVX512 && !forceAVX2 && in%32 == 0
 }
 
 // forceNoPairs lets tests and benchmarks compare matBF16Pairs with the four-row kernel.
@@ -142,24 +147,41 @@ var forceNoPairs = false
 
 var pairPool sync.Pool
 
-// pairChunkBytes and pairActBytes set matBF16Pairs's weight chunks: see there.
-var pairChunkBytes, pairActBytes = 128 << 10, 96 << 10
+// pairChunkBytes and pairActBytes set matBF16Pairs's weight chunks, pairActBytes512 for the
+// AVX-512 kernels: see there.
+var pairChunkBytes, pairActBytes, pairActBytes512 = 128 << 10, 96 << 10, 40 << 10
+
+// pairKBlock is the most columns the AVX-512 kernels take in one call: eight activation rows
+// of it (32 KiB) stay in a 48 KiB L1 while the weight rows go by.
+var pairKBlock = 1024
 
 // pairAheadBytes is how far ahead of the rows it works on matBF16Pairs asks for weights.
 // bench engine (Zen 3, three runs each, medians): batch 8 decode 55 tokens/s without a
 // prefetch, 60 one row pair ahead, 70 at 16 KiB, 62 at 64 KiB.
 var pairAheadBytes = 16 << 10
 
-// matBF16Pairs is MatBF16's path for four or more rows on AVX2: each call of the kernel takes
-// two weight rows against four activation rows, so every activation vector loaded feeds two
-// FMAs and every widened weight four (the four-row kernel read four activation vectors per
-// two FMAs' worth of weight, and waited on L2 for them). The activations are packed even and
-// odd, as the kernel widens bfloat16 pairs; the weights go by in chunks (one row pair for a
+// matBF16Pairs is MatBF16's path for four or more rows. Each call of a kernel takes two
+// weight rows against a group of activation rows (four on AVX2, eight on AVX-512, with a
+// group of four for a remainder), so every activation vector loaded feeds two FMAs and every
+// widened weight four or eight (the four-row kernel read four activation vectors per two
+// FMAs' worth of weight, and waited on L2 for them). The activations are packed even and
+// odd, as the kernels widen bfloat16 pairs; the weights go by in chunks (one row pair for a
 // small batch, 128 KiB of rows for a larger one or a prefill), each meeting every group of
-// four activation rows. Rows past
-// the last group of four, and an odd last weight row, take DotBF16.
+// activation rows. On AVX-512 a row longer than pairKBlock goes in blocks of columns, so a
+// group's activations stay in L1; the blocks' sums are added. Rows past the last group of
+// four, and an odd last weight row, take DotBF16.
 func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
+	wide := pairWide(in)
+	blk, kb, actBytes := 16, in, pairActBytes
+	if wide {
+		nb := (in + pairKBlock - 1) / pairKBlock
+		blk, kb, actBytes = 32, ((in+nb-1)/nb+31)&^31, pairActBytes512
+	}
 	T4 := len(xs) &^ 3
+	T8 := 0 // rows in groups of eight, on AVX-512
+	if wide {
+		T8 = len(xs) &^ 7
+	}
 	need := T4 * in
 	bufp, _ := pairPool.Get().(*[]float32)
 	if bufp == nil || cap(*bufp) < need {
@@ -169,7 +191,7 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	packed := (*bufp)[:need]
 	pack := func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			packEvenOdd(packed[t*in:(t+1)*in], xs[t][:in], 16)
+			packEvenOdd(packed[t*in:(t+1)*in], xs[t][:in], blk)
 		}
 	}
 	if procs > 1 && need >= 1<<17 { // a prefill's rows: worth waking the other cores for
@@ -177,43 +199,96 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	} else {
 		pack(0, T4)
 	}
-	// Weight rows per chunk. For a small batch (packed activations up to 96 KiB), one row
-	// pair at a time: its 2·in weights stream from memory once, evenly between the FMAs, and
-	// every group of four meets them from L1. Larger batches take 128 KiB chunks of rows that
-	// stay in L2 while every group passes, which spares re-reading the activations from L2
-	// for every pair. Measured on Zen 3 over 28 copies of each of Qwen3-0.6B's fused shapes,
-	// GFLOP/s one pair → chunks: batch 8 103 → 70, 91 → 94, 75 → 59, 75 → 67 (qkv, o,
-	// gate-up, down); batch 16 81 → 74, 74 → 80, 121 → 97, 93 → 95; batch 32 103 → 128,
-	// 102 → 119, 95 → 104, 90 → 95. bench engine agreed for batch 8 (58 tokens/s with chunks,
-	// 77 with one pair) and a 256-token prefill (151 with chunks, 119 with one pair).
+	// Weight rows per chunk. For a small batch (packed activations up to 96 KiB on AVX2,
+	// 40 KiB on AVX-512), one row pair at a time: its 2·in weights stream from memory once,
+	// evenly between the FMAs, and every group meets them from L1. Larger batches take
+	// 128 KiB chunks of rows that stay in L2 while every group passes, which spares
+	// re-reading the activations from L2 for every pair. Measured on Zen 3 over 28 copies of
+	// each of Qwen3-0.6B's fused shapes, GFLOP/s one pair → chunks: batch 8 103 → 70,
+	// 91 → 94, 75 → 59, 75 → 67 (qkv, o, gate-up, down); batch 16 81 → 74, 74 → 80,
+	// 121 → 97, 93 → 95; batch 32 103 → 128, 102 → 119, 95 → 104, 90 → 95. bench engine
+	// agreed for batch 8 (58 tokens/s with chunks, 77 with one pair) and a 256-token prefill
+	// (151 with chunks, 119 with one pair).
 	chunk := 2
-	if 4*need > pairActBytes {
-		chunk = max(2, (pairChunkBytes/(2*in))&^1)
+	if 4*need > actBytes || kb < in {
+		chunk = max(2, (pairChunkBytes/(2*kb))&^1)
 	}
 	ahead := max(chunk, (pairAheadBytes/(2*in))&^1)
+	// steps is how many times a chunk's loop below asks for a share of the weights ahead.
+	steps := max(((T8/8)+(T4-T8)/4)*((in+kb-1)/kb), 1)
+	// On AVX-512 each kernel call asks for its own share, not each group: a burst of
+	// hundreds of prefetches stalls the core that issues them. 28 cold copies of the fused
+	// shapes, Ice Lake, GFLOP/s per group → per call: batch 16 105 → 122 (qkv-sized
+	// 6144×1024), batch 32 131 → 146; batch 8 and 1024×3072 unchanged.
+	perCall := wide
+	if perCall {
+		steps *= chunk / 2
+	}
 	work := func(plo, phi int) {
 		lo, hi := 2*plo, min(2*phi, out)
-		var acc [8]float32
+		var acc [16]float32
 		for c := lo; c < hi; c += chunk {
 			ce := min(c+chunk, hi)
 			// the rows ahead by ahead, asked for a share per group so a DRAM stream keeps going
 			next := w[min(c+ahead, hi)*in : min(ce+ahead, hi)*in]
-			share := (len(next) + T4/4 - 1) / max(T4/4, 1)
-			for t := 0; t < T4; t += 4 {
+			share := (len(next) + steps - 1) / steps
+			fetch := func() {
 				if len(next) > 0 {
 					PrefetchBF16(next[:min(share, len(next))])
 					next = next[min(share, len(next)):]
 				}
-				o := c
-				for ; o+2 <= ce; o += 2 {
-					dot2x4BF16AVX2(&w[o*in], in, &packed[t*in], in, in, &acc)
-					ys[t][o], ys[t+1][o], ys[t+2][o], ys[t+3][o] = acc[0], acc[1], acc[2], acc[3]
-					ys[t][o+1], ys[t+1][o+1], ys[t+2][o+1], ys[t+3][o+1] = acc[4], acc[5], acc[6], acc[7]
-				}
-				if o < ce {
-					for j := range 4 {
-						ys[t+j][o] = DotBF16(w[o*in:(o+1)*in], xs[t+j])
+			}
+			pairs := c + (ce-c)&^1
+			for k0 := 0; k0 < in; k0 += kb {
+				n := min(kb, in-k0)
+				first := k0 == 0
+				for t := 0; t < T8; t += 8 {
+					if !perCall {
+						fetch()
 					}
+					for o := c; o < pairs; o += 2 {
+						if perCall {
+							fetch()
+						}
+						dot2x8BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, &acc)
+						for j := range 8 {
+							if first {
+								ys[t+j][o], ys[t+j][o+1] = acc[j], acc[8+j]
+							} else {
+								ys[t+j][o] += acc[j]
+								ys[t+j][o+1] += acc[8+j]
+							}
+						}
+					}
+				}
+				for t := T8; t < T4; t += 4 {
+					if !perCall {
+						fetch()
+					}
+					for o := c; o < pairs; o += 2 {
+						if perCall {
+							fetch()
+						}
+						a := (*[8]float32)(acc[:8])
+						if wide {
+							dot2x4BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, a)
+						} else {
+							dot2x4BF16AVX2(&w[o*in+k0], in, &packed[t*in+k0], in, n, a)
+						}
+						for j := range 4 {
+							if first {
+								ys[t+j][o], ys[t+j][o+1] = acc[j], acc[4+j]
+							} else {
+								ys[t+j][o] += acc[j]
+								ys[t+j][o+1] += acc[4+j]
+							}
+						}
+					}
+				}
+			}
+			if pairs < ce {
+				for t := range T4 {
+					ys[t][pairs] = DotBF16(w[pairs*in:(pairs+1)*in], xs[t])
 				}
 			}
 			for t := T4; t < len(xs); t++ {

@@ -23,6 +23,19 @@ func dot2x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out 
 
 var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW // VPMOVZXWD on Z registers is AVX512BW
 
+// dot2x8BF16AVX512 computes two weight rows (wstride elements apart) against eight activation
+// rows (xstride floats apart), all packed by packEvenOdd(…, 32); n is a positive multiple of
+// 32. out holds row 0's eight sums, then row 1's.
+//
+//go:noescape
+func dot2x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[16]float32)
+
+// dot2x4BF16AVX512 is dot2x8BF16AVX512 for four activation rows: out holds row 0's four
+// sums, then row 1's.
+//
+//go:noescape
+func dot2x4BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32)
+
 // dot4BF16AVX512 is dot4BF16AVX2 with sixteen lanes; n is a multiple of 16.
 //
 //go:noescape

@@ -20,6 +20,14 @@ func dot4BF16AVX512(w *uint16, x *float32, stride int, n int, out *[4]float32) {
 	panic("no AVX-512 on this architecture")
 }
 
+func dot2x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[16]float32) {
+	panic("no AVX-512 on this architecture")
+}
+
+func dot2x4BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32) {
+	panic("no AVX-512 on this architecture")
+}
+
 const hasAVX512BF16 = false
 
 func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int) {

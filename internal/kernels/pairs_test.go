@@ -9,9 +9,9 @@ import (
 	"github.com/strata-ai/strata/internal/tensor"
 )
 
-// TestMatBF16Pairs checks the two-by-four AVX2 path against float64 sums of the same
-// products, over batch sizes with and without a remainder of four, odd and even weight row
-// counts, one row pair or chunks of rows at a time, serial and split across cores.
+// TestMatBF16Pairs checks the two-row AVX2 path against float64 sums of the same products,
+// over batch sizes with and without a remainder of four, odd and even weight row counts, one
+// row pair or chunks of rows at a time, serial and split across cores.
 func TestMatBF16Pairs(t *testing.T) {
 	if !hasAVX2FMA {
 		t.Skip("this CPU has no AVX2/FMA; the pair kernel cannot run here")
@@ -20,16 +20,31 @@ func TestMatBF16Pairs(t *testing.T) {
 	defer func(a int) { forceAVX2, pairActBytes = false, a }(pairActBytes)
 	for _, act := range []int{1 << 30, 0} {
 		pairActBytes = act // 1 GiB: every batch one row pair at a time; 0: chunks of rows
-		testMatBF16Pairs(t)
+		testMatBF16Pairs(t, []int{16, 48, 1024}, []int{4, 5, 8, 11, 32})
 	}
 }
 
-func testMatBF16Pairs(t *testing.T) {
+// TestMatBF16Pairs512 is TestMatBF16Pairs for the AVX-512 kernels (two rows by eight, and by
+// four for a remainder), with rows long enough to go in blocks of columns, and blocks made
+// small so that every shape takes several.
+func TestMatBF16Pairs512(t *testing.T) {
+	if !hasAVX512 {
+		t.Skip("this CPU has no AVX-512 (F and BW); the wide pair kernels cannot run here")
+	}
+	defer func(a, k int) { pairActBytes512, pairKBlock = a, k }(pairActBytes512, pairKBlock)
+	for _, c := range []struct{ act, kb int }{{1 << 30, 1024}, {0, 1024}, {0, 64}, {1 << 30, 96}} {
+		pairActBytes512, pairKBlock = c.act, c.kb
+		testMatBF16Pairs(t, []int{32, 96, 1056, 3072}, []int{4, 5, 8, 11, 12, 15, 16, 19, 32})
+	}
+}
+
+func testMatBF16Pairs(t *testing.T, ins, batches []int) {
+	t.Helper()
 	r := rand.New(rand.NewPCG(7, 7))
-	for _, in := range []int{16, 48, 1024} {
+	for _, in := range ins {
 		for _, out := range []int{1, 2, 5, 130, 257} {
 			w := randBF16(r, out*in)
-			for _, rows := range []int{4, 5, 8, 11, 32} {
+			for _, rows := range batches {
 				if !pairsOK(rows, in) {
 					t.Fatalf("rows %d in %d: the pair path is not taken", rows, in)
 				}
@@ -43,7 +58,7 @@ func testMatBF16Pairs(t *testing.T) {
 				for _, procs := range []int{1, 2} {
 					ys := guardedRows(rows, out)
 					matBF16(w, out, in, xs, ys, Float32, procs)
-					checkAgainstSums(t, fmt.Sprintf("in %d out %d rows %d procs %d", in, out, rows, procs), w, out, in, xs, ys)
+					checkAgainstSums(t, fmt.Sprintf("wide %v in %d out %d rows %d procs %d kblock %d", pairWide(in), in, out, rows, procs, pairKBlock), w, out, in, xs, ys)
 				}
 			}
 		}
@@ -78,6 +93,42 @@ func checkAgainstSums(t *testing.T, what string, w []uint16, out, in int, xs, ys
 			}
 			if d := math.Abs(float64(y[o]) - ref); d > 1e-6*mag {
 				t.Fatalf("%s: y[%d][%d] = %v, want %v", what, i, o, y[o], ref)
+			}
+		}
+	}
+}
+
+// BenchmarkMatBF16Pairs compares the pair kernels with the four-row kernel they replace, on
+// Qwen3-0.6B's batched shapes at decode batches of 8, 16 and 32 and a 128-token prefill, with
+// the weights coming from memory as in a model step (copies of each, 256 MiB in all, taken in
+// turn). The reported MB/s is MFLOP/s.
+func BenchmarkMatBF16Pairs(b *testing.B) {
+	if !hasAVX2FMA {
+		b.Skip("this CPU has no AVX2/FMA")
+	}
+	for _, shape := range benchShapes {
+		out, in := shape[0], shape[1]
+		r := rand.New(rand.NewPCG(1, 1))
+		copies := max(1, (256<<20)/(2*out*in))
+		ws := make([][]uint16, copies)
+		for i := range ws {
+			ws[i] = randBF16(r, out*in)
+		}
+		for _, rows := range []int{8, 16, 32, 128} {
+			xs, ys := batchRows(r, rows, in, out)
+			for _, pairs := range []bool{false, true} {
+				name := "four-row"
+				if pairs {
+					name = "pairs"
+				}
+				b.Run(fmt.Sprintf("%dx%d/b%d/%s", out, in, rows, name), func(b *testing.B) {
+					forceNoPairs = !pairs
+					defer func() { forceNoPairs = false }()
+					b.SetBytes(int64(2 * out * in * rows))
+					for i := range b.N {
+						MatBF16(ws[i%copies], out, in, xs, ys, Float32)
+					}
+				})
 			}
 		}
 	}
