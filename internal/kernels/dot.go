@@ -160,22 +160,24 @@ var pairKBlock = 1024
 // prefetch, 60 one row pair ahead, 70 at 16 KiB, 62 at 64 KiB.
 var pairAheadBytes = 16 << 10
 
-// matBF16Pairs is MatBF16's path for four or more rows. Each call of a kernel takes two
-// weight rows against a group of activation rows (four on AVX2, eight on AVX-512, with a
-// group of four for a remainder), so every activation vector loaded feeds two FMAs and every
-// widened weight four or eight (the four-row kernel read four activation vectors per two
-// FMAs' worth of weight, and waited on L2 for them). The activations are packed even and
-// odd, as the kernels widen bfloat16 pairs; the weights go by in chunks (one row pair for a
-// small batch, 128 KiB of rows for a larger one or a prefill), each meeting every group of
-// activation rows. On AVX-512 a row longer than pairKBlock goes in blocks of columns, so a
-// group's activations stay in L1; the blocks' sums are added. Rows past the last group of
-// four, and an odd last weight row, take DotBF16.
+// matBF16Pairs is MatBF16's path for four or more rows. Each call of a kernel takes a few
+// weight rows against a group of activation rows: two by four on AVX2; three by eight on
+// AVX-512, with two by eight and two by four for what is left over. Every activation vector
+// loaded then feeds two or three FMAs and every widened weight four or eight (the four-row
+// kernel read four activation vectors per two FMAs' worth of weight, and waited on L2 for
+// them). The activations are packed even and odd, as the kernels widen bfloat16 pairs; the
+// weights go by in chunks (a unit of rows at a time for a small batch, 128 KiB of rows for a
+// larger one or a prefill), each meeting every group of activation rows. On AVX-512 a row
+// longer than pairKBlock goes in blocks of columns, so a group's activations stay in L1; the
+// blocks' sums are added. Rows past the last group of four, and weight rows left over from
+// the kernels' row counts, take DotBF16.
 func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	wide := pairWide(in)
-	blk, kb, actBytes := 16, in, pairActBytes
+	// unit is the rows a piece of the work starts on: a multiple of every kernel's rows
+	blk, kb, actBytes, unit := 16, in, pairActBytes, 2
 	if wide {
 		nb := (in + pairKBlock - 1) / pairKBlock
-		blk, kb, actBytes = 32, ((in+nb-1)/nb+31)&^31, pairActBytes512
+		blk, kb, actBytes, unit = 32, ((in+nb-1)/nb+31)&^31, pairActBytes512, 6
 	}
 	T4 := len(xs) &^ 3
 	T8 := 0 // rows in groups of eight, on AVX-512
@@ -200,36 +202,50 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 		pack(0, T4)
 	}
 	// Weight rows per chunk. For a small batch (packed activations up to 96 KiB on AVX2,
-	// 40 KiB on AVX-512), one row pair at a time: its 2·in weights stream from memory once,
-	// evenly between the FMAs, and every group meets them from L1. Larger batches take
-	// 128 KiB chunks of rows that stay in L2 while every group passes, which spares
-	// re-reading the activations from L2 for every pair. Measured on Zen 3 over 28 copies of
-	// each of Qwen3-0.6B's fused shapes, GFLOP/s one pair → chunks: batch 8 103 → 70,
-	// 91 → 94, 75 → 59, 75 → 67 (qkv, o, gate-up, down); batch 16 81 → 74, 74 → 80,
-	// 121 → 97, 93 → 95; batch 32 103 → 128, 102 → 119, 95 → 104, 90 → 95. bench engine
-	// agreed for batch 8 (58 tokens/s with chunks, 77 with one pair) and a 256-token prefill
-	// (151 with chunks, 119 with one pair).
-	chunk := 2
+	// 40 KiB on AVX-512), one unit at a time: its weights stream from memory once, evenly
+	// between the FMAs, and every group meets them from L1. Larger batches take 128 KiB
+	// chunks of rows that stay in L2 while every group passes, which spares re-reading the
+	// activations from L2 for every unit. Measured on Zen 3 over 28 copies of each of
+	// Qwen3-0.6B's fused shapes, GFLOP/s one pair → chunks: batch 8 103 → 70, 91 → 94,
+	// 75 → 59, 75 → 67 (qkv, o, gate-up, down); batch 16 81 → 74, 74 → 80, 121 → 97, 93 → 95;
+	// batch 32 103 → 128, 102 → 119, 95 → 104, 90 → 95. bench engine agreed for batch 8 (58
+	// tokens/s with chunks, 77 with one pair) and a 256-token prefill (151 with chunks, 119
+	// with one pair).
+	chunk := unit
 	if 4*need > actBytes || kb < in {
-		chunk = max(2, (pairChunkBytes/(2*kb))&^1)
+		chunk = max(unit, pairChunkBytes/(2*kb)/unit*unit)
 	}
 	ahead := max(chunk, (pairAheadBytes/(2*in))&^1)
-	// steps is how many times a chunk's loop below asks for a share of the weights ahead.
-	steps := max(((T8/8)+(T4-T8)/4)*((in+kb-1)/kb), 1)
-	// On AVX-512 each kernel call asks for its own share, not each group: a burst of
-	// hundreds of prefetches stalls the core that issues them. 28 cold copies of the fused
-	// shapes, Ice Lake, GFLOP/s per group → per call: batch 16 105 → 122 (qkv-sized
-	// 6144×1024), batch 32 131 → 146; batch 8 and 1024×3072 unchanged.
-	perCall := wide
-	if perCall {
-		steps *= chunk / 2
+	// On AVX2 a chunk asks for a share of the weights ahead once per group of activation
+	// rows. On AVX-512 each kernel call asks for its own share: a burst of hundreds of
+	// prefetches stalls the core that issues them. 28 cold copies of the fused shapes, Ice
+	// Lake, GFLOP/s per group → per call: batch 16 105 → 122 (qkv-sized 6144×1024), batch
+	// 32 131 → 146; batch 8 and 1024×3072 unchanged.
+	nk := (in + kb - 1) / kb
+	steps := max((T8/8+(T4-T8)/4)*nk, 1)
+	if wide {
+		steps = max(nk*(T8/8*((chunk+2)/3)+(T4-T8)/4*((chunk+1)/2)), 1)
 	}
-	work := func(plo, phi int) {
-		lo, hi := 2*plo, min(2*phi, out)
-		var acc [16]float32
+	// put stores (or, past the first block of columns, adds) a kernel's sums: m activation
+	// rows from t against r weight rows from o, row by row in acc.
+	put := func(acc []float32, t, m, o, r int, first bool) {
+		for i := range r {
+			a := acc[i*m : (i+1)*m]
+			for j, v := range a {
+				if first {
+					ys[t+j][o+i] = v
+				} else {
+					ys[t+j][o+i] += v
+				}
+			}
+		}
+	}
+	work := func(ulo, uhi int) {
+		lo, hi := unit*ulo, min(unit*uhi, out)
+		var acc [24]float32
 		for c := lo; c < hi; c += chunk {
 			ce := min(c+chunk, hi)
-			// the rows ahead by ahead, asked for a share per group so a DRAM stream keeps going
+			// the rows ahead by ahead, asked for in shares so a DRAM stream keeps going
 			next := w[min(c+ahead, hi)*in : min(ce+ahead, hi)*in]
 			share := (len(next) + steps - 1) / steps
 			fetch := func() {
@@ -238,57 +254,49 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 					next = next[min(share, len(next)):]
 				}
 			}
-			pairs := c + (ce-c)&^1
+			triples := c + (ce-c)/3*3 // end of the rows the three-row kernel takes
+			pairs := c + (ce-c)&^1     // and of those the two-row ones take
 			for k0 := 0; k0 < in; k0 += kb {
 				n := min(kb, in-k0)
 				first := k0 == 0
 				for t := 0; t < T8; t += 8 {
-					if !perCall {
+					o := c
+					for ; o < triples; o += 3 {
 						fetch()
+						dot3x8BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, &acc)
+						put(acc[:], t, 8, o, 3, first)
 					}
-					for o := c; o < pairs; o += 2 {
-						if perCall {
-							fetch()
-						}
-						dot2x8BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, &acc)
-						for j := range 8 {
-							if first {
-								ys[t+j][o], ys[t+j][o+1] = acc[j], acc[8+j]
-							} else {
-								ys[t+j][o] += acc[j]
-								ys[t+j][o+1] += acc[8+j]
-							}
-						}
+					for ; ce-o >= 2; o += 2 {
+						fetch()
+						dot2x8BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, (*[16]float32)(acc[:16]))
+						put(acc[:], t, 8, o, 2, first)
 					}
 				}
 				for t := T8; t < T4; t += 4 {
-					if !perCall {
+					if !wide {
 						fetch()
 					}
 					for o := c; o < pairs; o += 2 {
-						if perCall {
-							fetch()
-						}
 						a := (*[8]float32)(acc[:8])
 						if wide {
+							fetch()
 							dot2x4BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, a)
 						} else {
 							dot2x4BF16AVX2(&w[o*in+k0], in, &packed[t*in+k0], in, n, a)
 						}
-						for j := range 4 {
-							if first {
-								ys[t+j][o], ys[t+j][o+1] = acc[j], acc[4+j]
-							} else {
-								ys[t+j][o] += acc[j]
-								ys[t+j][o+1] += acc[4+j]
-							}
-						}
+						put(acc[:], t, 4, o, 2, first)
 					}
 				}
 			}
-			if pairs < ce {
-				for t := range T4 {
-					ys[t][pairs] = DotBF16(w[pairs*in:(pairs+1)*in], xs[t])
+			// a row left over by the three- and two-row kernels, for the groups of eight
+			if T8 > 0 && (ce-triples)%2 == 1 {
+				for t := range T8 {
+					ys[t][ce-1] = DotBF16(w[(ce-1)*in:ce*in], xs[t])
+				}
+			}
+			if pairs < ce { // and by the two-row ones, for the groups of four
+				for t := T8; t < T4; t++ {
+					ys[t][ce-1] = DotBF16(w[(ce-1)*in:ce*in], xs[t])
 				}
 			}
 			for t := T4; t < len(xs); t++ {
@@ -298,15 +306,15 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 			}
 		}
 	}
-	pairs := (out + 1) / 2
+	units := (out + unit - 1) / unit
 	if procs == 1 || out*in*len(xs) < 1<<16 {
-		work(0, pairs)
+		work(0, units)
 	} else {
 		// four pieces a core from ParallelFor's counter, not one half each: a vCPU the host
 		// slows down then takes fewer. 28 cold copies of the model's fused shapes, GFLOP/s,
 		// halves → counter, two rounds: batch 8 79 → 95, 84 → 109; batch 16 102 → 109,
 		// 88 → 99; batch 32 98 → 107, 85 → 93.
-		ParallelFor(pairs, max(chunk/2, 1), work)
+		ParallelFor(units, max(chunk/unit, 1), work)
 	}
 	pairPool.Put(bufp)
 }
