@@ -255,7 +255,7 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 				}
 			}
 			triples := c + (ce-c)/3*3 // end of the rows the three-row kernel takes
-			pairs := c + (ce-c)&^1     // and of those the two-row ones take
+			pairs := c + (ce-c)&^1    // and of those the two-row ones take
 			for k0 := 0; k0 < in; k0 += kb {
 				n := min(kb, in-k0)
 				first := k0 == 0
