@@ -226,20 +226,6 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	if wide {
 		steps = max(nk*(T8/8*((chunk+2)/3)+(T4-T8)/4*((chunk+1)/2)), 1)
 	}
-	// put stores (or, past the first block of columns, adds) a kernel's sums: m activation
-	// rows from t against r weight rows from o, row by row in acc.
-	put := func(acc []float32, t, m, o, r int, first bool) {
-		for i := range r {
-			a := acc[i*m : (i+1)*m]
-			for j, v := range a {
-				if first {
-					ys[t+j][o+i] = v
-				} else {
-					ys[t+j][o+i] += v
-				}
-			}
-		}
-	}
 	work := func(ulo, uhi int) {
 		lo, hi := unit*ulo, min(unit*uhi, out)
 		var acc [24]float32
@@ -264,12 +250,12 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 					for ; o < triples; o += 3 {
 						fetch()
 						dot3x8BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, &acc)
-						put(acc[:], t, 8, o, 3, first)
+						put3x8(ys[t:t+8], o, &acc, first)
 					}
 					for ; ce-o >= 2; o += 2 {
 						fetch()
 						dot2x8BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, (*[16]float32)(acc[:16]))
-						put(acc[:], t, 8, o, 2, first)
+						put2xN(ys[t:t+8], o, acc[:16], first)
 					}
 				}
 				for t := T8; t < T4; t += 4 {
@@ -284,7 +270,7 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 						} else {
 							dot2x4BF16AVX2(&w[o*in+k0], in, &packed[t*in+k0], in, n, a)
 						}
-						put(acc[:], t, 4, o, 2, first)
+						put2xN(ys[t:t+4], o, acc[:8], first)
 					}
 				}
 			}
@@ -317,6 +303,38 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 		ParallelFor(units, max(chunk/unit, 1), work)
 	}
 	pairPool.Put(bufp)
+}
+
+// put3x8 stores (or, past the first block of columns, adds) dot3x8BF16AVX512's sums for
+// weight rows o, o+1, o+2 into the eight output rows ys. One slice of three per output row,
+// not a bounds check per element: this runs once a kernel call, about every 800 cycles.
+func put3x8(ys [][]float32, o int, acc *[24]float32, first bool) {
+	ys = ys[:8]
+	for j := range 8 {
+		y := ys[j][o : o+3]
+		if first {
+			y[0], y[1], y[2] = acc[j], acc[8+j], acc[16+j]
+		} else {
+			y[0] += acc[j]
+			y[1] += acc[8+j]
+			y[2] += acc[16+j]
+		}
+	}
+}
+
+// put2xN is put3x8 for a two-row kernel's sums over len(ys) output rows.
+func put2xN(ys [][]float32, o int, acc []float32, first bool) {
+	m := len(ys)
+	acc = acc[:2*m]
+	for j := range ys {
+		y := ys[j][o : o+2]
+		if first {
+			y[0], y[1] = acc[j], acc[m+j]
+		} else {
+			y[0] += acc[j]
+			y[1] += acc[m+j]
+		}
+	}
 }
 
 // forceAVX2 lets tests run the AVX2 micro-kernel on machines that also have AVX-512.
