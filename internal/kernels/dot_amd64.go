@@ -31,10 +31,10 @@ var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW // VPMOVZXWD on Z regi
 func dot2x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[16]float32)
 
 // dot3x8BF16AVX512 is dot2x8BF16AVX512 for three weight rows: out holds row 0's eight sums,
-// then row 1's, then row 2's.
+// then row 1's, then row 2's. It prefetches n/32 lines from pf on, one an iteration.
 //
 //go:noescape
-func dot3x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[24]float32)
+func dot3x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[24]float32, pf *uint16)
 
 // dot2x4BF16AVX512 is dot2x8BF16AVX512 for four activation rows: out holds row 0's four
 // sums, then row 1's.
