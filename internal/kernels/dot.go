@@ -172,6 +172,7 @@ var pairAheadBytes = 16 << 10
 // blocks' sums are added. Rows past the last group of four, and weight rows left over from
 // the kernels' row counts, take DotBF16.
 func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
+	_ = w[out*in-1] // the kernels read whole rows unchecked
 	wide := pairWide(in)
 	// unit is the rows a piece of the work starts on: a multiple of every kernel's rows
 	blk, kb, actBytes, unit := 16, in, pairActBytes, 2

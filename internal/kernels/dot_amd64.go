@@ -21,7 +21,8 @@ func dot4BF16AVX2(w *uint16, x *float32, stride int, n int, out *[4]float32)
 //go:noescape
 func dot2x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32)
 
-var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW // VPMOVZXWD on Z registers is AVX512BW
+// VPMOVZXWD on Z registers is AVX512BW; the pair kernels store Y16 (EVEX, so AVX512VL).
+var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
 
 // dot2x8BF16AVX512 computes two weight rows (wstride elements apart) against eight activation
 // rows (xstride floats apart), all packed by packEvenOdd(…, 32); n is a positive multiple of

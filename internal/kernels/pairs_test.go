@@ -24,9 +24,9 @@ func TestMatBF16Pairs(t *testing.T) {
 	}
 }
 
-// TestMatBF16Pairs512 is TestMatBF16Pairs for the AVX-512 kernels (two rows by eight, and by
-// four for a remainder), with rows long enough to go in blocks of columns, and blocks made
-// small so that every shape takes several.
+// TestMatBF16Pairs512 is TestMatBF16Pairs for the AVX-512 kernels (three rows by eight, two
+// by eight for leftover rows, two by four for a remainder of activation rows), with rows long
+// enough to go in blocks of columns, and blocks made small so that every shape takes several.
 func TestMatBF16Pairs512(t *testing.T) {
 	if !hasAVX512 {
 		t.Skip("this CPU has no AVX-512 (F and BW); the wide pair kernels cannot run here")
