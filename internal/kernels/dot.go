@@ -413,6 +413,12 @@ func gemvBF16(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 // packEvenOdd lays x out for the GEMV kernels: each block of blk as its blk/2 even-indexed
 // elements, then its odd-indexed ones (len(x) a multiple of blk).
 func packEvenOdd(dst, x []float32, blk int) {
+	if blk == 32 && hasAVX512 && len(x) >= 32 {
+		n := len(x) &^ 31
+		_, _ = dst[n-1], x[n-1]
+		packEvenOdd32AVX512(&dst[0], &x[0], n)
+		return
+	}
 	h := blk / 2
 	for b := 0; b+blk <= len(x); b += blk {
 		src, d := x[b:b+blk], dst[b:b+blk]

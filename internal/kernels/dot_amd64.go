@@ -31,6 +31,11 @@ var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
 //go:noescape
 func dot2x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[16]float32)
 
+// packEvenOdd32AVX512 is packEvenOdd(dst[:n], x[:n], 32); n is a positive multiple of 32.
+//
+//go:noescape
+func packEvenOdd32AVX512(dst, x *float32, n int)
+
 // dot3x8BF16AVX512 is dot2x8BF16AVX512 for three weight rows: out holds row 0's eight sums,
 // then row 1's, then row 2's. It prefetches n/32 lines from pf on, one an iteration.
 //

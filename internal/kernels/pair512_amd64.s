@@ -20,6 +20,67 @@ DATA pairPerm<>+56(SB)/4, $11
 DATA pairPerm<>+60(SB)/4, $15
 GLOBL pairPerm<>(SB), RODATA|NOPTR, $64
 
+// Indices for VPERMT2PS over two vectors (x[0:16], x[16:32]): the even elements of the 32,
+// then the odd ones.
+DATA evenOddIdx<>+0(SB)/4, $0
+DATA evenOddIdx<>+4(SB)/4, $2
+DATA evenOddIdx<>+8(SB)/4, $4
+DATA evenOddIdx<>+12(SB)/4, $6
+DATA evenOddIdx<>+16(SB)/4, $8
+DATA evenOddIdx<>+20(SB)/4, $10
+DATA evenOddIdx<>+24(SB)/4, $12
+DATA evenOddIdx<>+28(SB)/4, $14
+DATA evenOddIdx<>+32(SB)/4, $16
+DATA evenOddIdx<>+36(SB)/4, $18
+DATA evenOddIdx<>+40(SB)/4, $20
+DATA evenOddIdx<>+44(SB)/4, $22
+DATA evenOddIdx<>+48(SB)/4, $24
+DATA evenOddIdx<>+52(SB)/4, $26
+DATA evenOddIdx<>+56(SB)/4, $28
+DATA evenOddIdx<>+60(SB)/4, $30
+DATA evenOddIdx<>+64(SB)/4, $1
+DATA evenOddIdx<>+68(SB)/4, $3
+DATA evenOddIdx<>+72(SB)/4, $5
+DATA evenOddIdx<>+76(SB)/4, $7
+DATA evenOddIdx<>+80(SB)/4, $9
+DATA evenOddIdx<>+84(SB)/4, $11
+DATA evenOddIdx<>+88(SB)/4, $13
+DATA evenOddIdx<>+92(SB)/4, $15
+DATA evenOddIdx<>+96(SB)/4, $17
+DATA evenOddIdx<>+100(SB)/4, $19
+DATA evenOddIdx<>+104(SB)/4, $21
+DATA evenOddIdx<>+108(SB)/4, $23
+DATA evenOddIdx<>+112(SB)/4, $25
+DATA evenOddIdx<>+116(SB)/4, $27
+DATA evenOddIdx<>+120(SB)/4, $29
+DATA evenOddIdx<>+124(SB)/4, $31
+GLOBL evenOddIdx<>(SB), RODATA|NOPTR, $128
+
+// func packEvenOdd32AVX512(dst, x *float32, n int)
+// packEvenOdd(dst, x, 32) for n floats (a positive multiple of 32): each block of 32 as its 16
+// even-indexed elements, then its 16 odd ones, two permutes a block.
+TEXT ·packEvenOdd32AVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VMOVDQU32 evenOddIdx<>+0(SB), Z6
+	VMOVDQU32 evenOddIdx<>+64(SB), Z7
+
+pack:
+	VMOVUPS   (SI), Z0
+	VMOVUPS   64(SI), Z1
+	VMOVAPS   Z0, Z2
+	VPERMT2PS Z1, Z6, Z0          // even
+	VPERMT2PS Z1, Z7, Z2          // odd
+	VMOVUPS   Z0, (DI)
+	VMOVUPS   Z2, 64(DI)
+	ADDQ      $128, SI
+	ADDQ      $128, DI
+	SUBQ      $32, CX
+	JNZ       pack
+	VZEROUPPER
+	RET
+
 // func dot2x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[16]float32)
 // Sixteen dot products: two bfloat16 weight rows (w, w+wstride elements) against eight
 // float32 activation rows (x + j·xstride floats), all packed by packEvenOdd in blocks of

@@ -133,3 +133,49 @@ func BenchmarkMatBF16Pairs(b *testing.B) {
 		}
 	}
 }
+
+// TestPackEvenOdd checks the packing (the AVX-512 one for blocks of 32 where it runs) against
+// its definition, over lengths with and without a partial last block, which stays untouched.
+func TestPackEvenOdd(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 11))
+	for _, blk := range []int{16, 32} {
+		for _, n := range []int{0, 16, 31, 32, 33, 64, 96, 1024, 1056, 3072 + 17} {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+			}
+			dst := make([]float32, n+1)
+			for i := range dst {
+				dst[i] = -7
+			}
+			packEvenOdd(dst[:n], x, blk)
+			full := n / blk * blk
+			for i := range dst {
+				want := float32(-7)
+				if i < full {
+					b, j := i/blk*blk, i%blk
+					if j < blk/2 {
+						want = x[b+2*j]
+					} else {
+						want = x[b+2*(j-blk/2)+1]
+					}
+				}
+				if dst[i] != want {
+					t.Fatalf("blk %d n %d: dst[%d] = %v, want %v", blk, n, i, dst[i], want)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkPackEvenOdd packs a batch of 32 rows of 1024 for the AVX-512 pair kernels.
+func BenchmarkPackEvenOdd(b *testing.B) {
+	x := make([]float32, 32*1024)
+	dst := make([]float32, len(x))
+	b.SetBytes(int64(4 * len(x)))
+	for range b.N {
+		for t := range 32 {
+			packEvenOdd(dst[t*1024:(t+1)*1024], x[t*1024:(t+1)*1024], 32)
+		}
+	}
+}
