@@ -48,8 +48,9 @@ func TestPairsGuardPages(t *testing.T) {
 	if !hasAVX2FMA {
 		t.Skip("no AVX2")
 	}
+	forceNoBF16 = true // where AVX-512 BF16 or AMX is there, MatBF16 would take those first
 	defer func(a, a5, k int, f bool) {
-		pairActBytes, pairActBytes512, pairKBlock, forceAVX2 = a, a5, k, f
+		pairActBytes, pairActBytes512, pairKBlock, forceAVX2, forceNoBF16 = a, a5, k, f, false
 	}(pairActBytes, pairActBytes512, pairKBlock, forceAVX2)
 	r := rand.New(rand.NewPCG(3, 9))
 	for _, avx2 := range []bool{false, true} {
@@ -62,8 +63,8 @@ func TestPairsGuardPages(t *testing.T) {
 			for _, in := range []int{16, 32, 48, 96, 160, 1056} {
 				for _, out := range []int{1, 2, 3, 4, 5, 6, 7, 8, 13, 131} {
 					for _, rows := range []int{4, 5, 7, 8, 9, 12, 13, 17} {
-						if !pairsOK(rows, in) {
-							t.Fatalf("pairs path not taken")
+						if !pairsOK(rows, in) || amxOK(rows, out, in) || outerOK(rows, out, in) || tiledOK(rows, out, in) {
+							t.Fatalf("rows %d in %d out %d: the pair path is not taken", rows, in, out)
 						}
 						for _, head := range []bool{false, true} {
 							var frees []func()

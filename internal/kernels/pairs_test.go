@@ -29,9 +29,11 @@ func TestMatBF16Pairs(t *testing.T) {
 // enough to go in blocks of columns, and blocks made small so that every shape takes several.
 func TestMatBF16Pairs512(t *testing.T) {
 	if !hasAVX512 {
-		t.Skip("this CPU has no AVX-512 (F and BW); the wide pair kernels cannot run here")
+		t.Skip("this CPU has no AVX-512 (F, BW and VL); the wide pair kernels cannot run here")
 	}
-	defer func(a, k int) { pairActBytes512, pairKBlock = a, k }(pairActBytes512, pairKBlock)
+	// where AVX-512 BF16 or AMX is there, MatBF16 would take those first
+	forceNoBF16 = true
+	defer func(a, k int) { pairActBytes512, pairKBlock, forceNoBF16 = a, k, false }(pairActBytes512, pairKBlock)
 	for _, c := range []struct{ act, kb int }{{1 << 30, 1024}, {0, 1024}, {0, 64}, {1 << 30, 96}} {
 		pairActBytes512, pairKBlock = c.act, c.kb
 		testMatBF16Pairs(t, []int{32, 96, 1056, 3072}, []int{4, 5, 8, 11, 12, 15, 16, 19, 32})
@@ -45,8 +47,8 @@ func testMatBF16Pairs(t *testing.T, ins, batches []int) {
 		for _, out := range []int{1, 2, 5, 130, 257} {
 			w := randBF16(r, out*in)
 			for _, rows := range batches {
-				if !pairsOK(rows, in) {
-					t.Fatalf("rows %d in %d: the pair path is not taken", rows, in)
+				if !pairsOK(rows, in) || amxOK(rows, out, in) || outerOK(rows, out, in) || tiledOK(rows, out, in) {
+					t.Fatalf("rows %d in %d out %d: the pair path is not taken", rows, in, out)
 				}
 				xs := make([][]float32, rows)
 				for i := range xs {
