@@ -37,10 +37,11 @@ func dot2x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, ou
 func packEvenOdd32AVX512(dst, x *float32, n int)
 
 // dot3x8BF16AVX512 is dot2x8BF16AVX512 for three weight rows: out holds row 0's eight sums,
-// then row 1's, then row 2's. It prefetches n/32 lines from pf on, one an iteration.
+// then row 1's, then row 2's. It prefetches n/32 lines from pf on, one an iteration, or
+// n/16 when pfstep is 64, two an iteration.
 //
 //go:noescape
-func dot3x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[24]float32, pf *uint16)
+func dot3x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[24]float32, pf *uint16, pfstep int)
 
 // dot2x4BF16AVX512 is dot2x8BF16AVX512 for four activation rows: out holds row 0's four
 // sums, then row 1's.

@@ -26,7 +26,7 @@ func dot2x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, ou
 
 func packEvenOdd32AVX512(dst, x *float32, n int) { panic("no AVX-512 on this architecture") }
 
-func dot3x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[24]float32, pf *uint16) {
+func dot3x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[24]float32, pf *uint16, pfstep int) {
 	panic("no AVX-512 on this architecture")
 }
 

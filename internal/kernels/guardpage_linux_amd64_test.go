@@ -126,7 +126,7 @@ func TestPairKernelsGuardPages(t *testing.T) {
 				pf, fp := guardedMem[uint16](t, n, false)
 				switch {
 				case wrows == 3 && xrows == 8:
-					dot3x8BF16AVX512(&w[0], n, &x[0], n, n, (*[24]float32)(o), &pf[0])
+					dot3x8BF16AVX512(&w[0], n, &x[0], n, n, (*[24]float32)(o), &pf[0], 0)
 				case wrows == 2 && xrows == 8:
 					dot2x8BF16AVX512(&w[0], n, &x[0], n, n, (*[16]float32)(o))
 				case wrows == 2 && xrows == 4:

@@ -331,17 +331,17 @@ loop:
 	VZEROUPPER
 	RET
 
-// func dot3x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[24]float32, pf *uint16)
+// func dot3x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[24]float32, pf *uint16, pfstep int)
 // dot2x8BF16AVX512 for three weight rows: 24 accumulators, the three rows' widened halves in
 // six registers, one activation vector at a time feeding three FMAs. Per 32 columns, 3 weight
 // loads, 6 widening instructions and 16 activation loads feed 48 FMAs; loads are what this
 // kernel family waits on (on Ice Lake an FMA with a 64-byte load beside it costs about half
 // again one without), and this is 0.40 loads an FMA against the two-row kernel's 0.56: 10 %
 // faster on rows held in L1. out gets row 0's eight sums, then row 1's, then row 2's. Each
-// iteration also asks for one line from pf on (n/32 lines in all, pf advancing 64 bytes an
-// iteration): the weights' prefetch spread evenly among the FMAs, where a burst of
+// iteration also asks for the line at pf and the one at pf+pfstep (pfstep 0 or 64), pf then
+// advancing past them: the weights' prefetch spread evenly among the FMAs, where a burst of
 // prefetches before the call stalled the core.
-TEXT ·dot3x8BF16AVX512(SB), NOSPLIT, $0-56
+TEXT ·dot3x8BF16AVX512(SB), NOSPLIT, $0-64
 	MOVQ w+0(FP), SI
 	MOVQ wstride+8(FP), R8
 	SHLQ $1, R8
@@ -355,6 +355,7 @@ TEXT ·dot3x8BF16AVX512(SB), NOSPLIT, $0-56
 	MOVQ n+32(FP), CX
 	MOVQ out+40(FP), DX
 	MOVQ pf+48(FP), R13
+	MOVQ pfstep+56(FP), BX
 	MOVL $0xffff0000, AX
 	VPBROADCASTD AX, Z31         // the odd (high) halves' mask
 	VPXORD Z0, Z0, Z0
@@ -393,6 +394,7 @@ loop:
 	VPSLLD    $16, Z28, Z29      // row 2 even
 	VPANDD    Z31, Z28, Z28      // row 2 odd
 	PREFETCHT0 (R13)
+	PREFETCHT0 (R13)(BX*1)
 	VMOVUPS     (DI), Z30
 	VFMADD231PS Z25, Z30, Z0
 	VFMADD231PS Z27, Z30, Z8
@@ -460,7 +462,7 @@ loop:
 	ADDQ $64, SI
 	ADDQ $64, R8
 	ADDQ $64, R12
-	ADDQ $64, R13
+	LEAQ 64(R13)(BX*1), R13
 	ADDQ $128, DI
 	ADDQ $128, R11
 	SUBQ $32, CX
