@@ -145,6 +145,10 @@ func pairWide(in int) bool {
 // forceNoPairs lets tests and benchmarks compare matBF16Pairs with the four-row kernel.
 var forceNoPairs = false
 
+// pairPFCheck, when set (by tests), sees every range dot3x8BF16AVX512 is asked to prefetch:
+// a prefetch never faults, so nothing else would show one that strays outside the weights.
+var pairPFCheck func(w []uint16, pf *uint16, n, step int)
+
 var pairPool sync.Pool
 
 // pairChunkBytes and pairActBytes set matBF16Pairs's weight chunks, pairActBytes512 for the
@@ -244,10 +248,11 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 			// fetchIn is fetch for dot3x8BF16AVX512, which asks for one or two lines an
 			// iteration itself: it returns where the kernel's lines start (the weights it is
 			// about to read when there are none left to ask for) and the step between the
-			// two (0 for one), and prefetches only what the kernel's lines leave of the share. Cold copies of the fused shapes, Ice Lake,
-			// GFLOP/s before → after: batch 32 151 → 166 (4096×1024), 124 → 129 (1024×2048),
-			// 133 → 151 (6144×1024), 136 → 143 (1024×3072), 167 → 183 (the vocabulary);
-			// batch 8 gains 4-20 %.
+			// two (0 for one), and prefetches only what the kernel's lines leave of the
+			// share. Cold copies of the fused shapes, Ice Lake, GFLOP/s, a burst before each
+			// call → one line an iteration: batch 32 151 → 166 (4096×1024), 124 → 129
+			// (1024×2048), 133 → 151 (6144×1024), 136 → 143 (1024×3072), 167 → 183 (the
+			// vocabulary); batch 8 gains 4-20 %.
 			fetchIn := func(self *uint16, n int) (*uint16, int) {
 				lines, step := n/32*32, 0 // in elements: a line holds 32
 				if share > lines {
@@ -276,6 +281,9 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 					o := c
 					for ; o < triples; o += 3 {
 						pf, step := fetchIn(&w[o*in+k0], n)
+						if pairPFCheck != nil {
+							pairPFCheck(w, pf, n, step)
+						}
 						dot3x8BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, &acc, pf, step)
 						put3x8(ys[t:t+8], o, &acc, first)
 					}
@@ -426,6 +434,7 @@ func packEvenOdd(dst, x []float32, blk int) {
 		return
 	}
 	h := blk / 2
+	dst = dst[:len(dst):len(dst)] // a short dst panics rather than writing past its length
 	for b := 0; b+blk <= len(x); b += blk {
 		src, d := x[b:b+blk], dst[b:b+blk]
 		for j := range h {

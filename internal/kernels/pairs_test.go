@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/strata-ai/strata/internal/tensor"
 )
@@ -33,7 +35,34 @@ func TestMatBF16Pairs512(t *testing.T) {
 	}
 	// where AVX-512 BF16 or AMX is there, MatBF16 would take those first
 	forceNoBF16 = true
-	defer func(a, k int) { pairActBytes512, pairKBlock, forceNoBF16 = a, k, false }(pairActBytes512, pairKBlock)
+	// every prefetch range must lie within the weights, and both steps must be exercised
+	var steps [2]atomic.Int64
+	var stray atomic.Value
+	pairPFCheck = func(w []uint16, pf *uint16, n, step int) {
+		lines := n / 32
+		if step == 64 {
+			lines *= 2
+			steps[1].Add(1)
+		} else {
+			steps[0].Add(1)
+		}
+		lo := uintptr(unsafe.Pointer(&w[0]))
+		p := uintptr(unsafe.Pointer(pf))
+		if p < lo || p+uintptr(64*lines) > lo+uintptr(2*len(w)) {
+			stray.Store(fmt.Sprintf("prefetch of %d lines at element %d of %d", lines, int(p-lo)/2, len(w)))
+		}
+	}
+	defer func(a, k int) {
+		pairActBytes512, pairKBlock, forceNoBF16, pairPFCheck = a, k, false, nil
+	}(pairActBytes512, pairKBlock)
+	defer func() {
+		if s := stray.Load(); s != nil {
+			t.Errorf("a prefetch strays outside the weights: %s", s)
+		}
+		if steps[0].Load() == 0 || steps[1].Load() == 0 {
+			t.Errorf("prefetch steps exercised: one line %d calls, two lines %d", steps[0].Load(), steps[1].Load())
+		}
+	}()
 	for _, c := range []struct{ act, kb int }{{1 << 30, 1024}, {0, 1024}, {0, 64}, {1 << 30, 96}} {
 		pairActBytes512, pairKBlock = c.act, c.kb
 		testMatBF16Pairs(t, []int{32, 96, 1056, 3072}, []int{4, 5, 8, 11, 12, 15, 16, 19, 32})
