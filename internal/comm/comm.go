@@ -161,6 +161,9 @@ func (c *Comm) run(ctx context.Context, d desc, s slot) error {
 	select {
 	case <-op.ready:
 	default:
+		if testHookJoinWait != nil {
+			testHookJoinWait(n)
+		}
 		select {
 		case <-op.ready:
 		case <-n.abortCh:
@@ -190,6 +193,14 @@ func (c *Comm) run(ctx context.Context, d desc, s slot) error {
 			err = n.ctxFailed(ctx, what)
 		}
 		<-op.ready
+		if op.err != nil {
+			// setup failed (and aborted the node, which is the abort we saw): nobody runs
+			// this collective and every other rank returns op.err without the exit
+			// barrier, so waiting there would wait forever. The window: the last rank
+			// closed ready and aborted between this rank's two selects above, and the
+			// second picked the abort.
+			return op.err
+		}
 	} else if op.err != nil {
 		return op.err
 	} else {
@@ -200,6 +211,10 @@ func (c *Comm) run(ctx context.Context, d desc, s slot) error {
 	}
 	return c.leave(ctx, op, err)
 }
+
+// testHookJoinWait, when set (by tests), runs where a rank that joined before the last one
+// starts to wait for it, so a test can hold it there while the last one finishes setup.
+var testHookJoinWait func(n *node)
 
 // leave is every rank's way out of a collective once it ran (or failed) with everyone
 // joined. A rank whose algorithm may still be read by local peers (or that failed, when a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -245,6 +246,44 @@ func TestAlgorithmMismatchAcrossNodes(t *testing.T) {
 	for r, err := range errs {
 		if err == nil || !strings.Contains(err.Error(), "algorithm") {
 			t.Errorf("rank %d: want an algorithm mismatch, got %v", r, err)
+		}
+	}
+}
+
+// TestSetupFailureSeenAsAbort: when the last rank to join finds the call mismatched, it
+// closes ready and aborts the node. A rank still on its way into the wait then sees both,
+// and may take the abort; it must still return (it once waited forever at the exit barrier,
+// which ranks skip when setup failed). The hook holds the first rank there until the abort,
+// so each round the second select picks between the two at random.
+func TestSetupFailureSeenAsAbort(t *testing.T) {
+	testHookJoinWait = func(n *node) {
+		select {
+		case <-n.abortCh:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	defer func() { testHookJoinWait = nil }()
+	for round := range 16 {
+		lc := newInmem(t, 1, 2, testConfig())
+		done := make(chan []error, 1)
+		go func() {
+			done <- onAll(lc.Comms(), func(c *Comm) error {
+				n := 1 << 20 // past the spin-wait size, so the waiter parks in the select
+				if c.Rank() == 1 {
+					n *= 2
+				}
+				return c.AllReduce(context.Background(), nil, make([]byte, n), Float32, Sum)
+			})
+		}()
+		select {
+		case errs := <-done:
+			for r, err := range errs {
+				if !errors.Is(err, ErrMismatch) {
+					t.Fatalf("round %d: rank %d: want a mismatch, got %v", round, r, err)
+				}
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: a rank did not return from a collective whose setup failed", round)
 		}
 	}
 }
