@@ -46,7 +46,7 @@ func guardedMem[T any](t testing.TB, n int, head bool) (s []T, free func()) {
 // shapes, on the AVX-512 and AVX2 pair paths, serial and parallel, with and without K blocks.
 func TestPairsGuardPages(t *testing.T) {
 	if !hasAVX2FMA {
-		t.Skip("no AVX2")
+		t.Skip("this CPU has no AVX2/FMA; the pair kernels cannot run here")
 	}
 	forceNoBF16 = true // where AVX-512 BF16 or AMX is there, MatBF16 would take those first
 	defer func(a, a5, k int, f bool) {
@@ -106,7 +106,7 @@ func TestPairsGuardPages(t *testing.T) {
 // packed activations, the output array and the prefetch range each ending at a guard page.
 func TestPairKernelsGuardPages(t *testing.T) {
 	if !hasAVX512 {
-		t.Skip("no AVX-512")
+		t.Skip("this CPU has no AVX-512 (F, BW and VL); the wide pair kernels cannot run here")
 	}
 	r := rand.New(rand.NewPCG(5, 5))
 	for _, n := range []int{32, 64, 96, 1024} {
