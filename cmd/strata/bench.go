@@ -350,7 +350,11 @@ bf16 weights in memory, so no checkpoint is needed.`,
 			fmt.Fprintf(w, "# batched matmul peak %.0f GFLOP/s (batch 32, weight in cache): compute below is the weight matmuls' share of it\n", res.MatmulPeakGFLOPs)
 			fmt.Fprintf(w, "prefill  %6d tokens   %10.1f tokens/s\n", o.PromptLen, res.PrefillTokensPerS)
 			for _, d := range res.Decode {
-				fmt.Fprintf(w, "decode   batch %4d   %10.1f tokens/s   %7.2f ms/step   roofline %5.1f%%   compute %5.1f%%\n", d.Batch, d.TokensPerS, d.StepMs, 100*d.RooflineFraction, 100*d.ComputeFraction)
+				steal := ""
+				if d.CPUStealFraction != nil {
+					steal = fmt.Sprintf("   cpu steal %4.1f%%", 100**d.CPUStealFraction)
+				}
+				fmt.Fprintf(w, "decode   batch %4d   %10.1f tokens/s   %7.2f ms/step   roofline %5.1f%%   compute %5.1f%%%s\n", d.Batch, d.TokensPerS, d.StepMs, 100*d.RooflineFraction, 100*d.ComputeFraction, steal)
 			}
 			return nil
 		},

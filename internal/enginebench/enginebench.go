@@ -41,6 +41,11 @@ type DecodeResult struct {
 	// ComputeFraction is the step's weight-matmul rate ÷ MatmulPeakGFLOPs: where a batch
 	// reads its weights once for many tokens, the arithmetic and not the memory bounds it.
 	ComputeFraction float64 `json:"compute_fraction"`
+	// CPUStealFraction is the share of the machine's CPU time the hypervisor gave to others
+	// during the reported pass (Linux /proc/stat; absent elsewhere). A virtual machine's
+	// neighbours slow a compute-bound batch far more than a memory-bound one, so this says how
+	// much of a batch's spread between runs is the host's.
+	CPUStealFraction *float64 `json:"cpu_steal_fraction,omitempty"`
 }
 
 // Result is what `strata bench engine --json` prints.
@@ -237,6 +242,7 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 		for i, B := range o.Batches {
 			var kvBytes int64
 			read0 := m.WeightBytesRead()
+			cpu0, cpuOK := readCPUTimes()
 			t0 := time.Now()
 			for step := range o.DecodeSteps {
 				items := make([]qwen3.BatchItem, B)
@@ -252,6 +258,7 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 				kvBytes += int64(B) * int64(pos+1) * kvPerToken
 			}
 			el := time.Since(t0).Seconds()
+			cpu1, cpuOK1 := readCPUTimes()
 			flops := 2 * float64(m.MatmulProductsPerToken()) * float64(B*o.DecodeSteps)
 			weights := m.WeightBytesRead() - read0 // a MoE step reads only the experts its tokens chose
 			if best := &res.Decode[i]; float64(B*o.DecodeSteps)/el > best.TokensPerS {
@@ -259,6 +266,11 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 				best.StepMs = el / float64(o.DecodeSteps) * 1e3
 				bytesPerS[i] = (float64(weights) + float64(kvBytes)) / el
 				flopsPerS[i] = flops / el
+				best.CPUStealFraction = nil
+				if cpuOK && cpuOK1 {
+					f := stealFraction(cpu0, cpu1)
+					best.CPUStealFraction = &f
+				}
 			}
 		}
 	}
