@@ -248,8 +248,17 @@ func ParseConfig(b []byte) (*Config, error) {
 			return nil, fmt.Errorf("moe_intermediate_size %d and decoder_sparse_step %d must be positive", c.MoEIntermediate, c.SparseStep)
 		}
 	}
-	if c.Intermediate <= 0 && c.Experts == 0 {
-		return nil, fmt.Errorf("intermediate_size %d must be positive", c.Intermediate)
+	if c.Intermediate <= 0 {
+		if c.Experts == 0 {
+			return nil, fmt.Errorf("intermediate_size %d must be positive", c.Intermediate)
+		}
+		// a MoE model's dense layers (mlp_only_layers, or those decoder_sparse_step skips)
+		// have an MLP of intermediate_size
+		for i := range c.Layers {
+			if !c.Sparse(i) {
+				return nil, fmt.Errorf("intermediate_size %d must be positive: layer %d is dense (mlp_only_layers %v, decoder_sparse_step %d)", c.Intermediate, i, c.MLPOnlyLayers, c.SparseStep)
+			}
+		}
 	}
 	return c, nil
 }

@@ -125,6 +125,13 @@ func TestConfigRefusals(t *testing.T) {
 	if _, err := ParseConfig([]byte("{not json")); err == nil {
 		t.Error("bad JSON accepted")
 	}
+	// a MoE model's dense layers need intermediate_size like a dense model's
+	m := readConfig(t, "../../../testdata/models/qwen3-moe-tiny")
+	m["mlp_only_layers"] = []int{0}
+	delete(m, "intermediate_size")
+	if _, err := parse(t, m); err == nil || !strings.Contains(err.Error(), "layer 0 is dense") {
+		t.Errorf("a MoE config with a dense layer and no intermediate_size: got %v", err)
+	}
 }
 
 // TestLoadRefusesBadFolders: missing, misshapen and extra tensors, truncated weights and a
@@ -237,4 +244,53 @@ func TestMatmulProductsPerToken(t *testing.T) {
 			t.Errorf("%s: %d multiply-adds per token, want %d", cfg.Architecture, got, want)
 		}
 	}
+}
+
+// FuzzParseConfig: any bytes as config.json give either an error or a config the model code
+// can build on (every size positive, the heads grouping evenly, a valid expert choice),
+// never a panic. Seeds are the shipped configs in both key styles.
+func FuzzParseConfig(f *testing.F) {
+	for _, p := range []string{
+		denseDir + "/config.json",
+		"../../../testdata/models/qwen3-moe-tiny/config.json",
+		"../../../testdata/configs/qwen3-0.6b.json",
+		"../../../testdata/configs/qwen3-30b-a3b-scaled.json",
+	} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"architectures": ["Qwen3MoeForCausalLM"], "vocab_size": 8, "hidden_size": 8, "num_hidden_layers": 1,
+		"num_attention_heads": 2, "num_key_value_heads": 1, "rope_parameters": {"rope_theta": 5e5, "rope_type": "default"}, "num_local_experts": 4,
+		"num_experts_per_tok": 2, "decoder_sparse_step": 2, "mlp_only_layers": [0], "dtype": "bfloat16"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig(b)
+		if err != nil {
+			if c != nil {
+				t.Fatalf("an error (%v) came with a config", err)
+			}
+			return
+		}
+		for _, v := range []int{c.Vocab, c.Hidden, c.Layers, c.Heads, c.KVHeads, c.HeadDim, c.MaxPositions} {
+			if v <= 0 {
+				t.Fatalf("accepted a config with a size %d: %+v", v, c)
+			}
+		}
+		if c.Heads%c.KVHeads != 0 || c.HeadDim%2 != 0 {
+			t.Fatalf("accepted heads %d/%d, head_dim %d", c.Heads, c.KVHeads, c.HeadDim)
+		}
+		if !(c.RopeTheta > 0) || !(c.RMSEps > 0) {
+			t.Fatalf("accepted rope_theta %g, rms_norm_eps %g", c.RopeTheta, c.RMSEps)
+		}
+		if c.Experts > 0 && (c.ExpertsPerTok < 1 || c.ExpertsPerTok > c.Experts || c.SparseStep < 1 || c.MoEIntermediate < 1) {
+			t.Fatalf("accepted experts %d, top-%d, sparse step %d, expert width %d", c.Experts, c.ExpertsPerTok, c.SparseStep, c.MoEIntermediate)
+		}
+		for i := range min(c.Layers, 1024) {
+			if !c.Sparse(i) && c.Intermediate <= 0 {
+				t.Fatalf("accepted dense layer %d with intermediate_size %d", i, c.Intermediate)
+			}
+		}
+	})
 }
