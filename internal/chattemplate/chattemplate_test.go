@@ -157,3 +157,44 @@ func TestTrimAndLstripBlocks(t *testing.T) {
 		t.Fatalf("got %q (%v), want %q", out, err, want)
 	}
 }
+
+// FuzzRender: whatever JSON a client sends as the template's variables (messages of any
+// shape, tools, flags), the Qwen3 template renders or refuses with an error; it never
+// panics. Seeds are the golden cases' inputs.
+func FuzzRender(f *testing.F) {
+	tpl, err := Load("../../testdata/tokenizer/qwen3/tokenizer_config.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, err := os.ReadFile("../../testdata/tokenizer/chat-template-golden.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var g struct {
+		Cases []struct {
+			Input json.RawMessage `json:"input"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		f.Fatal(err)
+	}
+	for _, c := range g.Cases {
+		f.Add([]byte(c.Input))
+	}
+	f.Add([]byte(`{"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}, {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": "{\"a\": 1}"}}]}]}`))
+	f.Add([]byte(`{"messages": [{"role": "tool", "content": 5}], "tools": [1, "x", null], "add_generation_prompt": "yes"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := DecodeJSON(b)
+		if err != nil {
+			return
+		}
+		vars, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		out, err := tpl.Render(vars)
+		if err != nil && out != "" {
+			t.Fatalf("an error (%v) came with output %q", err, out)
+		}
+	})
+}
