@@ -322,6 +322,11 @@ bf16 weights in memory, so no checkpoint is needed.`,
 				if c, err = qwen3.ParseConfig(b); err != nil {
 					return fmt.Errorf("%s: %w", random, err)
 				}
+				// the tensors and the image built from them are both in memory for a moment
+				need, have := 2*2*c.Weights(), float64(totalRAM())*8/10
+				if need > have {
+					return fmt.Errorf("%s: a random model of this shape has %.1f GB of bf16 weights and needs %.1f GB while it is built, more than 80%% of this machine's memory (%.1f GB): scale hidden_size, intermediate_size, num_hidden_layers or num_experts down", random, need/2/1e9, need/1e9, have/1e9)
+				}
 				m, err = qwen3.Random(c, 1)
 			}
 			if err != nil {

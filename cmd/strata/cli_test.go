@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -109,6 +111,24 @@ func TestBenchEngineJSON(t *testing.T) {
 	}
 	if _, err := runCLI("bench", "engine", "--random-model", "no/such/config.json"); err == nil || !strings.Contains(err.Error(), "no/such/config.json") {
 		t.Fatalf("a missing config: want an error naming it, got %v", err)
+	}
+	// a shape far beyond the machine's memory is refused before anything is allocated
+	raw, err := os.ReadFile("../../testdata/models/qwen3-moe-tiny/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["num_hidden_layers"] = 1 << 40
+	huge := filepath.Join(t.TempDir(), "config.json")
+	b, _ := json.Marshal(cfg)
+	if err := os.WriteFile(huge, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI("bench", "engine", "--random-model", huge); err == nil || !strings.Contains(err.Error(), "scale hidden_size") {
+		t.Fatalf("a random model larger than memory: want an error saying to scale it down, got %v", err)
 	}
 }
 

@@ -254,13 +254,63 @@ func ParseConfig(b []byte) (*Config, error) {
 		}
 		// a MoE model's dense layers (mlp_only_layers, or those decoder_sparse_step skips)
 		// have an MLP of intermediate_size
-		for i := range c.Layers {
-			if !c.Sparse(i) {
-				return nil, fmt.Errorf("intermediate_size %d must be positive: layer %d is dense (mlp_only_layers %v, decoder_sparse_step %d)", c.Intermediate, i, c.MLPOnlyLayers, c.SparseStep)
-			}
+		if i := c.FirstDense(); i >= 0 {
+			return nil, fmt.Errorf("intermediate_size %d must be positive: layer %d is dense (mlp_only_layers %v, decoder_sparse_step %d)", c.Intermediate, i, c.MLPOnlyLayers, c.SparseStep)
 		}
 	}
 	return c, nil
+}
+
+// FirstDense is the first layer with a plain MLP, or -1 if every layer is sparse. It does not
+// walk the layers: a config may claim any number of them, and is refused for that only once
+// the weights are looked at.
+func (c *Config) FirstDense() int {
+	if c.Layers <= 0 {
+		return -1
+	}
+	if c.Experts == 0 || c.SparseStep > 1 { // layer 0 is sparse only if 1 % step == 0
+		return 0
+	}
+	first := -1
+	for _, l := range c.MLPOnlyLayers {
+		if l >= 0 && l < c.Layers && (first < 0 || l < first) {
+			first = l
+		}
+	}
+	return first
+}
+
+// Weights is how many weight elements a checkpoint of this shape holds, as a float64: a
+// config may claim any sizes, and this is how a caller learns that one cannot fit before
+// allocating it.
+func (c *Config) Weights() float64 {
+	H, hd, V := float64(c.Hidden), float64(c.HeadDim), float64(c.Vocab)
+	n := V*H + H // the embedding and the final norm
+	if !c.TieEmbeddings {
+		n += V * H
+	}
+	attn := 2*H + 2*float64(c.Heads)*hd*H + 2*float64(c.KVHeads)*hd*H + 2*hd
+	sparse := float64(c.sparseLayers())
+	dense := float64(c.Layers) - sparse
+	expert := 3 * H * float64(c.MoEIntermediate)
+	return n + float64(c.Layers)*attn + dense*3*H*float64(c.Intermediate) + sparse*float64(c.Experts)*(H+expert)
+}
+
+// sparseLayers counts the layers Sparse picks without walking them: every SparseStep-th,
+// less those of mlp_only_layers among them.
+func (c *Config) sparseLayers() int {
+	if c.Experts == 0 || c.SparseStep <= 0 || c.Layers <= 0 {
+		return 0
+	}
+	n := c.Layers / c.SparseStep
+	seen := map[int]bool{}
+	for _, l := range c.MLPOnlyLayers {
+		if l >= 0 && l < c.Layers && (l+1)%c.SparseStep == 0 && !seen[l] {
+			seen[l] = true
+			n--
+		}
+	}
+	return n
 }
 
 // Sparse reports whether layer i uses the mixture of experts (Hugging Face's rule).

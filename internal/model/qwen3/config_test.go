@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-ai/strata/internal/model/qwen3ref"
 	"github.com/strata-ai/strata/internal/safetensors"
 )
 
@@ -188,6 +189,28 @@ func TestLoadRefusesBadFolders(t *testing.T) {
 			return d
 		}(), "model.safetensors"},
 	}
+	// a config that claims far more layers (or, for MoE, experts) than the folder holds is
+	// refused at the first missing tensor, not after walking every claimed one
+	claims := func(src, key string, n int, want string) {
+		d := t.TempDir()
+		for _, f := range []string{"config.json", "model.safetensors"} {
+			b, err := os.ReadFile(filepath.Join(src, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(d, f), b, 0o644)
+		}
+		m := readConfig(t, d)
+		m[key] = n
+		b, _ := json.Marshal(m)
+		os.WriteFile(filepath.Join(d, "config.json"), b, 0o644)
+		cases["claims "+key] = struct {
+			dir  string
+			want string
+		}{d, want}
+	}
+	claims(denseDir, "num_hidden_layers", 1<<40, "model.layers.4.input_layernorm.weight")
+	claims("../../../testdata/models/qwen3-moe-tiny", "num_experts", 1<<40, "mlp.gate.weight has shape")
 	for name, c := range cases {
 		m, err := Load(c.dir)
 		if err == nil {
@@ -293,4 +316,60 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFirstDense holds FirstDense, which does not walk the layers, to Sparse layer by layer.
+func TestFirstDense(t *testing.T) {
+	for _, experts := range []int{0, 4} {
+		for step := 1; step <= 3; step++ {
+			for _, only := range [][]int{nil, {0}, {2}, {5, 1}, {-1, 9}} {
+				for layers := 0; layers <= 4; layers++ {
+					c := &Config{Layers: layers, Experts: experts, SparseStep: step, MLPOnlyLayers: only}
+					want := -1
+					for i := range layers {
+						if !c.Sparse(i) {
+							want = i
+							break
+						}
+					}
+					if got := c.FirstDense(); got != want {
+						t.Errorf("%+v: FirstDense %d, want %d", c, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestWeights holds Config.Weights, which multiplies out the shapes, to the element count of
+// the tensors RandomTensors lists one by one, for the shipped configs and every variant.
+func TestWeights(t *testing.T) {
+	var raws [][]byte
+	for _, p := range []string{denseDir + "/config.json", "../../../testdata/models/qwen3-moe-tiny/config.json"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raws = append(raws, b)
+	}
+	for _, v := range qwen3ref.Variants {
+		raws = append(raws, []byte(v.Config))
+	}
+	for i, raw := range raws {
+		c, err := ParseConfig(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, extra := range [][]int{nil, {0, 0, 2}, {1, 3, 99, -1}} {
+			c := *c
+			c.MLPOnlyLayers = append(append([]int(nil), c.MLPOnlyLayers...), extra...)
+			want := 0
+			for _, x := range RandomTensors(&c, 1, 0.02) {
+				want += len(x.Data) / 2
+			}
+			if got := c.Weights(); got != float64(want) {
+				t.Errorf("config %d, mlp_only_layers %v: Weights %v, tensors hold %d", i, c.MLPOnlyLayers, got, want)
+			}
+		}
+	}
 }

@@ -408,7 +408,9 @@ func buildShard(cfg *Config, w *safetensors.Set, sh Shard, tp TPComm) (*Model, e
 	if cfg.KVHeads < T {
 		kvLo = r * cfg.KVHeads / T // or replicated when there are fewer than ranks, as vLLM does
 	}
-	for i := range cfg.Layers {
+	// Stop at the first missing or misshapen tensor: a config may claim far more layers or
+	// experts than the folder holds (2^40 of them hung the loader here).
+	for i := 0; i < cfg.Layers && ld.err == nil; i++ {
 		p := fmt.Sprintf("model.layers.%d", i)
 		use := i >= sh.FirstLayer && i < sh.EndLayer
 		l := layer{
@@ -424,7 +426,7 @@ func buildShard(cfg *Config, w *safetensors.Set, sh Shard, tp TPComm) (*Model, e
 		if cfg.Sparse(i) {
 			l.router = ld.rows(p+".mlp.gate.weight", cfg.Experts, H, 0, cfg.Experts, use)
 			per := cfg.Experts / T
-			for e := range cfg.Experts {
+			for e := 0; e < cfg.Experts && ld.err == nil; e++ {
 				name := fmt.Sprintf("%s.mlp.experts.%d", p, e)
 				switch {
 				case !sh.ExpertParallel:

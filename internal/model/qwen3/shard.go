@@ -69,12 +69,8 @@ func checkTP(cfg *Config, tp int, ep bool) error {
 	case cfg.Experts > 0 && !ep && cfg.MoEIntermediate%tp != 0:
 		return fmt.Errorf("the model's expert intermediate size %d does not divide across %d tensor-parallel ranks", cfg.MoEIntermediate, tp)
 	}
-	if cfg.Experts > 0 && cfg.Intermediate%tp != 0 {
-		for i := range cfg.Layers {
-			if !cfg.Sparse(i) {
-				return fmt.Errorf("the model's dense intermediate size %d does not divide across %d tensor-parallel ranks", cfg.Intermediate, tp)
-			}
-		}
+	if cfg.Experts > 0 && cfg.Intermediate%tp != 0 && cfg.FirstDense() >= 0 {
+		return fmt.Errorf("the model's dense intermediate size %d does not divide across %d tensor-parallel ranks", cfg.Intermediate, tp)
 	}
 	return nil
 }
