@@ -25,6 +25,7 @@ import (
 
 	"github.com/strata-ai/strata/internal/chattemplate"
 	"github.com/strata-ai/strata/internal/engine"
+	"github.com/strata-ai/strata/internal/jsontype"
 	"github.com/strata-ai/strata/internal/serve"
 	"github.com/strata-ai/strata/internal/tokenizer"
 )
@@ -244,7 +245,7 @@ func (s *Server) decode(r *http.Request, v any) error {
 		switch {
 		case errors.As(err, &te) && te.Field != "":
 			te.Field = strings.TrimPrefix(te.Field, "samplingFields.")
-			return badRequest(te.Field, "field %q: got JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type))
+			return badRequest(te.Field, "field %q: got JSON %s, want %s", te.Field, te.Value, jsontype.Want(te.Type))
 		case errors.As(err, &te):
 			return badRequest("", "the request body must be a JSON object, not %s", te.Value)
 		case errors.As(err, &se):
@@ -268,27 +269,6 @@ func (s *Server) decode(r *http.Request, v any) error {
 		}
 	}
 	return nil
-}
-
-func jsonKind(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		return "an integer"
-	case reflect.Float64, reflect.Float32:
-		return "a number"
-	case reflect.Slice:
-		return "an array"
-	case reflect.Map, reflect.Struct:
-		return "an object"
-	}
-	return t.String()
 }
 
 // jsonFields lists the JSON names of t's fields, including embedded structs'.

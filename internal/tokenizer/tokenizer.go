@@ -18,6 +18,8 @@ import (
 
 	"github.com/dlclark/regexp2"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/strata-ai/strata/internal/jsontype"
 )
 
 // AddedToken is a token matched on the raw text before any other step.
@@ -101,6 +103,9 @@ func Load(path string) (*Tokenizer, error) {
 func Parse(b []byte) (*Tokenizer, error) {
 	var f fileFormat
 	if err := json.Unmarshal(b, &f); err != nil {
+		if fe := jsontype.FieldError(err); fe != nil {
+			return nil, fe
+		}
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	if f.Model.Type != "BPE" {

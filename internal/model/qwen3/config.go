@@ -9,7 +9,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"reflect"
+
+	"github.com/strata-ai/strata/internal/jsontype"
 )
 
 // Config is the subset of config.json the forward pass needs, with both key styles resolved
@@ -77,27 +78,6 @@ type ropeParameters struct {
 	RopeTheta *float64 `json:"rope_theta"`
 }
 
-// jsonKind names what a config key of Go type t holds, for an error a user can act on.
-func jsonKind(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.Int, reflect.Int64:
-		return "a whole number"
-	case reflect.Float64:
-		return "a number"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Slice:
-		return "a list of " + jsonKind(t.Elem()) + "s"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	case reflect.Pointer:
-		return jsonKind(t.Elem())
-	}
-	return t.String()
-}
-
 // LoadConfig reads and checks dir/config.json.
 func LoadConfig(dir string) (*Config, error) {
 	path := filepath.Join(dir, "config.json")
@@ -116,9 +96,8 @@ func LoadConfig(dir string) (*Config, error) {
 func ParseConfig(b []byte) (*Config, error) {
 	var r rawConfig
 	if err := json.Unmarshal(b, &r); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, fmt.Errorf("%s is a JSON %s: want %s", te.Field, te.Value, jsonKind(te.Type))
+		if fe := jsontype.FieldError(err); fe != nil {
+			return nil, fe
 		}
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}

@@ -112,8 +112,8 @@ func TestConfigRefusals(t *testing.T) {
 		{func(m map[string]any) { m["dtype"] = "float8_e4m3fn" }, "float8_e4m3fn"},
 		{func(m map[string]any) { m["max_position_embeddings"] = 0 }, "max_position_embeddings is 0"},
 		// a key of the wrong JSON type is named with what it should hold, not Go's types
-		{func(m map[string]any) { m["hidden_size"] = "64" }, "hidden_size is a JSON string: want a whole number"},
-		{func(m map[string]any) { m["rope_parameters"] = map[string]any{"rope_theta": "big"} }, "rope_parameters.rope_theta is a JSON string: want a number"},
+		{func(m map[string]any) { m["hidden_size"] = "64" }, "hidden_size: got a JSON string, want a whole number"},
+		{func(m map[string]any) { m["rope_parameters"] = map[string]any{"rope_theta": "big"} }, "rope_parameters.rope_theta: got a JSON string, want a number"},
 		{func(m map[string]any) { m["mlp_only_layers"] = []any{"x"} }, "mlp_only_layers"},
 	}
 	for _, c := range cases {
