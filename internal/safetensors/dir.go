@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/strata-ai/strata/internal/jsontype"
 )
 
 // Set is a model's weights, in one file or sharded across several with an index, as Hugging
@@ -29,6 +31,9 @@ func OpenDir(dir string) (*Set, error) {
 			WeightMap map[string]string `json:"weight_map"`
 		}
 		if err := json.Unmarshal(b, &idx); err != nil {
+			if fe := jsontype.FieldError(err); fe != nil {
+				err = fe
+			}
 			return nil, fmt.Errorf("%s: not a valid index: %w", index, err)
 		}
 		if len(idx.WeightMap) == 0 {

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -158,6 +159,21 @@ type File struct {
 	isMmap   bool   // mapped came from mmap (FromBytes images are not unmapped)
 }
 
+// fileKind names what a path that is not a regular file is.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeDevice != 0:
+		return "device"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
+}
+
 // Open maps a file and validates its header.
 func Open(path string) (*File, error) {
 	fd, err := os.Open(path)
@@ -168,6 +184,9 @@ func Open(path string) (*File, error) {
 	st, err := fd.Stat()
 	if err != nil {
 		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w: a %s, not a file", path, ErrFormat, strings.ToLower(fileKind(st.Mode())))
 	}
 	size := st.Size()
 	if size < 8 {

@@ -74,6 +74,17 @@ func TestRoundTripAndShards(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
 		t.Fatalf("temporary files left behind: %v", entries)
 	}
+	// a shard name of the wrong JSON type, and a shard that is a directory
+	os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), []byte(`{"weight_map": {"a": 1}}`), 0o644)
+	if _, err := OpenDir(dir); err == nil || !strings.Contains(err.Error(), "weight_map: got a JSON number, want a string") {
+		t.Fatalf("index with a number for a shard: %v", err)
+	}
+	os.Mkdir(filepath.Join(dir, "model-00003-of-00003.safetensors"), 0o755)
+	idx, _ = json.Marshal(map[string]any{"weight_map": map[string]string{"a": "model-00003-of-00003.safetensors"}})
+	os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), idx, 0o644)
+	if _, err := OpenDir(dir); err == nil || !strings.Contains(err.Error(), "a directory, not a file") {
+		t.Fatalf("index naming a directory: %v", err)
+	}
 }
 
 // TestBadFiles: truncated, corrupt and inconsistent files fail with an error naming the file
