@@ -21,6 +21,8 @@ var allowed = map[string][]string{
 	"internal/kernels": {"internal/tensor"},
 	// huge-page advice is a system call on a buffer
 	"internal/hugepage": {},
+	// naming a mistyped JSON key is reflection over encoding/json's errors
+	"internal/jsontype": {},
 	// the scheduler and block manager are state machines over the model, never the network
 	"internal/kvcache":  {},
 	"internal/sampling": {"internal/kernels", "internal/tensor"},
@@ -30,12 +32,12 @@ var allowed = map[string][]string{
 	"internal/jsonschema": {"internal/jsonmode", "internal/regexmode"},
 	"internal/regexmode":  {"internal/jsonmode"},
 	// the model takes its tensor-parallel collectives through an interface it defines
-	"internal/model/qwen3": {"internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage"},
+	"internal/model/qwen3": {"internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage", "internal/jsontype"},
 	// the engine drives an Executor; whether that is one model or a cluster is not its concern
-	"internal/engine": {"internal/kvcache", "internal/sampling", "internal/jsonmode", "internal/jsonschema", "internal/regexmode", "internal/model/qwen3", "internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage"},
+	"internal/engine": {"internal/kvcache", "internal/sampling", "internal/jsonmode", "internal/jsonschema", "internal/regexmode", "internal/model/qwen3", "internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage", "internal/jsontype"},
 	// the HTTP layer talks to a runner, never to the links or the pipeline
 	"internal/api/...": {"internal/serve", "internal/engine", "internal/tokenizer", "internal/chattemplate", "internal/demo",
-		"internal/kvcache", "internal/sampling", "internal/jsonmode", "internal/jsonschema", "internal/regexmode", "internal/model/qwen3", "internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage"},
+		"internal/kvcache", "internal/sampling", "internal/jsonmode", "internal/jsonschema", "internal/regexmode", "internal/model/qwen3", "internal/kernels", "internal/tensor", "internal/safetensors", "internal/atomicfile", "internal/hugepage", "internal/jsontype"},
 }
 
 func TestDependencyRules(t *testing.T) {
