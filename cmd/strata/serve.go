@@ -172,10 +172,20 @@ func loadDefaults(mode, modelDir string) (api.Defaults, error) {
 	return d, nil
 }
 
+// totalRAM is the machine's memory, or 8 GiB where /proc/meminfo does not say (off Linux):
+// a cache budget needs some number.
 func totalRAM() int64 {
+	if n, ok := memTotal(); ok {
+		return n
+	}
+	return 8 << 30
+}
+
+// memTotal is MemTotal from /proc/meminfo; ok is false where there is none.
+func memTotal() (int64, bool) {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
-		return 8 << 30
+		return 0, false
 	}
 	var kb int64
 	for _, line := range strings.Split(string(b), "\n") {
@@ -183,10 +193,7 @@ func totalRAM() int64 {
 			fmt.Sscanf(strings.TrimPrefix(line, "MemTotal:"), "%d", &kb)
 		}
 	}
-	if kb == 0 {
-		return 8 << 30
-	}
-	return kb << 10
+	return kb << 10, kb > 0
 }
 
 // modelBytes is the size of a folder's safetensors files: the weights to place.

@@ -13,7 +13,6 @@ import (
 	"math"
 	"os"
 	"sort"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -176,6 +175,12 @@ func fileKind(m os.FileMode) string {
 
 // Open maps a file and validates its header.
 func Open(path string) (*File, error) {
+	// Stat before Open: opening a named pipe blocks until a writer comes
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w: a %s, not a file", path, ErrFormat, fileKind(st.Mode()))
+	}
 	fd, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -184,9 +189,6 @@ func Open(path string) (*File, error) {
 	st, err := fd.Stat()
 	if err != nil {
 		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w: a %s, not a file", path, ErrFormat, strings.ToLower(fileKind(st.Mode())))
 	}
 	size := st.Size()
 	if size < 8 {

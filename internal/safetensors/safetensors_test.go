@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -75,15 +76,29 @@ func TestRoundTripAndShards(t *testing.T) {
 		t.Fatalf("temporary files left behind: %v", entries)
 	}
 	// a shard name of the wrong JSON type, and a shard that is a directory
-	os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), []byte(`{"weight_map": {"a": 1}}`), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), []byte(`{"weight_map": {"a": 1}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := OpenDir(dir); err == nil || !strings.Contains(err.Error(), "weight_map: got a JSON number, want a string") {
 		t.Fatalf("index with a number for a shard: %v", err)
 	}
-	os.Mkdir(filepath.Join(dir, "model-00003-of-00003.safetensors"), 0o755)
+	if err := os.Mkdir(filepath.Join(dir, "model-00003-of-00003.safetensors"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	idx, _ = json.Marshal(map[string]any{"weight_map": map[string]string{"a": "model-00003-of-00003.safetensors"}})
-	os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), idx, 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), idx, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := OpenDir(dir); err == nil || !strings.Contains(err.Error(), "a directory, not a file") {
 		t.Fatalf("index naming a directory: %v", err)
+	}
+	// a named pipe: opening one would wait for a writer forever
+	fifo := filepath.Join(dir, "model-00004-of-00004.safetensors")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(fifo); err == nil || !strings.Contains(err.Error(), "a named pipe, not a file") {
+		t.Fatalf("a named pipe: %v", err)
 	}
 }
 
