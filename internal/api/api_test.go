@@ -553,6 +553,31 @@ func TestMalformedRequests(t *testing.T) {
 	if _, err := after.Models.List(context.Background()); err != nil {
 		t.Fatalf("after malformed requests: %v", err)
 	}
+	// a key of the wrong type is named (as the client spelt it, embedded structs or not) in
+	// the message and as the error's param
+	for body, want := range map[string][2]string{
+		`{"prompt": "x", "max_tokens": "ten"}`:        {"max_tokens", "max_tokens: got a JSON string, want an integer"},
+		`{"prompt": "x", "temperature": "hot"}`:       {"temperature", "temperature: got a JSON string, want a number"},
+		`{"prompt": "x", "stop_token_ids": [1, "2"]}`: {"stop_token_ids", "stop_token_ids: an element is a JSON string, want an integer"},
+	} {
+		req, _ := http.NewRequest("POST", f.url+"/v1/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct {
+			Error struct {
+				Message string  `json:"message"`
+				Param   *string `json:"param"`
+			} `json:"error"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if err != nil || e.Error.Message != want[1] || e.Error.Param == nil || *e.Error.Param != want[0] {
+			t.Errorf("%s: got %+v (%v), want param %q and message %q", body, e.Error, err, want[0], want[1])
+		}
+	}
 }
 
 // TestDisconnectFreesBlocks: a client that goes away mid-stream aborts its request; the

@@ -242,10 +242,10 @@ func (s *Server) decode(r *http.Request, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
+		var fe *jsontype.Error
 		switch {
-		case errors.As(err, &te) && te.Field != "":
-			te.Field = strings.TrimPrefix(te.Field, "samplingFields.")
-			return badRequest(te.Field, "field %q: got JSON %s, want %s", te.Field, te.Value, jsontype.Want(te.Type))
+		case errors.As(jsontype.FieldError(err, v), &fe):
+			return badRequest(fe.Key, "%s", fe.Error())
 		case errors.As(err, &te):
 			return badRequest("", "the request body must be a JSON object, not %s", te.Value)
 		case errors.As(err, &se):

@@ -242,7 +242,7 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 		for i, B := range o.Batches {
 			var kvBytes int64
 			read0 := m.WeightBytesRead()
-			cpu0, cpuOK := readCPUTimes()
+			cpu0, cpuOK := readCPU()
 			t0 := time.Now()
 			for step := range o.DecodeSteps {
 				items := make([]qwen3.BatchItem, B)
@@ -258,7 +258,7 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 				kvBytes += int64(B) * int64(pos+1) * kvPerToken
 			}
 			el := time.Since(t0).Seconds()
-			cpu1, cpuOK1 := readCPUTimes()
+			cpu1, cpuOK1 := readCPU()
 			flops := 2 * float64(m.MatmulProductsPerToken()) * float64(B*o.DecodeSteps)
 			weights := m.WeightBytesRead() - read0 // a MoE step reads only the experts its tokens chose
 			if best := &res.Decode[i]; float64(B*o.DecodeSteps)/el > best.TokensPerS {
@@ -267,8 +267,7 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 				bytesPerS[i] = (float64(weights) + float64(kvBytes)) / el
 				flopsPerS[i] = flops / el
 				best.CPUStealFraction = nil
-				if cpuOK && cpuOK1 {
-					f := stealFraction(cpu0, cpu1)
+				if f, ok := stealFraction(cpu0, cpu1); ok && cpuOK && cpuOK1 {
 					best.CPUStealFraction = &f
 				}
 			}

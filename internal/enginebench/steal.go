@@ -14,6 +14,9 @@ type cpuTimes struct {
 	steal, total uint64
 }
 
+// readCPU is readCPUTimes, or a test's stand-in.
+var readCPU = readCPUTimes
+
 // readCPUTimes reads /proc/stat; ok is false where there is none (off Linux) or it cannot be
 // parsed, and the run then reports no steal.
 func readCPUTimes() (cpuTimes, bool) {
@@ -48,10 +51,11 @@ func parseCPUStat(b []byte) (cpuTimes, error) {
 	return t, nil
 }
 
-// stealFraction is the share of the CPU time between a and b that the hypervisor took.
-func stealFraction(a, b cpuTimes) float64 {
+// stealFraction is the share of the CPU time between a and b that the hypervisor took; ok is
+// false where no time passed or a counter went back (a reset), which say nothing.
+func stealFraction(a, b cpuTimes) (float64, bool) {
 	if b.total <= a.total || b.steal < a.steal {
-		return 0
+		return 0, false
 	}
-	return float64(b.steal-a.steal) / float64(b.total-a.total)
+	return float64(b.steal-a.steal) / float64(b.total-a.total), true
 }

@@ -157,7 +157,7 @@ var pairChunkBytes, pairActBytes, pairActBytes512 = 128 << 10, 96 << 10, 40 << 1
 
 // pairRowChunkMin and pairRowChunkMax bound the packed activations for which
 // matBF16Pairs sizes chunks of rows longer than pairKBlock by the whole row: see there.
-const pairRowChunkMin, pairRowChunkMax = 128 << 10, 512 << 10
+var pairRowChunkMin, pairRowChunkMax = 128 << 10, 512 << 10
 
 // pairKBlock is the most columns the AVX-512 kernels take in one call: eight activation rows
 // of it (32 KiB) stay in a 48 KiB L1 while the weight rows go by.

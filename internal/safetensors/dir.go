@@ -31,7 +31,7 @@ func OpenDir(dir string) (*Set, error) {
 			WeightMap map[string]string `json:"weight_map"`
 		}
 		if err := json.Unmarshal(b, &idx); err != nil {
-			if fe := jsontype.FieldError(err); fe != nil {
+			if fe := jsontype.FieldError(err, &idx); fe != nil {
 				err = fe
 			}
 			return nil, fmt.Errorf("%s: not a valid index: %w", index, err)

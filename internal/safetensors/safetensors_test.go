@@ -79,7 +79,7 @@ func TestRoundTripAndShards(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), []byte(`{"weight_map": {"a": 1}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenDir(dir); err == nil || !strings.Contains(err.Error(), "weight_map: got a JSON number, want a string") {
+	if _, err := OpenDir(dir); err == nil || !strings.Contains(err.Error(), "weight_map: a value is a JSON number, want a string") {
 		t.Fatalf("index with a number for a shard: %v", err)
 	}
 	if err := os.Mkdir(filepath.Join(dir, "model-00003-of-00003.safetensors"), 0o755); err != nil {

@@ -103,7 +103,7 @@ func Load(path string) (*Tokenizer, error) {
 func Parse(b []byte) (*Tokenizer, error) {
 	var f fileFormat
 	if err := json.Unmarshal(b, &f); err != nil {
-		if fe := jsontype.FieldError(err); fe != nil {
+		if fe := jsontype.FieldError(err, &f); fe != nil {
 			return nil, fe
 		}
 		return nil, fmt.Errorf("not valid JSON: %w", err)

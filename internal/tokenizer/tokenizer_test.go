@@ -172,7 +172,7 @@ func TestParseNamesMistypedKeys(t *testing.T) {
 	for js, want := range map[string]string{
 		`{"model": "BPE"}`: "model: got a JSON string, want an object",
 		`{"model": {"type": "BPE", "vocab": [1], "merges": []}}`:        "model.vocab: got a JSON array, want an object",
-		`{"model": {"type": "BPE", "vocab": {"a": "0"}, "merges": []}}`: "model.vocab: got a JSON string, want a whole number",
+		`{"model": {"type": "BPE", "vocab": {"a": "0"}, "merges": []}}`: "model.vocab: a value is a JSON string, want an integer",
 	} {
 		if _, err := Parse([]byte(js)); err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %q", js, err, want)

@@ -46,7 +46,7 @@ type rawConfig struct {
 	Architectures         []string        `json:"architectures"`
 	VocabSize             int             `json:"vocab_size"`
 	HiddenSize            int             `json:"hidden_size"`
-	IntermediateSize      int             `json:"intermediate_size"`
+	IntermediateSize      *int            `json:"intermediate_size"`
 	NumHiddenLayers       int             `json:"num_hidden_layers"`
 	NumAttentionHeads     int             `json:"num_attention_heads"`
 	NumKeyValueHeads      *int            `json:"num_key_value_heads"`
@@ -96,13 +96,13 @@ func LoadConfig(dir string) (*Config, error) {
 func ParseConfig(b []byte) (*Config, error) {
 	var r rawConfig
 	if err := json.Unmarshal(b, &r); err != nil {
-		if fe := jsontype.FieldError(err); fe != nil {
+		if fe := jsontype.FieldError(err, &r); fe != nil {
 			return nil, fe
 		}
 		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	c := &Config{
-		Vocab: r.VocabSize, Hidden: r.HiddenSize, Intermediate: r.IntermediateSize, Layers: r.NumHiddenLayers,
+		Vocab: r.VocabSize, Hidden: r.HiddenSize, Layers: r.NumHiddenLayers,
 		Heads: r.NumAttentionHeads, RMSEps: r.RMSNormEps, DType: r.TorchDType, NormTopK: r.NormTopKProb,
 		MLPOnlyLayers: r.MLPOnlyLayers, SparseStep: 1,
 	}
@@ -123,6 +123,10 @@ func ParseConfig(b []byte) (*Config, error) {
 			return *p
 		}
 		return def
+	}
+	c.Intermediate = orDefault(r.IntermediateSize, 22016)
+	if moe {
+		c.Intermediate = orDefault(r.IntermediateSize, 6144)
 	}
 	c.KVHeads = orDefault(r.NumKeyValueHeads, c.Heads)
 	if moe {

@@ -65,10 +65,11 @@ func TestConfigKeyStyles(t *testing.T) {
 // TestConfigDefaults: keys a config leaves out take transformers' defaults for its class
 // (Qwen3Config, Qwen3MoeConfig), which differ in places: an untied output layer in both,
 // num_key_value_heads the heads' count (dense) or 4 (MoE), head_dim 128 (dense) or
-// hidden/heads (MoE, which has no default of its own).
+// hidden/heads (MoE, which has no default of its own), intermediate_size 22016 (dense) or
+// 6144 (MoE).
 func TestConfigDefaults(t *testing.T) {
 	dense := readConfig(t, denseDir)
-	for _, k := range []string{"num_key_value_heads", "head_dim", "tie_word_embeddings", "max_position_embeddings", "rope_theta", "rms_norm_eps"} {
+	for _, k := range []string{"num_key_value_heads", "head_dim", "tie_word_embeddings", "max_position_embeddings", "rope_theta", "rms_norm_eps", "intermediate_size"} {
 		delete(dense, k)
 	}
 	dense["num_key_value_heads"] = nil
@@ -76,11 +77,11 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.KVHeads != d.Heads || d.HeadDim != 128 || d.TieEmbeddings || d.MaxPositions != 32768 || d.RopeTheta != 10000 || d.RMSEps != 1e-6 {
+	if d.KVHeads != d.Heads || d.HeadDim != 128 || d.TieEmbeddings || d.MaxPositions != 32768 || d.RopeTheta != 10000 || d.RMSEps != 1e-6 || d.Intermediate != 22016 {
 		t.Errorf("dense defaults: %+v", d)
 	}
 	moe := readConfig(t, "../../../testdata/models/qwen3-moe-tiny")
-	for _, k := range []string{"num_key_value_heads", "head_dim", "tie_word_embeddings", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob", "decoder_sparse_step", "mlp_only_layers"} {
+	for _, k := range []string{"num_key_value_heads", "head_dim", "tie_word_embeddings", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "norm_topk_prob", "decoder_sparse_step", "mlp_only_layers", "intermediate_size"} {
 		delete(moe, k)
 	}
 	m, err := parse(t, moe)
@@ -88,7 +89,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m.KVHeads != 4 || m.HeadDim != m.Hidden/m.Heads || m.TieEmbeddings || m.Experts != 128 || m.ExpertsPerTok != 8 ||
-		m.MoEIntermediate != 768 || m.NormTopK || m.SparseStep != 1 || len(m.MLPOnlyLayers) != 0 {
+		m.MoEIntermediate != 768 || m.NormTopK || m.SparseStep != 1 || len(m.MLPOnlyLayers) != 0 || m.Intermediate != 6144 {
 		t.Errorf("MoE defaults: %+v", m)
 	}
 }
@@ -112,7 +113,7 @@ func TestConfigRefusals(t *testing.T) {
 		{func(m map[string]any) { m["dtype"] = "float8_e4m3fn" }, "float8_e4m3fn"},
 		{func(m map[string]any) { m["max_position_embeddings"] = 0 }, "max_position_embeddings is 0"},
 		// a key of the wrong JSON type is named with what it should hold, not Go's types
-		{func(m map[string]any) { m["hidden_size"] = "64" }, "hidden_size: got a JSON string, want a whole number"},
+		{func(m map[string]any) { m["hidden_size"] = "64" }, "hidden_size: got a JSON string, want an integer"},
 		{func(m map[string]any) { m["rope_parameters"] = map[string]any{"rope_theta": "big"} }, "rope_parameters.rope_theta: got a JSON string, want a number"},
 		{func(m map[string]any) { m["mlp_only_layers"] = []any{"x"} }, "mlp_only_layers"},
 	}
@@ -126,12 +127,16 @@ func TestConfigRefusals(t *testing.T) {
 	if _, err := ParseConfig([]byte("{not json")); err == nil {
 		t.Error("bad JSON accepted")
 	}
-	// a MoE model's dense layers need intermediate_size like a dense model's
+	// a MoE model's dense layers need a positive intermediate_size like a dense model's
 	m := readConfig(t, "../../../testdata/models/qwen3-moe-tiny")
 	m["mlp_only_layers"] = []int{0}
-	delete(m, "intermediate_size")
+	m["intermediate_size"] = 0
 	if _, err := parse(t, m); err == nil || !strings.Contains(err.Error(), "layer 0 is dense") {
-		t.Errorf("a MoE config with a dense layer and no intermediate_size: got %v", err)
+		t.Errorf("a MoE config with a dense layer and intermediate_size 0: got %v", err)
+	}
+	m["mlp_only_layers"] = []int{}
+	if _, err := parse(t, m); err != nil {
+		t.Errorf("a MoE config with no dense layer needs no intermediate_size: %v", err)
 	}
 }
 
@@ -198,12 +203,16 @@ func TestLoadRefusesBadFolders(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			os.WriteFile(filepath.Join(d, f), b, 0o644)
+			if err := os.WriteFile(filepath.Join(d, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 		m := readConfig(t, d)
 		m[key] = n
 		b, _ := json.Marshal(m)
-		os.WriteFile(filepath.Join(d, "config.json"), b, 0o644)
+		if err := os.WriteFile(filepath.Join(d, "config.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		cases["claims "+key] = struct {
 			dir  string
 			want string
@@ -287,7 +296,7 @@ func FuzzParseConfig(f *testing.F) {
 	}
 	f.Add([]byte(`{"architectures": ["Qwen3MoeForCausalLM"], "vocab_size": 8, "hidden_size": 8, "num_hidden_layers": 1,
 		"num_attention_heads": 2, "num_key_value_heads": 1, "rope_parameters": {"rope_theta": 5e5, "rope_type": "default"}, "num_local_experts": 4,
-		"num_experts_per_tok": 2, "decoder_sparse_step": 2, "mlp_only_layers": [0], "dtype": "bfloat16"}`))
+		"num_experts_per_tok": 2, "decoder_sparse_step": 2, "mlp_only_layers": [0], "intermediate_size": 0, "dtype": "bfloat16"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseConfig(b)
 		if err != nil {
@@ -322,8 +331,8 @@ func FuzzParseConfig(f *testing.F) {
 func TestFirstDense(t *testing.T) {
 	for _, experts := range []int{0, 4} {
 		for step := 1; step <= 3; step++ {
-			for _, only := range [][]int{nil, {0}, {2}, {5, 1}, {-1, 9}} {
-				for layers := 0; layers <= 4; layers++ {
+			for _, only := range [][]int{nil, {0}, {2}, {5, 1}, {3, 1}, {-1, 9}} {
+				for layers := 0; layers <= 6; layers++ {
 					c := &Config{Layers: layers, Experts: experts, SparseStep: step, MLPOnlyLayers: only}
 					want := -1
 					for i := range layers {
@@ -361,15 +370,44 @@ func TestWeights(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, extra := range [][]int{nil, {0, 0, 2}, {1, 3, 99, -1}} {
-			c := *c
-			c.MLPOnlyLayers = append(append([]int(nil), c.MLPOnlyLayers...), extra...)
-			want := 0
-			for _, x := range RandomTensors(&c, 1, 0.02) {
-				want += len(x.Data) / 2
-			}
-			if got := c.Weights(); got != float64(want) {
-				t.Errorf("config %d, mlp_only_layers %v: Weights %v, tensors hold %d", i, c.MLPOnlyLayers, got, want)
+			for layers := 1; layers <= 5; layers++ {
+				for step := 1; step <= 3; step++ {
+					c := *c
+					c.MLPOnlyLayers = append(append([]int(nil), c.MLPOnlyLayers...), extra...)
+					c.Layers, c.SparseStep = layers, step
+					want := 0
+					for _, x := range RandomTensors(&c, 1, 0.02) {
+						want += len(x.Data) / 2
+					}
+					if got := c.Weights(); got != float64(want) {
+						t.Errorf("config %d, %d layers, step %d, mlp_only_layers %v: Weights %v, tensors hold %d", i, layers, step, c.MLPOnlyLayers, got, want)
+					}
+				}
 			}
 		}
+	}
+}
+
+// TestCheckTP: a MoE model's dense MLP width must divide across the ranks only when it has
+// dense layers.
+func TestCheckTP(t *testing.T) {
+	base := Config{Hidden: 64, Heads: 4, KVHeads: 4, HeadDim: 16, Layers: 4, Experts: 8, ExpertsPerTok: 2,
+		MoEIntermediate: 32, SparseStep: 1, Intermediate: 30}
+	for _, c := range []struct {
+		only []int
+		step int
+		bad  bool
+	}{{nil, 1, false}, {[]int{0}, 1, true}, {[]int{7}, 1, false}, {nil, 2, true}} {
+		cfg := base
+		cfg.MLPOnlyLayers, cfg.SparseStep = c.only, c.step
+		err := CheckTP(&cfg, 4)
+		if bad := err != nil; bad != c.bad || (bad && !strings.Contains(err.Error(), "dense intermediate size 30")) {
+			t.Errorf("mlp_only_layers %v, step %d: %v, want refused %v", c.only, c.step, err, c.bad)
+		}
+	}
+	dense := base
+	dense.Experts = 0
+	if err := CheckTP(&dense, 4); err == nil || !strings.Contains(err.Error(), "intermediate size 30") {
+		t.Errorf("a dense model of width 30 over 4 ranks: %v", err)
 	}
 }
