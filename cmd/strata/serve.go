@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -208,7 +209,31 @@ func modelBytes(dir string) int64 {
 	return n
 }
 
+// check refuses flag values no server could start with, before any model is loaded.
+func (f *serveFlags) check() error {
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"--block-size", f.blockSize}, {"--max-num-seqs", f.maxNumSeqs}, {"--max-num-batched-tokens", f.maxBatched}} {
+		if c.v < 1 {
+			return fmt.Errorf("%s %d: want at least 1", c.name, c.v)
+		}
+	}
+	if f.port < 1 || f.port > 65535 {
+		return fmt.Errorf("--port %d: want a TCP port, 1 to 65535", f.port)
+	}
+	for _, n := range f.servedNames {
+		if strings.TrimSpace(n) == "" {
+			return errors.New("--served-model-name: a name is empty; give the names clients send as \"model\"")
+		}
+	}
+	return nil
+}
+
 func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
+	if err := f.check(); err != nil {
+		return err
+	}
 	log := logger()
 	stopProfile, err := startCPUProfile(f.cpuProfile)
 	if err != nil {
@@ -440,7 +465,10 @@ func runServe(ctx context.Context, cmd *cobra.Command, f *serveFlags) error {
 	api.Version = version
 	ln, err := net.Listen("tcp", net.JoinHostPort(f.host, fmt.Sprint(f.port)))
 	if err != nil {
-		return fmt.Errorf("listening on port %d: %w (is another server there? pick another with --port)", f.port, err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listening on port %d: %w (is another server there? pick another with --port)", f.port, err)
+		}
+		return fmt.Errorf("listening on %s port %d: %w (check --host: an address of this machine, or 0.0.0.0 for all)", f.host, f.port, err)
 	}
 	return serveHTTP(ctx, cmd, log, ln, srv.Handler())
 }

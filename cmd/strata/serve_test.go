@@ -209,6 +209,11 @@ func TestServeRefusals(t *testing.T) {
 		{[]string{"serve", dense, "--no-such-flag"}, "unknown flag: --no-such-flag"},
 		{[]string{"serve", dense, "--tool-call-parser", "mistral"}, "strata has hermes"},
 		{[]string{"serve", dense, "--kv-cache-dtype", "fp8_e4m3"}, "fp8 KV caches are not supported"},
+		{[]string{"serve", dense, "--block-size", "0"}, "--block-size 0: want at least 1"},
+		{[]string{"serve", dense, "--max-num-seqs", "0"}, "--max-num-seqs 0: want at least 1"},
+		{[]string{"serve", dense, "--max-num-batched-tokens", "-2"}, "--max-num-batched-tokens -2: want at least 1"},
+		{[]string{"serve", dense, "--port", "70000"}, "--port 70000: want a TCP port"},
+		{[]string{"serve", dense, "--served-model-name", "a, ,b"}, "--served-model-name: a name is empty"},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), c.want) {
