@@ -43,6 +43,9 @@ type benchCommFlags struct {
 	cpuProfile                    string
 }
 
+// maxRanksPerNode bounds --ranks-per-node: see its check.
+const maxRanksPerNode = 1024
+
 func newBenchCommCmd() *cobra.Command {
 	var f benchCommFlags
 	cmd := &cobra.Command{
@@ -180,6 +183,12 @@ func runBenchComm(cmd *cobra.Command, f *benchCommFlags) error {
 		}
 	}
 	o.Algo = cfg.Algo
+	switch {
+	case f.timeout < 0:
+		return fmt.Errorf("--timeout %v: want a positive duration such as 30s (0 keeps the default)", f.timeout)
+	case f.channels < 0:
+		return fmt.Errorf("--nchannels %d: want at least 1 (0 keeps the default)", f.channels)
+	}
 	if f.timeout > 0 {
 		cfg.Timeout = f.timeout
 	}
@@ -201,6 +210,21 @@ func runBenchComm(cmd *cobra.Command, f *benchCommFlags) error {
 	}
 	if f.ranksPerNode < 1 {
 		return fmt.Errorf("--ranks-per-node %d: need at least 1", f.ranksPerNode)
+	}
+	// In-process ranks keep state for every pair: 1024 a node took 0.8 GB to set up, 4096
+	// took 13 GB. A node is a machine's accelerators or cores, far below this.
+	if f.ranksPerNode > maxRanksPerNode {
+		return fmt.Errorf("--ranks-per-node %d: at most %d (ranks in one process keep state for every pair: 4096 take 13 GB)", f.ranksPerNode, maxRanksPerNode)
+	}
+	if ram, ok := memTotal(); ok {
+		here := f.ranksPerNode
+		if local > 0 {
+			here *= local
+		}
+		nranks := f.ranksPerNode * max(local, f.nnodes)
+		if need := int64(here) * o.BytesPerRank(nranks); float64(need) > float64(ram)*0.8 {
+			return fmt.Errorf("the buffers of %d ranks in this process at -e %d need %.1f GB, more than 80%% of this machine's %.1f GB: lower -e or the ranks", here, o.MaxBytes, float64(need)/1e9, float64(ram)/1e9)
+		}
 	}
 
 	stopProfile, err := startCPUProfile(f.cpuProfile)

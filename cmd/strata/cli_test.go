@@ -36,6 +36,15 @@ func TestBenchCommBadInput(t *testing.T) {
 		{[]string{"bench", "comm", "--local-nodes", "2", "--nnodes", "2"}, "not both"},
 		{[]string{"bench", "comm", "-f", "1", "-e", "1M"}, "-f"},
 		{[]string{"bench", "comm", "--ranks-per-node", "0"}, "--ranks-per-node"},
+		{[]string{"bench", "comm", "--ranks-per-node", "100000"}, "at most 1024"},
+		{[]string{"bench", "comm", "--timeout", "-1s"}, "--timeout -1s"},
+		{[]string{"bench", "comm", "--nchannels", "-2"}, "--nchannels -2"},
+	}
+	if _, ok := memTotal(); ok { // where the machine's memory is known, buffers beyond it are refused
+		cases = append(cases, struct {
+			args []string
+			want string
+		}{[]string{"bench", "comm", "--ranks-per-node", "512", "-e", "1G"}, "lower -e or the ranks"})
 	}
 	for _, c := range cases {
 		_, err := runCLI(c.args...)

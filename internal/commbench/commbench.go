@@ -243,6 +243,18 @@ func reduces(c comm.Collective) bool {
 	return false
 }
 
+// BytesPerRank is the most memory one rank's buffers take in a sweep over P ranks: the send
+// and receive buffers at -e, and the reference a check builds, for the widest type.
+func (o Options) BytesPerRank(P int) int64 {
+	var most int64
+	for _, dt := range o.Types {
+		maxCount, _ := counts(o.Collective, o.MaxBytes, dt.Size(), P)
+		send, recv := bufLens(o.Collective, maxCount, dt.Size(), P)
+		most = max(most, int64(send)+2*int64(recv))
+	}
+	return most
+}
+
 func bufLens(c comm.Collective, count int64, esz, P int) (send, recv int) {
 	n := int(count) * esz
 	switch c {
