@@ -44,6 +44,19 @@ request and token throughput and TTFT/TPOT/ITL, as vllm bench serve does.
 			if o.RangeRatio < 0 || o.RangeRatio >= 1 {
 				return fmt.Errorf("--random-range-ratio %v: want [0, 1)", o.RangeRatio)
 			}
+			switch {
+			case o.VocabSize < 1:
+				return fmt.Errorf("--random-vocab-size %d: want at least 1", o.VocabSize)
+			case o.MaxConcurrency < 0:
+				return fmt.Errorf("--max-concurrency %d: want 0 (no limit) or more", o.MaxConcurrency)
+			}
+			// the prompts are drawn before the first request, as vLLM's are: their token ids
+			// must fit in memory with room to spare
+			if ram, ok := memTotal(); ok {
+				if need := 8 * float64(o.NumPrompts) * float64(o.InputLen) * (1 + o.RangeRatio); need > float64(ram)/4 {
+					return fmt.Errorf("--num-prompts %d of --random-input-len %d take %.1f GB of token ids, more than a quarter of this machine's %.1f GB: send fewer or shorter prompts", o.NumPrompts, o.InputLen, need/1e9, float64(ram)/1e9)
+				}
+			}
 			// as vLLM's bench serve: a sampling flag given is sent, one not given is left to
 			// the server (which fills it from the model's generation_config.json)
 			fl := cmd.Flags()

@@ -141,15 +141,20 @@ func TestBenchEngineJSON(t *testing.T) {
 	}
 }
 
-// TestBenchServeBadSampling: sampling flags out of range are refused before any request, with
-// the flag named.
+// TestBenchServeBadSampling: sampling and load flags out of range are refused before any
+// request, with the flag named.
 func TestBenchServeBadSampling(t *testing.T) {
-	for _, c := range []struct {
+	cases := []struct {
 		flag, value string
 	}{
 		{"--temperature", "inf"}, {"--temperature", "-1"}, {"--top-p", "0"}, {"--top-p", "1.5"},
 		{"--top-k", "-2"}, {"--min-p", "2"}, {"--min-p", "NaN"},
-	} {
+		{"--random-vocab-size", "0"}, {"--max-concurrency", "-1"},
+	}
+	if _, ok := memTotal(); ok { // prompts beyond the machine's memory, where it is known
+		cases = append(cases, struct{ flag, value string }{"--num-prompts", "100000000000"})
+	}
+	for _, c := range cases {
 		_, err := runCLI("bench", "serve", "--base-url", "http://127.0.0.1:1", "--disable-tqdm", c.flag, c.value)
 		if err == nil || !strings.Contains(err.Error(), c.flag) {
 			t.Errorf("%s %s: want an error naming the flag, got %v", c.flag, c.value, err)
