@@ -214,10 +214,23 @@ func (f *serveFlags) check() error {
 	for _, c := range []struct {
 		name string
 		v    int
-	}{{"--block-size", f.blockSize}, {"--max-num-seqs", f.maxNumSeqs}, {"--max-num-batched-tokens", f.maxBatched}} {
+	}{{"--block-size", f.blockSize}, {"--max-num-seqs", f.maxNumSeqs}, {"--max-num-batched-tokens", f.maxBatched}, {"--nnodes", f.nnodes}} {
 		if c.v < 1 {
 			return fmt.Errorf("%s %d: want at least 1", c.name, c.v)
 		}
+	}
+	switch {
+	case f.localNodes < 0:
+		return fmt.Errorf("--local-nodes %d: want 1 or more (0: one node, not emulated)", f.localNodes)
+	case f.kvBytes < 0:
+		return fmt.Errorf("--kv-cache-memory-bytes %d: want a size in bytes (0: from --gpu-memory-utilization)", f.kvBytes)
+	case f.masterPort < 1 || f.masterPort > 65535:
+		return fmt.Errorf("--master-port %d: want a TCP port, 1 to 65535", f.masterPort)
+	}
+	// vLLM's --master-addr is a host; the port is --master-port. A host:port here would be
+	// looked up as a name and retried for ever.
+	if h, p, err := net.SplitHostPort(f.masterAddr); err == nil && h != "" && p != "" {
+		return fmt.Errorf("--master-addr %q: give the host alone and the port as --master-port %s", f.masterAddr, p)
 	}
 	if f.port < 1 || f.port > 65535 {
 		return fmt.Errorf("--port %d: want a TCP port, 1 to 65535", f.port)

@@ -214,6 +214,10 @@ func TestServeRefusals(t *testing.T) {
 		{[]string{"serve", dense, "--max-num-batched-tokens", "-2"}, "--max-num-batched-tokens -2: want at least 1"},
 		{[]string{"serve", dense, "--port", "70000"}, "--port 70000: want a TCP port"},
 		{[]string{"serve", dense, "--served-model-name", "a, ,b"}, "--served-model-name: a name is empty"},
+		{[]string{"serve", dense, "--nnodes", "-1"}, "--nnodes -1: want at least 1"},
+		{[]string{"serve", dense, "--local-nodes", "-2"}, "--local-nodes -2"},
+		{[]string{"serve", dense, "--kv-cache-memory-bytes", "-5"}, "--kv-cache-memory-bytes -5"},
+		{[]string{"serve", dense, "--nnodes", "2", "--node-rank", "1", "--headless", "--master-addr", "127.0.0.1:29501"}, "give the host alone and the port as --master-port 29501"},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), c.want) {
