@@ -232,8 +232,8 @@ func (f *serveFlags) check() error {
 	if h, p, err := net.SplitHostPort(f.masterAddr); err == nil && h != "" && p != "" {
 		return fmt.Errorf("--master-addr %q: give the host alone and the port as --master-port %s", f.masterAddr, p)
 	}
-	if f.port < 1 || f.port > 65535 {
-		return fmt.Errorf("--port %d: want a TCP port, 1 to 65535", f.port)
+	if f.port < 0 || f.port > 65535 {
+		return fmt.Errorf("--port %d: want a TCP port, 1 to 65535 (0: any free one)", f.port)
 	}
 	for _, n := range f.servedNames {
 		if strings.TrimSpace(n) == "" {
