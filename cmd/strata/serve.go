@@ -170,6 +170,9 @@ func loadDefaults(mode, modelDir string) (api.Defaults, error) {
 	if err := json.Unmarshal(b, &d); err != nil {
 		return d, fmt.Errorf("%s: %w", filepath.Join(dir, "generation_config.json"), err)
 	}
+	if err := d.Validate(); err != nil {
+		return d, fmt.Errorf("%s: %w (fix it, or serve with --generation-config vllm to leave its defaults out)", filepath.Join(dir, "generation_config.json"), err)
+	}
 	return d, nil
 }
 

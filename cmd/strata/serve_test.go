@@ -421,3 +421,36 @@ func waitHealth(t *testing.T, hc *http.Client, s *server, want int, since time.T
 		time.Sleep(50 * time.Millisecond) // polling the server's state
 	}
 }
+
+// TestLoadDefaultsRefusesBadValues: generation_config.json's sampling defaults are held to the
+// rules a request's own values meet when the server starts; good ones load, and "vllm" leaves
+// the file out.
+func TestLoadDefaultsRefusesBadValues(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"temperature": -1}`:       "temperature -1",
+		`{"temperature": 2.5}`:      "temperature 2.5 must be between 0 and 2",
+		`{"top_p": 0}`:              "top_p 0",
+		`{"top_k": -5}`:             "top_k -5",
+		`{"min_p": 1.5}`:            "min_p 1.5",
+		`{"repetition_penalty": 0}`: "repetition_penalty 0",
+		`{"max_new_tokens": 0}`:     "max_new_tokens 0",
+		`{"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0, "repetition_penalty": 1.05, "max_new_tokens": 64}`: "",
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := loadDefaults("auto", dir)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", body, err)
+		case want == "" && (d.Temperature == nil || *d.Temperature != 0.6 || d.TopK == nil || *d.TopK != 20):
+			t.Errorf("%s: loaded %+v", body, d)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "--generation-config vllm")):
+			t.Errorf("%s: got %v, want an error saying %q and how to leave the file out", body, err, want)
+		}
+		if d, err := loadDefaults("vllm", dir); err != nil || d.Temperature != nil {
+			t.Errorf("%s with vllm: %+v, %v", body, d, err)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"reflect"
 	"sort"
@@ -26,6 +27,7 @@ import (
 	"github.com/strata-ai/strata/internal/chattemplate"
 	"github.com/strata-ai/strata/internal/engine"
 	"github.com/strata-ai/strata/internal/jsontype"
+	"github.com/strata-ai/strata/internal/sampling"
 	"github.com/strata-ai/strata/internal/serve"
 	"github.com/strata-ai/strata/internal/tokenizer"
 )
@@ -45,6 +47,39 @@ type Defaults struct {
 	MinP              *float64 `json:"min_p"`
 	RepetitionPenalty *float64 `json:"repetition_penalty"`
 	MaxNewTokens      *int64   `json:"max_new_tokens"`
+}
+
+// Validate holds the defaults to the rules a request's own values meet, so that a bad
+// generation_config.json is refused when the server starts, not blamed on every request.
+func (d Defaults) Validate() error {
+	p := sampling.Params{Temperature: 1, TopP: 1, TopK: -1, RepetitionPenalty: 1}
+	if d.Temperature != nil {
+		p.Temperature = *d.Temperature
+	}
+	if d.TopP != nil {
+		p.TopP = *d.TopP
+	}
+	if d.TopK != nil {
+		if *d.TopK < -1 || *d.TopK > math.MaxInt32 {
+			return fmt.Errorf("top_k %d must be -1 (off), 0 (off) or positive", *d.TopK)
+		}
+		p.TopK = int(*d.TopK)
+	}
+	if d.MinP != nil {
+		p.MinP = *d.MinP
+	}
+	if d.RepetitionPenalty != nil {
+		p.RepetitionPenalty = *d.RepetitionPenalty
+	}
+	switch {
+	case d.MaxNewTokens != nil && *d.MaxNewTokens < 1:
+		return fmt.Errorf("max_new_tokens %d must be at least 1", *d.MaxNewTokens)
+	case p.Temperature > 2: // the API's bound on a request's own, which the default fills
+		return fmt.Errorf("temperature %v must be between 0 and 2", p.Temperature)
+	case !(p.RepetitionPenalty > 0):
+		return fmt.Errorf("repetition_penalty %v must be greater than zero (1 is off)", p.RepetitionPenalty)
+	}
+	return p.Validate()
 }
 
 // Config is what the server needs to know about the model and its flags.
