@@ -15,11 +15,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/nikolalohinski/gonja/v2"
 	"github.com/nikolalohinski/gonja/v2/builtins"
@@ -44,12 +47,16 @@ func environment() *exec.Environment {
 	envOnce.Do(func() {
 		filters := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
 		_ = filters.Replace("tojson", toJSONFilter)
+		_ = filters.Replace("items", itemsFilter)
+		tests := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
+		_ = tests.Replace("true", boolTest(true))
+		_ = tests.Replace("false", boolTest(false))
 		env = &exec.Environment{
 			Context:           gonja.DefaultContext,
 			Filters:           filters,
-			Tests:             builtins.Tests,
+			Tests:             tests,
 			ControlStructures: builtins.ControlStructures,
-			Methods:           builtins.Methods,
+			Methods:           pythonMethods(),
 		}
 	})
 	return env
@@ -65,7 +72,19 @@ func templateConfig() *config.Config {
 }
 
 // Parse compiles template source.
-func Parse(src string) (*Template, error) {
+func Parse(src string) (t *Template, err error) {
+	// gonja's parser dereferences nil on some malformed sources ("{{ x is "): a model
+	// folder's template is input, so that is an error, not a crash
+	defer func() {
+		if p := recover(); p != nil {
+			t, err = nil, fmt.Errorf("chat template does not parse (the Jinja engine failed on it: %v)", p)
+		}
+	}()
+	if !utf8.ValidString(src) {
+		// as transformers, which reads templates as UTF-8; gonja's lexer also spins forever
+		// on some invalid bytes inside a tag ("{%\xe60.刋")
+		return nil, fmt.Errorf("chat template is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(src))
+	}
 	id := fmt.Sprintf("/chat-%x", sha256.Sum256([]byte(src)))
 	// The loader knows this one template and nothing else: a template shipped with a model
 	// must not {% include %} files from the machine.
@@ -77,6 +96,7 @@ func Parse(src string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat template does not parse: %w", err)
 	}
+	pythonSubscripts(tpl)
 	return &Template{tpl: tpl, special: map[string]any{}}, nil
 }
 
@@ -131,16 +151,21 @@ func Load(tokenizerConfig string) (*Template, error) {
 // Render fills the template. vars holds messages, tools, add_generation_prompt,
 // enable_thinking and anything else the template reads, decoded with DecodeJSON so that
 // tojson keeps the caller's key order.
-func (t *Template) Render(vars map[string]any) (string, error) {
+func (t *Template) Render(vars map[string]any) (out string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = "", fmt.Errorf("rendering the chat template: the Jinja engine failed (%v)", p)
+		}
+	}()
 	// the globals transformers' apply_chat_template gives every template
-	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow}
+	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow, subscriptFunc: subscriptTarget}
 	for k, v := range t.special {
 		ctx[k] = v
 	}
 	for k, v := range vars {
 		ctx[k] = v
 	}
-	out, err := t.tpl.ExecuteToString(exec.NewContext(ctx))
+	out, err = t.tpl.ExecuteToString(exec.NewContext(ctx))
 	if err != nil {
 		if i := strings.Index(err.Error(), raisedPrefix); i >= 0 {
 			// the template's own verdict on the messages, without the engine's trail
@@ -232,8 +257,9 @@ func strftime(format string, t time.Time) string {
 // have none; Python dicts keep insertion order and transformers' tojson shows it).
 var keyOrder sync.Map // map address (uintptr, which keeps nothing alive) -> []string
 
-// DecodeJSON decodes JSON into maps, slices, strings, json.Number, bools and nil, recording
-// each object's key order for tojson.
+// DecodeJSON decodes JSON as Python's json.loads does, into maps, slices, strings, ints
+// (json.Number for integers beyond int64), float64s, bools and nil, recording each object's
+// key order for tojson, items() and keys().
 func DecodeJSON(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -302,120 +328,218 @@ func decodeValue(dec *json.Decoder, depth int) (any, error) {
 			return s, nil
 		}
 		return nil, fmt.Errorf("unexpected %v", d)
+	case json.Number:
+		// Python reads a number with a point or exponent as a float, else as an int: the
+		// template's `is integer`, arithmetic and tojson (1.0 stays 1.0) depend on which
+		if !strings.ContainsAny(string(d), ".eE") {
+			if i, err := strconv.ParseInt(string(d), 10, 64); err == nil {
+				return int(i), nil
+			}
+			return d, nil // an int beyond int64: tojson writes it as given
+		}
+		f, err := strconv.ParseFloat(string(d), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) { // out of range: ±Inf, as Python
+			return nil, err
+		}
+		return f, nil
 	default:
 		return tok, nil
 	}
 }
 
-// toJSONFilter is transformers' tojson: json.dumps(x, ensure_ascii=False, indent=indent,
-// separators=None, sort_keys=False).
+// toJSONFilter is transformers' tojson: json.dumps(x, ensure_ascii=False, indent=None,
+// separators=None, sort_keys=False), each a keyword the template may set.
 func toJSONFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
 	if in.IsError() {
 		return in
 	}
-	indent := -1
-	if v, ok := params.KwArgs["indent"]; ok && !v.IsNil() {
-		if !v.IsInteger() {
-			return exec.AsValue(exec.ErrInvalidCall(errors.New("tojson: indent must be an integer")))
+	bad := func(err error) *exec.Value { return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("tojson: %w", err))) }
+	if len(params.Args) > 0 {
+		return bad(errors.New("takes keyword arguments only (indent=, sort_keys=, separators=, ensure_ascii=)"))
+	}
+	o := pyJSON{indent: -1, itemSep: ", ", keySep: ": "}
+	for k, v := range params.KwArgs {
+		switch {
+		case v.IsNil():
+		case k == "indent" && v.IsInteger():
+			o.indent = v.Integer()
+		case k == "indent" && v.IsString(): // Python indents with the string itself
+			o.indent, o.indentStr = 0, v.String()
+		case k == "sort_keys" && v.IsBool():
+			o.sortKeys = v.Bool()
+		case k == "ensure_ascii" && v.IsBool():
+			o.ascii = v.Bool()
+		case k == "separators":
+			seps, ok := v.ToGoSimpleType(false).([]any)
+			if !ok || len(seps) != 2 {
+				return bad(errors.New("separators must be a pair of strings"))
+			}
+			item, ok1 := seps[0].(string)
+			key, ok2 := seps[1].(string)
+			if !ok1 || !ok2 {
+				return bad(errors.New("separators must be a pair of strings"))
+			}
+			o.itemSep, o.keySep, o.sepsGiven = item, key, true
+		default:
+			return bad(fmt.Errorf("unexpected %s=%s", k, v.String()))
 		}
-		indent = v.Integer()
+	}
+	if (o.indent >= 0 || o.indentStr != "") && !o.sepsGiven {
+		o.itemSep = "," // json.dumps drops the space after commas when it indents
 	}
 	var sb strings.Builder
-	if err := writePyJSON(&sb, in.Interface(), indent, 0); err != nil {
-		return exec.AsValue(exec.ErrInvalidCall(err))
+	if err := o.write(&sb, in.Interface(), 0); err != nil {
+		return bad(err)
 	}
 	return exec.AsSafeValue(sb.String())
 }
 
-func writePyJSON(sb *strings.Builder, v any, indent, depth int) error {
-	nl := func(d int) {
-		if indent >= 0 {
-			sb.WriteByte('\n')
-			sb.WriteString(strings.Repeat(" ", indent*d))
-		}
+// pyJSON is json.dumps's formatting options.
+type pyJSON struct {
+	indent          int    // -1: all on one line
+	indentStr       string // indent given as a string
+	itemSep, keySep string
+	sepsGiven       bool
+	sortKeys, ascii bool
+}
+
+func (o *pyJSON) newline(sb *strings.Builder, depth int) {
+	switch {
+	case o.indentStr != "":
+		sb.WriteByte('\n')
+		sb.WriteString(strings.Repeat(o.indentStr, depth))
+	case o.indent >= 0:
+		sb.WriteByte('\n')
+		sb.WriteString(strings.Repeat(" ", o.indent*depth))
 	}
-	itemSep := ", "
-	if indent >= 0 {
-		itemSep = ","
+}
+
+func (o *pyJSON) write(sb *strings.Builder, v any, depth int) error {
+	if depth > MaxDepth {
+		return fmt.Errorf("nested deeper than %d levels", MaxDepth)
 	}
 	switch x := v.(type) {
 	case nil:
 		sb.WriteString("null")
 	case bool:
-		sb.WriteString(strconv.FormatBool(x))
-	case string:
-		writePyString(sb, x)
-	case json.Number:
-		if strings.ContainsAny(string(x), ".eE") { // Python parsed it as a float
-			f, err := x.Float64()
-			if err != nil {
-				return err
-			}
-			sb.WriteString(pyFloat(f))
+		if x {
+			sb.WriteString("true")
 		} else {
-			sb.WriteString(string(x))
+			sb.WriteString("false")
 		}
+	case string:
+		writePyString(sb, x, o.ascii)
+	case json.Number: // an int beyond int64, as the request wrote it
+		sb.WriteString(string(x))
 	case int:
 		sb.WriteString(strconv.Itoa(x))
 	case int64:
 		sb.WriteString(strconv.FormatInt(x, 10))
 	case float64:
 		sb.WriteString(pyFloat(x))
+	case *exec.Value:
+		if x == nil || x.IsNil() {
+			sb.WriteString("null")
+			return nil
+		}
+		return o.write(sb, x.Interface(), depth)
+	case exec.Dict:
+		return o.write(sb, &x, depth)
+	case *exec.Dict: // a {...} literal in the template, in its written order
+		keys := make([]string, len(x.Pairs))
+		vals := make(map[string]any, len(x.Pairs))
+		for i, p := range x.Pairs {
+			keys[i] = p.Key.String()
+			vals[keys[i]] = p.Value
+		}
+		return o.writeObject(sb, keys, vals, depth)
 	case []any:
-		if len(x) == 0 {
-			sb.WriteString("[]")
-			return nil
-		}
-		sb.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				sb.WriteString(itemSep)
-			}
-			nl(depth + 1)
-			if err := writePyJSON(sb, e, indent, depth+1); err != nil {
-				return err
-			}
-		}
-		nl(depth)
-		sb.WriteByte(']')
+		return o.writeArray(sb, len(x), func(i int) any { return x[i] }, depth)
+	case pyTuple:
+		return o.writeArray(sb, len(x), func(i int) any { return x[i] }, depth)
 	case map[string]any:
-		if len(x) == 0 {
-			sb.WriteString("{}")
-			return nil
-		}
-		keys := orderOf(x)
-		if keys == nil {
-			for k := range x {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-		}
-		sb.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				sb.WriteString(itemSep)
-			}
-			nl(depth + 1)
-			writePyString(sb, k)
-			sb.WriteString(": ")
-			if err := writePyJSON(sb, x[k], indent, depth+1); err != nil {
-				return err
-			}
-		}
-		nl(depth)
-		sb.WriteByte('}')
+		return o.writeObject(sb, keysInOrder(x), x, depth)
 	default:
-		// values gonja built itself (its own maps, lists, numbers): go through encoding/json
-		b, err := json.Marshal(x)
-		if err != nil {
-			return fmt.Errorf("tojson: %T: %w", x, err)
+		// values gonja built itself ([]*exec.Value lists, typed slices and maps, other numbers)
+		rv := reflect.ValueOf(v)
+		switch rv.Kind() {
+		case reflect.Pointer:
+			if rv.IsNil() {
+				sb.WriteString("null")
+				return nil
+			}
+			return o.write(sb, rv.Elem().Interface(), depth)
+		case reflect.Slice, reflect.Array:
+			return o.writeArray(sb, rv.Len(), func(i int) any { return rv.Index(i).Interface() }, depth)
+		case reflect.Map:
+			if rv.Type().Key().Kind() != reflect.String {
+				return fmt.Errorf("%T: keys must be strings", v)
+			}
+			m := make(map[string]any, rv.Len())
+			for it := rv.MapRange(); it.Next(); {
+				m[it.Key().String()] = it.Value().Interface()
+			}
+			return o.writeObject(sb, keysInOrder(m), m, depth)
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			sb.WriteString(strconv.FormatInt(rv.Int(), 10))
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			sb.WriteString(strconv.FormatUint(rv.Uint(), 10))
+		case reflect.Float32, reflect.Float64:
+			sb.WriteString(pyFloat(rv.Float()))
+		case reflect.String:
+			writePyString(sb, rv.String(), o.ascii)
+		case reflect.Bool:
+			return o.write(sb, rv.Bool(), depth)
+		default:
+			return fmt.Errorf("%T is not JSON serializable", v)
 		}
-		var back any
-		if err := json.Unmarshal(b, &back); err != nil {
+	}
+	return nil
+}
+
+func (o *pyJSON) writeArray(sb *strings.Builder, n int, at func(int) any, depth int) error {
+	if n == 0 {
+		sb.WriteString("[]")
+		return nil
+	}
+	sb.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			sb.WriteString(o.itemSep)
+		}
+		o.newline(sb, depth+1)
+		if err := o.write(sb, at(i), depth+1); err != nil {
 			return err
 		}
-		return writePyJSON(sb, back, indent, depth)
 	}
+	o.newline(sb, depth)
+	sb.WriteByte(']')
+	return nil
+}
+
+func (o *pyJSON) writeObject(sb *strings.Builder, keys []string, m map[string]any, depth int) error {
+	if len(keys) == 0 {
+		sb.WriteString("{}")
+		return nil
+	}
+	if o.sortKeys {
+		keys = slices.Clone(keys)
+		sort.Strings(keys) // Python sorts str keys by code point, as Go sorts UTF-8 bytes
+	}
+	sb.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			sb.WriteString(o.itemSep)
+		}
+		o.newline(sb, depth+1)
+		writePyString(sb, k, o.ascii)
+		sb.WriteString(o.keySep)
+		if err := o.write(sb, m[k], depth+1); err != nil {
+			return err
+		}
+	}
+	o.newline(sb, depth)
+	sb.WriteByte('}')
 	return nil
 }
 
@@ -453,8 +577,9 @@ func orderOf(m map[string]any) []string {
 	return keys
 }
 
-// writePyString quotes like Python's json.dumps with ensure_ascii=False.
-func writePyString(sb *strings.Builder, s string) {
+// writePyString quotes like Python's json.dumps: with ascii (ensure_ascii=True) everything
+// past ASCII as \uXXXX, in surrogate pairs beyond the BMP.
+func writePyString(sb *strings.Builder, s string, ascii bool) {
 	sb.WriteByte('"')
 	for _, r := range s {
 		switch r {
@@ -473,9 +598,15 @@ func writePyString(sb *strings.Builder, s string) {
 		case '\f':
 			sb.WriteString(`\f`)
 		default:
-			if r < 0x20 {
+			switch {
+			case r < 0x20:
 				fmt.Fprintf(sb, `\u%04x`, r)
-			} else {
+			case ascii && r > 0xffff:
+				hi, lo := utf16.EncodeRune(r)
+				fmt.Fprintf(sb, `\u%04x\u%04x`, hi, lo)
+			case ascii && r > 0x7e:
+				fmt.Fprintf(sb, `\u%04x`, r)
+			default:
 				sb.WriteRune(r)
 			}
 		}
@@ -510,8 +641,21 @@ func pyFloat(f float64) string {
 // separators, DecodeJSON's key order): what vLLM's tool parsers put in tool-call arguments.
 func PythonJSON(v any) (string, error) {
 	var sb strings.Builder
-	if err := writePyJSON(&sb, v, -1, 0); err != nil {
+	o := pyJSON{indent: -1, itemSep: ", ", keySep: ": "}
+	if err := o.write(&sb, v, 0); err != nil {
 		return "", err
 	}
 	return sb.String(), nil
+}
+
+// firstInvalid is the offset of src's first byte that is not part of valid UTF-8.
+func firstInvalid(src string) int {
+	for i, r := range src {
+		if r == utf8.RuneError {
+			if _, w := utf8.DecodeRuneInString(src[i:]); w == 1 {
+				return i
+			}
+		}
+	}
+	return len(src)
 }

@@ -1,0 +1,131 @@
+package chattemplate
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// The fixtures here come from Python's Jinja2 itself, set up as transformers sets it up
+// (testdata/tokenizer/crosscheck_jinja2.py): an independent reference for the engine.
+
+func readFixture(t testing.TB, name string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/tokenizer/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := DecodeJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.(map[string]any)
+}
+
+// firstDiff shows where two renderings part.
+func firstDiff(got, want string) string {
+	n := 0
+	for n < len(got) && n < len(want) && got[n] == want[n] {
+		n++
+	}
+	lo := max(0, n-40)
+	return fmt.Sprintf("at byte %d:\n got …%q\nwant …%q", n, got[lo:min(len(got), n+40)], want[lo:min(len(want), n+40)])
+}
+
+// TestJinja2Chats renders seeded random conversations through Qwen3's template and requires
+// Jinja2's text for each: tool calls with dict or string arguments, tool responses, system
+// prompts in any place, reasoning given apart or inside <think>, tools with floats, unicode
+// and escapes in their schemas.
+func TestJinja2Chats(t *testing.T) {
+	tpl, err := Load("../../testdata/tokenizer/qwen3/tokenizer_config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := readFixture(t, "chat-template-jinja2.json")["cases"].([]any)
+	if len(cases) < 100 {
+		t.Fatalf("only %d cases", len(cases))
+	}
+	for i, c := range cases {
+		cm := c.(map[string]any)
+		got, err := tpl.Render(cm["input"].(map[string]any))
+		if err != nil {
+			t.Errorf("case %d: %v", i, err)
+			continue
+		}
+		if want := cm["rendered"].(string); got != want {
+			t.Errorf("case %d differs %s", i, firstDiff(got, want))
+		}
+	}
+}
+
+// TestJinja2Snippets renders template snippets (subscripts, string methods, filters, tests,
+// tojson's options) on one context and requires Jinja2's text, or an error where Jinja2
+// raised one. Lines marked as differences gonja keeps (printing None, dict reprs) are only
+// rendered.
+func TestJinja2Snippets(t *testing.T) {
+	f := readFixture(t, "jinja2-snippets.json")
+	ctx := f["context"].(map[string]any)
+	compared := 0
+	for i, c := range f["cases"].([]any) {
+		cm := c.(map[string]any)
+		src := cm["template"].(string)
+		tpl, err := Parse(src)
+		if err != nil {
+			t.Errorf("snippet %d %q does not parse: %v", i, src, err)
+			continue
+		}
+		got, err := tpl.Render(ctx)
+		if cm["gonja_differs"] == true {
+			t.Logf("snippet %d %q: %q (a known difference; Jinja2: %q)", i, src, got, cm["rendered"])
+			continue
+		}
+		compared++
+		want, ok := cm["rendered"].(string)
+		switch {
+		case !ok && err == nil:
+			t.Errorf("snippet %d %q rendered %q; Jinja2 raised %v", i, src, got, cm["error"])
+		case ok && err != nil:
+			t.Errorf("snippet %d %q: %v", i, src, err)
+		case ok && got != want:
+			t.Errorf("snippet %d %q differs %s", i, src, firstDiff(got, want))
+		}
+	}
+	if compared < 30 {
+		t.Fatalf("only %d snippets compared", compared)
+	}
+}
+
+// FuzzTemplate parses and renders arbitrary template sources (a model folder's chat
+// template is input like any other): an error is fine, a panic is not.
+func FuzzTemplate(f *testing.F) {
+	fx := readFixture(f, "jinja2-snippets.json")
+	for _, c := range fx["cases"].([]any) {
+		f.Add(c.(map[string]any)["template"].(string))
+	}
+	ctx := fx["context"].(map[string]any)
+	f.Fuzz(func(t *testing.T, src string) {
+		tpl, err := Parse(src)
+		if err != nil {
+			return
+		}
+		_, _ = tpl.Render(ctx)
+	})
+}
+
+// TestMalformedTemplates: sources that crashed (a nil dereference in gonja's parser) or hung
+// (its lexer, on invalid UTF-8 inside a tag) the engine come back as errors that say so.
+func TestMalformedTemplates(t *testing.T) {
+	for src, want := range map[string]string{
+		`{{ "" is `:      "does not parse",
+		"{%\xe60.刋":      "not valid UTF-8 (first bad byte at offset 2)",
+		"ok\xff{{ x }}":  "offset 2",
+		`{% for x in %}`: "does not parse",
+		`{{ x[ }}`:       "does not parse",
+	} {
+		_, err := Parse(src)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v, want an error with %q", src, err, want)
+		}
+	}
+}

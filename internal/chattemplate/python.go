@@ -1,0 +1,535 @@
+package chattemplate
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/nikolalohinski/gonja/v2/builtins"
+	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/nikolalohinski/gonja/v2/nodes"
+	"github.com/nikolalohinski/gonja/v2/tokens"
+)
+
+// transformers renders chat templates with Python's Jinja2, and gonja 2.9.1 parts from it in
+// places templates use. This file puts Jinja2's behaviour back where it can from outside the
+// engine. testdata/tokenizer/jinja2-snippets.json holds what Jinja2 itself renders.
+
+// subscriptFunc is the name under which every x[i] reaches its target (see pythonSubscripts).
+const subscriptFunc = "__strata_subscript__"
+
+// pythonSubscripts routes the target of every subscript (x[i]) in t through subscriptFunc.
+// gonja indexes strings by byte, not code point, and refuses x[-n] when n is x's length
+// (one-element lists included: Qwen3's template takes content.split('<think>')[-1] of a
+// reply with no <think> in it). The evaluator asks an ItemGetter first, so wrapping the
+// target fixes both without touching the engine.
+func pythonSubscripts(t *exec.Template) {
+	var found []*nodes.GetItem
+	collectGetItems(reflect.ValueOf(t.Root()), map[unsafe.Pointer]bool{}, &found)
+	for _, g := range found {
+		g.Node = &nodes.Call{
+			Location: g.Location,
+			Func:     &nodes.Name{Name: &tokens.Token{Type: tokens.Name, Val: subscriptFunc, Pos: g.Location.Pos, Line: g.Location.Line, Col: g.Location.Col}},
+			Args:     []nodes.Expression{g.Node},
+			Kwargs:   map[string]nodes.Expression{},
+		}
+	}
+}
+
+var getItemType = reflect.TypeFor[*nodes.GetItem]()
+
+// collectGetItems finds every *nodes.GetItem reachable from v. Control structures keep their
+// expressions in unexported fields, which reflection may read but not hand out; the pointer
+// itself is all that is needed, and GetItem's fields are exported.
+func collectGetItems(v reflect.Value, seen map[unsafe.Pointer]bool, found *[]*nodes.GetItem) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return
+		}
+		p := v.UnsafePointer()
+		if seen[p] {
+			return
+		}
+		seen[p] = true
+		if v.Type() == getItemType {
+			*found = append(*found, (*nodes.GetItem)(p))
+		}
+		collectGetItems(v.Elem(), seen, found)
+	case reflect.Interface:
+		if !v.IsNil() {
+			collectGetItems(v.Elem(), seen, found)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			collectGetItems(v.Field(i), seen, found)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			collectGetItems(v.Index(i), seen, found)
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			collectGetItems(it.Value(), seen, found)
+		}
+	}
+}
+
+// subscriptTarget is subscriptFunc: it hands back what can be subscripted as Python does.
+func subscriptTarget(args *exec.VarArgs) *exec.Value {
+	if len(args.Args) != 1 {
+		return exec.AsValue(errors.New("subscript: want one target"))
+	}
+	v := args.Args[0]
+	if v.IsNil() || v.IsError() {
+		return v
+	}
+	return exec.AsValue(&pySubscript{v: v})
+}
+
+// pySubscript is a subscript's target: integer keys count from the end when negative and
+// index code points of strings; everything else goes to gonja.
+type pySubscript struct{ v *exec.Value }
+
+func (s *pySubscript) GetItem(key any) (*exec.Value, bool) {
+	i, ok := key.(int)
+	if !ok {
+		return s.v.GetItem(key)
+	}
+	rv := reflect.Indirect(s.v.Val)
+	for rv.Kind() == reflect.Interface && !rv.IsNil() {
+		rv = reflect.Indirect(rv.Elem())
+	}
+	switch rv.Kind() {
+	case reflect.String:
+		str := rv.String()
+		n := utf8.RuneCountInString(str)
+		if i < 0 {
+			i += n
+		}
+		if i < 0 || i >= n {
+			return exec.AsValue(nil), false
+		}
+		for j, r := range []rune(str) {
+			if j == i {
+				return exec.AsValue(string(r)), true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if i < 0 {
+			i += rv.Len()
+		}
+		if i < 0 || i >= rv.Len() {
+			return exec.AsValue(nil), false
+		}
+		return exec.ToValue(rv.Index(i)), true
+	}
+	return s.v.GetItem(key)
+}
+
+func (s *pySubscript) GetAttribute(name string) (*exec.Value, bool) { return s.v.GetAttribute(name) }
+
+// pyIsSpace is Python's str.isspace for one character: Go's unicode.IsSpace plus the
+// information separators U+001C-U+001F.
+func pyIsSpace(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) }
+
+// optString takes an optional string argument that may also be None, as Python's
+// strip(chars=None) and split(sep=None) do.
+func optString(args *exec.VarArgs, i int, name string) (s string, given bool, err error) {
+	if i < len(args.Args) {
+		a := args.Args[i]
+		switch {
+		case a.IsNil():
+			return "", false, nil
+		case a.IsString():
+			return a.String(), true, nil
+		}
+		return "", false, fmt.Errorf("%s must be None or a string, not %s", name, a.String())
+	}
+	if a, ok := args.KwArgs[name]; ok && !a.IsNil() {
+		if !a.IsString() {
+			return "", false, fmt.Errorf("%s must be None or a string, not %s", name, a.String())
+		}
+		return a.String(), true, nil
+	}
+	return "", false, nil
+}
+
+// optInt takes an optional integer argument with a default.
+func optInt(args *exec.VarArgs, i int, name string, def int) (int, error) {
+	var a *exec.Value
+	if i < len(args.Args) {
+		a = args.Args[i]
+	} else if k, ok := args.KwArgs[name]; ok {
+		a = k
+	} else {
+		return def, nil
+	}
+	if !a.IsInteger() {
+		return 0, fmt.Errorf("%s must be an integer, not %s", name, a.String())
+	}
+	return a.Integer(), nil
+}
+
+func maxArgs(args *exec.VarArgs, method string, n int) error {
+	if len(args.Args) > n {
+		return fmt.Errorf("%s() takes at most %d arguments (%d given)", method, n, len(args.Args))
+	}
+	return nil
+}
+
+// strip is Python's str.strip/lstrip/rstrip: whitespace without an argument, else any of
+// the argument's characters.
+func strip(method string, left, right bool) exec.Method[string] {
+	return func(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
+		if err := maxArgs(args, method, 1); err != nil {
+			return nil, exec.ErrInvalidCall(err)
+		}
+		chars, given, err := optString(args, 0, "chars")
+		if err != nil {
+			return nil, exec.ErrInvalidCall(err)
+		}
+		cut := pyIsSpace
+		if given {
+			cut = func(r rune) bool { return strings.ContainsRune(chars, r) }
+		}
+		if left {
+			self = strings.TrimLeftFunc(self, cut)
+		}
+		if right {
+			self = strings.TrimRightFunc(self, cut)
+		}
+		return self, nil
+	}
+}
+
+// split is Python's str.split and str.rsplit.
+func split(method string, fromRight bool) exec.Method[string] {
+	return func(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
+		if err := maxArgs(args, method, 2); err != nil {
+			return nil, exec.ErrInvalidCall(err)
+		}
+		sep, given, err := optString(args, 0, "sep")
+		if err != nil {
+			return nil, exec.ErrInvalidCall(err)
+		}
+		maxsplit, err := optInt(args, 1, "maxsplit", -1)
+		if err != nil {
+			return nil, exec.ErrInvalidCall(err)
+		}
+		if given && sep == "" {
+			return nil, exec.ErrInvalidCall(errors.New("empty separator"))
+		}
+		var parts []string
+		if given {
+			parts = splitSep(self, sep, maxsplit, fromRight)
+		} else {
+			parts = splitSpace(self, maxsplit, fromRight)
+		}
+		out := make([]any, len(parts))
+		for i, p := range parts {
+			out[i] = p
+		}
+		return out, nil
+	}
+}
+
+func splitSep(s, sep string, maxsplit int, fromRight bool) []string {
+	if maxsplit < 0 {
+		return strings.Split(s, sep)
+	}
+	if !fromRight {
+		return strings.SplitN(s, sep, maxsplit+1) // SplitN counts pieces, maxsplit cuts
+	}
+	var rev []string
+	for len(rev) < maxsplit {
+		i := strings.LastIndex(s, sep)
+		if i < 0 {
+			break
+		}
+		rev = append(rev, s[i+len(sep):])
+		s = s[:i]
+	}
+	rev = append(rev, s)
+	slices.Reverse(rev)
+	return rev
+}
+
+// splitSpace splits on runs of whitespace, dropping empty pieces; once maxsplit pieces are
+// split off, the rest (with its inner whitespace) is the last piece, stripped only at the
+// end the split came from.
+func splitSpace(s string, maxsplit int, fromRight bool) []string {
+	var out []string
+	if fromRight {
+		for {
+			s = strings.TrimRightFunc(s, pyIsSpace)
+			if s == "" {
+				break
+			}
+			i := strings.LastIndexFunc(s, pyIsSpace)
+			if i < 0 || (maxsplit >= 0 && len(out) == maxsplit) {
+				out = append(out, s)
+				break
+			}
+			_, w := utf8.DecodeRuneInString(s[i:])
+			out = append(out, s[i+w:])
+			s = s[:i]
+		}
+		slices.Reverse(out)
+		return out
+	}
+	for {
+		s = strings.TrimLeftFunc(s, pyIsSpace)
+		if s == "" {
+			break
+		}
+		if maxsplit >= 0 && len(out) == maxsplit {
+			out = append(out, s)
+			break
+		}
+		i := strings.IndexFunc(s, pyIsSpace)
+		if i < 0 {
+			out = append(out, s)
+			break
+		}
+		out = append(out, s[:i])
+		s = s[i:]
+	}
+	return out
+}
+
+// replace is Python's str.replace(old, new, count=-1).
+func replace(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
+	if len(args.Args) < 2 || len(args.Args) > 3 {
+		return nil, exec.ErrInvalidCall(fmt.Errorf("replace() takes 2 or 3 arguments (%d given)", len(args.Args)))
+	}
+	if !args.Args[0].IsString() || !args.Args[1].IsString() {
+		return nil, exec.ErrInvalidCall(errors.New("replace() wants strings"))
+	}
+	count, err := optInt(args, 2, "count", -1)
+	if err != nil {
+		return nil, exec.ErrInvalidCall(err)
+	}
+	return strings.Replace(self, args.Args[0].String(), args.Args[1].String(), count), nil
+}
+
+// index is Python's str.index/rindex: find that raises when the substring is absent.
+func index(method string, last bool) exec.Method[string] {
+	return func(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
+		if len(args.Args) != 1 || !args.Args[0].IsString() {
+			return nil, exec.ErrInvalidCall(fmt.Errorf("%s() wants one string", method))
+		}
+		sub := args.Args[0].String()
+		i := strings.Index(self, sub)
+		if last {
+			i = strings.LastIndex(self, sub)
+		}
+		if i < 0 {
+			return nil, errors.New("substring not found")
+		}
+		return utf8.RuneCountInString(self[:i]), nil
+	}
+}
+
+// pad is Python's str.center/ljust/rjust(width, fillchar=' ').
+func pad(method string, where byte) exec.Method[string] {
+	return func(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
+		if len(args.Args) < 1 || len(args.Args) > 2 || !args.Args[0].IsInteger() {
+			return nil, exec.ErrInvalidCall(fmt.Errorf("%s() wants a width and an optional fill character", method))
+		}
+		fill := " "
+		if len(args.Args) == 2 {
+			fill = args.Args[1].String()
+			if utf8.RuneCountInString(fill) != 1 {
+				return nil, exec.ErrInvalidCall(errors.New("the fill character must be exactly one character long"))
+			}
+		}
+		n := args.Args[0].Integer() - utf8.RuneCountInString(self)
+		if n <= 0 {
+			return self, nil
+		}
+		switch where {
+		case 'l':
+			return self + strings.Repeat(fill, n), nil
+		case 'r':
+			return strings.Repeat(fill, n) + self, nil
+		}
+		// CPython's center puts the odd extra character on the left when the width is odd
+		left := n/2 + (n & args.Args[0].Integer() & 1)
+		return strings.Repeat(fill, left) + self + strings.Repeat(fill, n-left), nil
+	}
+}
+
+// gonjaStrMethods are the string methods gonja 2.9.1 provides; MethodSet cannot list its own.
+var gonjaStrMethods = []string{"capitalize", "capwords", "casefold", "center", "count", "encode",
+	"endswith", "expandtabs", "find", "format", "format_map", "isalnum", "isalpha", "isascii",
+	"isdecimal", "isdigit", "islower", "isnumeric", "isprintable", "isspace", "istitle",
+	"isupper", "join", "ljust", "lower", "lstrip", "partition", "removeprefix", "removesuffix",
+	"replace", "rfind", "rjust", "rpartition", "rsplit", "rstrip", "split", "splitlines",
+	"startswith", "strip", "swapcase", "title", "upper", "zfill"}
+
+var gonjaDictMethods = []string{"keys", "values", "items", "get", "pop", "setdefault", "update", "copy", "clear"}
+
+func methodSet[I any](base *exec.MethodSet[I], names []string, own map[string]exec.Method[I]) *exec.MethodSet[I] {
+	all := map[string]exec.Method[I]{}
+	for _, n := range names {
+		if m, ok := base.Get(n); ok {
+			all[n] = m
+		}
+	}
+	for n, m := range own {
+		all[n] = m
+	}
+	return exec.NewMethodSet(all)
+}
+
+// pythonMethods is gonja's methods with Python's string and dict semantics where they differ.
+func pythonMethods() exec.Methods {
+	m := builtins.Methods
+	m.Str = methodSet(builtins.Methods.Str, gonjaStrMethods, map[string]exec.Method[string]{
+		"strip": strip("strip", true, true), "lstrip": strip("lstrip", true, false), "rstrip": strip("rstrip", false, true),
+		"split": split("split", false), "rsplit": split("rsplit", true),
+		"replace": replace,
+		"count": func(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
+			if len(args.Args) != 1 || !args.Args[0].IsString() {
+				return nil, exec.ErrInvalidCall(errors.New("count() wants one string"))
+			}
+			return strings.Count(self, args.Args[0].String()), nil
+		},
+		"index": index("index", false), "rindex": index("rindex", true),
+		"center": pad("center", 'c'), "ljust": pad("ljust", 'l'), "rjust": pad("rjust", 'r'),
+	})
+	m.Dict = methodSet(builtins.Methods.Dict, gonjaDictMethods, map[string]exec.Method[map[string]any]{
+		"keys": func(self map[string]any, sv *exec.Value, args *exec.VarArgs) (any, error) {
+			keys, self := ordered(self, sv)
+			if err := maxArgs(args, "keys", 0); err != nil {
+				return nil, exec.ErrInvalidCall(err)
+			}
+			out := []any{}
+			for _, k := range keys {
+				out = append(out, k)
+			}
+			return out, nil
+		},
+		"values": func(self map[string]any, sv *exec.Value, args *exec.VarArgs) (any, error) {
+			keys, self := ordered(self, sv)
+			if err := maxArgs(args, "values", 0); err != nil {
+				return nil, exec.ErrInvalidCall(err)
+			}
+			out := []any{}
+			for _, k := range keys {
+				out = append(out, self[k])
+			}
+			return out, nil
+		},
+		"items": func(self map[string]any, sv *exec.Value, args *exec.VarArgs) (any, error) {
+			keys, self := ordered(self, sv)
+			if err := maxArgs(args, "items", 0); err != nil {
+				return nil, exec.ErrInvalidCall(err)
+			}
+			return itemsOf(keys, self), nil
+		},
+	})
+	return m
+}
+
+// ordered is a mapping's keys in their order and its entries. gonja hands dict methods a
+// copy, which has lost the order DecodeJSON recorded for the original, and a {...} literal
+// in the template is gonja's Dict, whose pairs keep the order they were written in.
+func ordered(cp map[string]any, v *exec.Value) ([]string, map[string]any) {
+	switch x := v.Interface().(type) {
+	case map[string]any:
+		return keysInOrder(x), x
+	case *exec.Dict:
+		keys := make([]string, len(x.Pairs))
+		m := make(map[string]any, len(x.Pairs))
+		for i, p := range x.Pairs {
+			keys[i] = p.Key.String()
+			m[keys[i]] = p.Value.Interface()
+		}
+		return keys, m
+	}
+	return keysInOrder(cp), cp
+}
+
+// keysInOrder is a map's keys in the order DecodeJSON met them, sorted for maps it did not
+// build (there is no other order to keep).
+func keysInOrder(m map[string]any) []string {
+	if keys := orderOf(m); keys != nil {
+		return keys
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// pyTuple prints as Python prints a tuple; iterating and unpacking it is a list's.
+type pyTuple []any
+
+func (t pyTuple) String() string {
+	parts := make([]string, len(t))
+	for i, e := range t {
+		if s, ok := e.(string); ok {
+			parts[i] = pyRepr(s)
+		} else {
+			parts[i] = exec.ToValue(e).String()
+		}
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// pyRepr quotes a string as Python's repr does in the common case.
+func pyRepr(s string) string {
+	q := "'"
+	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
+		q = `"`
+	}
+	r := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`, "\t", `\t`, q, `\`+q)
+	return q + r.Replace(s) + q
+}
+
+func itemsOf(keys []string, m map[string]any) []any {
+	out := []any{}
+	for _, k := range keys {
+		out = append(out, pyTuple{k, m[k]})
+	}
+	return out
+}
+
+// itemsFilter is Jinja2's items filter with the mapping's own order (gonja walks a Go map in
+// random order, so a template iterating tool parameters rendered differently every time).
+func itemsFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if len(params.Args) > 0 || len(params.KwArgs) > 0 {
+		return exec.AsValue(exec.ErrInvalidCall(errors.New("items takes no arguments")))
+	}
+	switch in.Interface().(type) {
+	case map[string]any, *exec.Dict:
+		keys, m := ordered(nil, in)
+		return exec.AsValue(itemsOf(keys, m))
+	}
+	return itemsFallback(e, in, params)
+}
+
+var itemsFallback, _ = builtins.Filters.Get("items")
+
+// boolTest is Jinja2's `true` and `false` tests: only the boolean itself passes (gonja asks
+// for any false value, so None and "" were `false`).
+func boolTest(want bool) exec.TestFunction {
+	return func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
+		b, ok := in.Interface().(bool)
+		return ok && b == want, nil
+	}
+}
