@@ -1,7 +1,8 @@
 # Builds chat-template-jinja2.json and jinja2-snippets.json: Python's Jinja2, the engine
 # transformers' apply_chat_template uses, set up as transformers sets it up (a sandboxed
 # environment with trim_blocks, lstrip_blocks, loop controls, its tojson, raise_exception).
-#   - chat-template-jinja2.json: seeded random conversations (system prompts, tool calls with
+#   - chat-template-jinja2.json: seeded random conversations, with the ids of each rendering
+#     (crosscheck_bpe.py's tokenizer), (system prompts, tool calls with
 #     dict or string arguments, tool responses, reasoning in reasoning_content or in <think>,
 #     tools whose schemas hold floats, unicode and escapes) through Qwen3's chat template.
 #   - jinja2-snippets.json: the lines of jinja2-snippets.txt, each rendered on one context:
@@ -17,6 +18,8 @@ import jinja2
 import jinja2.ext
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from crosscheck_bpe import encode  # ids of each rendering, for `strata tokenize`
 
 
 def raise_exception(message):
@@ -110,7 +113,8 @@ while len(cases) < 150:
         inp["tools"] = [rtool() for _ in range(rnd.randint(0, 3))]
     if rnd.random() < 0.5:
         inp["enable_thinking"] = rnd.random() < 0.5
-    cases.append({"input": inp, "rendered": tpl.render(**inp, eos_token=cfg["eos_token"], pad_token=cfg["pad_token"])})
+    text = tpl.render(**inp, eos_token=cfg["eos_token"], pad_token=cfg["pad_token"])
+    cases.append({"input": inp, "rendered": text, "ids": encode(text)})
 with open("chat-template-jinja2.json", "w") as f:
     json.dump({"generator": generator, "cases": cases}, f, ensure_ascii=False)
     f.write("\n")
