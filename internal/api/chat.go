@@ -76,7 +76,9 @@ func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen bool, 
 			return "", badRequest("messages", "messages[%d].role %v: want system, developer, user, assistant or tool", i, mm["role"])
 		}
 		switch c := mm["content"].(type) {
-		case nil, string:
+		case nil: // an assistant turn that only calls tools: vLLM gives the template ""
+			mm["content"] = ""
+		case string:
 		case []any:
 			var parts []string
 			for k, p := range c {
@@ -94,6 +96,11 @@ func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen bool, 
 		default:
 			return "", badRequest("messages", "messages[%d].content must be a string or an array of text parts", i)
 		}
+		if r, ok := mm["reasoning"].(string); ok && role == "assistant" {
+			// vLLM's name for the reasoning a reply came with (its responses carry it so);
+			// templates read reasoning_content
+			mm["reasoning_content"] = r
+		}
 		if calls, ok := mm["tool_calls"].([]any); ok {
 			for k, tc := range calls {
 				tm, _ := tc.(map[string]any)
@@ -101,12 +108,16 @@ func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen bool, 
 				if fn == nil {
 					return "", badRequest("messages", "messages[%d].tool_calls[%d] has no function", i, k)
 				}
-				if a, ok := fn["arguments"].(string); ok {
+				switch a := fn["arguments"].(type) {
+				case string:
 					v, err := chattemplate.DecodeJSON([]byte(a))
 					if err != nil {
 						return "", badRequest("messages", "messages[%d].tool_calls[%d].function.arguments is not JSON: %v", i, k, err)
 					}
 					fn["arguments"] = v
+				case map[string]any, []any:
+				default: // absent or null: no arguments, as vLLM gives the template
+					fn["arguments"] = map[string]any{}
 				}
 			}
 		}

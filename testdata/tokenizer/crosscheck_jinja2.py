@@ -5,6 +5,9 @@
 #     (crosscheck_bpe.py's tokenizer), (system prompts, tool calls with
 #     dict or string arguments, tool responses, reasoning in reasoning_content or in <think>,
 #     tools whose schemas hold floats, unicode and escapes) through Qwen3's chat template.
+#   - chat-template-vllm.json: conversations as OpenAI clients send them to a server (null
+#     content beside tool calls, arguments as JSON strings or null, vLLM's `reasoning`,
+#     content as text parts), rendered after the normalisation vLLM's chat_utils applies.
 #   - jinja2-snippets.json: the lines of jinja2-snippets.txt, each rendered on one context:
 #     the subscripts, string methods, filters, tests and tojson options templates rely on.
 # Run from this folder (Debian: apt-get install python3-jinja2):
@@ -117,6 +120,56 @@ while len(cases) < 150:
     cases.append({"input": inp, "rendered": text, "ids": encode(text)})
 with open("chat-template-jinja2.json", "w") as f:
     json.dump({"generator": generator, "cases": cases}, f, ensure_ascii=False)
+    f.write("\n")
+
+
+
+def like_vllm(messages):
+    """The messages as vLLM hands them to the template: content None or a list of text parts
+    becomes a string, `reasoning` becomes reasoning_content, tool-call arguments objects."""
+    out = []
+    for m in messages:
+        m = dict(m)
+        c = m.get("content")
+        if c is None:
+            m["content"] = ""
+        elif isinstance(c, list):
+            m["content"] = "\n".join(p["text"] for p in c)
+        if m["role"] == "assistant" and m.get("reasoning") is not None:
+            m["reasoning_content"] = m["reasoning"]
+        calls = []
+        for tc in m.get("tool_calls") or []:
+            tc = json.loads(json.dumps(tc))
+            a = tc["function"].get("arguments")
+            if isinstance(a, str):
+                tc["function"]["arguments"] = json.loads(a)
+            elif not isinstance(a, (dict, list)):
+                tc["function"]["arguments"] = {}
+            calls.append(tc)
+        if "tool_calls" in m:
+            m["tool_calls"] = calls
+        out.append(m)
+    return out
+
+
+call = lambda args: {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": args}}
+api_chats = [
+    [{"role": "user", "content": "Weather in Paris?"}, {"role": "assistant", "content": None, "tool_calls": [call('{"city": "Paris", "unit": 1.0}')]},
+     {"role": "tool", "tool_call_id": "call_1", "content": "{\"t\": 21.5}"}],
+    [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [call(None)]}],
+    [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [call("{}"), call('{"a": [1, 2.50, null]}')]},
+     {"role": "tool", "content": "one"}, {"role": "tool", "content": [{"type": "text", "text": "two"}, {"type": "text", "text": "parts"}]}],
+    [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]}, {"role": "user", "content": "a"},
+     {"role": "assistant", "content": "b", "reasoning": "first"}, {"role": "user", "content": "c"},
+     {"role": "assistant", "content": None, "reasoning": "second", "tool_calls": [call('{"city": "Zürich"}')]}, {"role": "tool", "content": "sunny"}],
+    [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "tool_calls": []}, {"role": "user", "content": "z"}],
+]
+api_cases = []
+for msgs in api_chats:
+    inp = {"messages": msgs, "add_generation_prompt": True}
+    api_cases.append({"input": inp, "rendered": tpl.render(messages=like_vllm(msgs), add_generation_prompt=True, eos_token=cfg["eos_token"], pad_token=cfg["pad_token"])})
+with open("chat-template-vllm.json", "w") as f:
+    json.dump({"generator": generator, "cases": api_cases}, f, ensure_ascii=False, indent=1)
     f.write("\n")
 
 context = {"one": ["a"], "two": ["a", "b"], "empty": [], "s": "héllo wörld", "e": "", "c": "é",
