@@ -79,6 +79,9 @@ func renderChat(dir, messagesFile, toolsFile string, addGenerationPrompt, enable
 	text, err := tpl.Render(vars)
 	if err != nil {
 		for i, m := range list {
+			if c, has := m.(map[string]any)["content"]; has && c == nil {
+				return "", fmt.Errorf("%w (message %d's content is null; Hugging Face's apply_chat_template fails on it too, while a vLLM server passes \"\": give \"\")", err, i)
+			}
 			if _, isList := m.(map[string]any)["content"].([]any); isList {
 				// transformers hands the template the content as given, and Qwen3's template
 				// calls string methods on it: this fails there too

@@ -95,6 +95,8 @@ func TestTokenizeBadInput(t *testing.T) {
 	os.WriteFile(empty, []byte(`[]`), 0o644)
 	parts := filepath.Join(dir, "parts.json")
 	os.WriteFile(parts, []byte(`[{"role": "user", "content": [{"type": "text", "text": "a"}]}]`), 0o644)
+	null := filepath.Join(dir, "null.json")
+	os.WriteFile(null, []byte(`[{"role": "user", "content": "hi"}, {"role": "assistant", "content": null, "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {}}}]}]`), 0o644)
 	cases := []struct {
 		args []string
 		want string
@@ -104,6 +106,7 @@ func TestTokenizeBadInput(t *testing.T) {
 		{[]string{"tokenize", "--model", qwenTok, "--messages", obj}, "JSON array"},
 		{[]string{"tokenize", "--model", qwenTok, "--messages", empty}, "the array is empty"},
 		{[]string{"tokenize", "--model", qwenTok, "--messages", parts}, "join the text parts"},
+		{[]string{"tokenize", "--model", qwenTok, "--messages", null}, `message 1's content is null`},
 		{[]string{"tokenize", "--model", qwenTok, "--text", "hi", "--add-generation-prompt"}, "use it with --messages"},
 		{[]string{"tokenize", "--model", "../../testdata/models/qwen3-dense-tiny", "--text", "hi"}, "tokenize needs one"},
 		{[]string{"tokenize", "--model", "/no/such/folder", "--text", "hi"}, "no such model folder"},
