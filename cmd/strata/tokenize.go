@@ -40,7 +40,7 @@ func readJSONFile(flag, path string) (any, error) {
 }
 
 // renderChat applies the model's chat template to a messages file (and optional tools file).
-func renderChat(dir, messagesFile, toolsFile string, addGenerationPrompt, enableThinking bool) (string, error) {
+func renderChat(dir, messagesFile, toolsFile string, addGenerationPrompt, continueFinal, enableThinking bool) (string, error) {
 	tpl, err := chattemplate.Load(filepath.Join(dir, "tokenizer_config.json"))
 	if err != nil {
 		return "", err
@@ -77,6 +77,13 @@ func renderChat(dir, messagesFile, toolsFile string, addGenerationPrompt, enable
 		vars["tools"] = tools
 	}
 	text, err := tpl.Render(vars)
+	if err == nil && continueFinal {
+		final, ok := list[len(list)-1].(map[string]any)["content"].(string)
+		if !ok {
+			return "", errors.New("--continue-final-message: the last message's content must be a string to continue")
+		}
+		return chattemplate.ContinueFinal(text, final)
+	}
 	if err != nil {
 		for i, m := range list {
 			if c, has := m.(map[string]any)["content"]; has && c == nil {
@@ -94,9 +101,9 @@ func renderChat(dir, messagesFile, toolsFile string, addGenerationPrompt, enable
 
 func newTokenizeCmd() *cobra.Command {
 	var dir, text, messages, tools string
-	var addGen, thinking, printText bool
+	var addGen, continueFinal, thinking, printText bool
 	cmd := &cobra.Command{
-		Use:   "tokenize --model DIR (--text T | --messages FILE.json [--tools FILE.json]) [--add-generation-prompt] [--enable-thinking=false] [--print-text]",
+		Use:   "tokenize --model DIR (--text T | --messages FILE.json [--tools FILE.json]) [--add-generation-prompt | --continue-final-message] [--enable-thinking=false] [--print-text]",
 		Short: `Turn text or a chat into token ids, printing {"tokens": [...], "count": N} as vLLM's /tokenize`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -105,11 +112,14 @@ func newTokenizeCmd() *cobra.Command {
 				return errors.New("give --model and exactly one of --text or --messages")
 			}
 			if hasText {
-				for _, name := range []string{"tools", "add-generation-prompt", "enable-thinking"} {
+				for _, name := range []string{"tools", "add-generation-prompt", "continue-final-message", "enable-thinking"} {
 					if cmd.Flags().Changed(name) {
 						return fmt.Errorf("--%s applies to a chat: use it with --messages, not --text", name)
 					}
 				}
+			}
+			if addGen && continueFinal {
+				return errors.New("--continue-final-message continues the last message, --add-generation-prompt opens a new one: give one of them")
 			}
 			tk, err := loadTokenizer(dir, "tokenize needs one; use a folder with the model's tokenizer")
 			if err != nil {
@@ -117,7 +127,7 @@ func newTokenizeCmd() *cobra.Command {
 			}
 			s := text
 			if messages != "" {
-				if s, err = renderChat(dir, messages, tools, addGen, thinking); err != nil {
+				if s, err = renderChat(dir, messages, tools, addGen, continueFinal, thinking); err != nil {
 					return err
 				}
 			}
@@ -147,6 +157,7 @@ func newTokenizeCmd() *cobra.Command {
 	f.StringVar(&messages, "messages", "", "JSON file: an array of OpenAI-style chat messages")
 	f.StringVar(&tools, "tools", "", "JSON file: an array of OpenAI tool definitions")
 	f.BoolVar(&addGen, "add-generation-prompt", false, "end with the assistant turn's opening, as for generation")
+	f.BoolVar(&continueFinal, "continue-final-message", false, "end inside the last message (a prefilled answer to continue), as transformers' continue_final_message")
 	f.BoolVar(&thinking, "enable-thinking", true, "Qwen3: let the model think (false adds an empty <think></think>)")
 	f.BoolVar(&printText, "print-text", false, "also print the rendered text")
 	return cmd

@@ -129,3 +129,55 @@ func TestTokenizeBadInput(t *testing.T) {
 		t.Fatalf("detokenize: %q %v", out, err)
 	}
 }
+
+// TestTokenizeContinueFinal: --continue-final-message ends the prompt inside the last
+// message, as transformers does (the cases of chat-template-vllm.json that need no vLLM
+// normalisation: plain string contents), and refuses --add-generation-prompt beside it.
+func TestTokenizeContinueFinal(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/tokenizer/chat-template-vllm.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct {
+			Input struct {
+				Messages []map[string]any `json:"messages"`
+				Continue bool             `json:"continue_final_message"`
+			} `json:"input"`
+			Rendered string `json:"rendered"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	for i, c := range g.Cases {
+		plain := c.Input.Continue
+		for _, m := range c.Input.Messages {
+			if _, ok := m["content"].(string); !ok || m["reasoning"] != nil {
+				plain = false
+			}
+		}
+		if !plain {
+			continue
+		}
+		mf := filepath.Join(t.TempDir(), "m.json")
+		mb, _ := json.Marshal(c.Input.Messages)
+		os.WriteFile(mf, mb, 0o644)
+		out, err := runCLI("tokenize", "--model", qwenTok, "--messages", mf, "--continue-final-message", "--print-text")
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		var res struct{ Text string }
+		if json.Unmarshal([]byte(out), &res) != nil || res.Text != c.Rendered {
+			t.Errorf("case %d: printed %q, want text %q", i, out, c.Rendered)
+		}
+		ran++
+		if _, err := runCLI("tokenize", "--model", qwenTok, "--messages", mf, "--continue-final-message", "--add-generation-prompt"); err == nil || !strings.Contains(err.Error(), "give one of them") {
+			t.Errorf("both flags: %v", err)
+		}
+	}
+	if ran < 2 {
+		t.Fatalf("only %d cases", ran)
+	}
+}

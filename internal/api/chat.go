@@ -53,7 +53,10 @@ func forcedCall(content string) (parsedCall, bool) {
 // renderChat turns OpenAI messages (and tools) into the prompt text through the model's chat
 // template, as vLLM does: content parts joined, tool-call arguments given to the template as
 // objects.
-func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen bool, kwargs map[string]any) (string, error) {
+func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen, continueFinal bool, kwargs map[string]any) (string, error) {
+	if addGen && continueFinal {
+		return "", badRequest("continue_final_message", "continue_final_message and add_generation_prompt cannot both be true: set \"add_generation_prompt\": false to continue the last message")
+	}
 	if s.cfg.Template == nil {
 		return "", badRequest("messages", "the model folder has no chat template (tokenizer_config.json): use /v1/completions")
 	}
@@ -156,6 +159,12 @@ func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen bool, 
 	text, err := s.cfg.Template.Render(vars)
 	if err != nil {
 		return "", badRequest("messages", "%v", err)
+	}
+	if continueFinal {
+		final, _ := list[len(list)-1].(map[string]any)["content"].(string) // made a string above
+		if text, err = chattemplate.ContinueFinal(text, final); err != nil {
+			return "", badRequest("continue_final_message", "%v", err)
+		}
 	}
 	return text, nil
 }
@@ -260,10 +269,6 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "\"messages\" is required", "messages")
 		return
 	}
-	if req.ContinueFinalMessage {
-		writeError(w, http.StatusBadRequest, "continue_final_message is not supported: end the conversation with the user's turn", "continue_final_message")
-		return
-	}
 	if req.Echo {
 		writeError(w, http.StatusBadRequest, "echo is not supported for chat completions", "echo")
 		return
@@ -278,7 +283,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		toolsRaw = nil
 	}
 	addGen := req.AddGenerationPrompt == nil || *req.AddGenerationPrompt
-	text, err := s.renderChat(req.Messages, toolsRaw, addGen, req.ChatTemplateKwargs)
+	text, err := s.renderChat(req.Messages, toolsRaw, addGen, req.ContinueFinalMessage, req.ChatTemplateKwargs)
 	if err != nil {
 		writeAPIError(w, err)
 		return

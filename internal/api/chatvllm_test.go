@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/strata-ai/strata/internal/tokenizer"
 )
 
 // TestChatMessagesLikeVLLM sends conversations as OpenAI clients send them (null content
@@ -14,7 +16,13 @@ import (
 // parts) and requires the prompt Python's Jinja2 renders from them after vLLM's own
 // normalisation (testdata/tokenizer/crosscheck_jinja2.py).
 func TestChatMessagesLikeVLLM(t *testing.T) {
-	f := startServer(t, "../../testdata/tokenizer/qwen3", &scripted{}, 4096, nil)
+	const qwen = "../../testdata/tokenizer/qwen3"
+	tok, err := tokenizer.Load(qwen + "/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := tok.Encode(" blue.")
+	f := startServer(t, qwen, &scripted{tokens: answer}, 4096, nil)
 	b, err := os.ReadFile("../../testdata/tokenizer/chat-template-vllm.json")
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +55,35 @@ func TestChatMessagesLikeVLLM(t *testing.T) {
 		if fmt.Sprint(out.Tokens) != fmt.Sprint(want) {
 			got, _ := f.tok.Decode(out.Tokens, false)
 			t.Errorf("case %d:\n got %q\nwant %q", i, got, c.Rendered)
+		}
+		// the same conversation as a chat completion: the prompt is the same, the answer
+		// continues the last message where continue_final_message asks
+		var in map[string]any
+		json.Unmarshal(c.Input, &in)
+		in["model"], in["max_tokens"] = "demo", 10
+		body, _ := json.Marshal(in)
+		req, _ := http.NewRequest("POST", f.url+"/v1/chat/completions", strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var comp struct {
+			Choices []struct {
+				Message struct{ Content string } `json:"message"`
+			} `json:"choices"`
+			Usage struct {
+				PromptTokens int `json:"prompt_tokens"`
+			} `json:"usage"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&comp)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || len(comp.Choices) != 1 {
+			t.Errorf("case %d: chat completion status %d, %v", i, resp.StatusCode, err)
+			continue
+		}
+		if comp.Usage.PromptTokens != len(want) || comp.Choices[0].Message.Content != " blue." {
+			t.Errorf("case %d: chat completion prompt of %d tokens (want %d), answer %q", i, comp.Usage.PromptTokens, len(want), comp.Choices[0].Message.Content)
 		}
 	}
 }

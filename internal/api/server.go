@@ -414,7 +414,7 @@ func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) {
 	case req.Prompt == nil && len(req.Messages) > 0:
 		addGen := req.AddGenerationPrompt == nil || *req.AddGenerationPrompt
 		var err error
-		if text, err = s.renderChat(req.Messages, req.Tools, addGen, req.ChatTemplateKwargs); err != nil {
+		if text, err = s.renderChat(req.Messages, req.Tools, addGen, req.ContinueFinalMessage, req.ChatTemplateKwargs); err != nil {
 			writeAPIError(w, err)
 			return
 		}

@@ -163,20 +163,22 @@ type chatRequest struct {
 	ChatTemplateKwargs  map[string]any     `json:"chat_template_kwargs"`
 	AddGenerationPrompt *bool              `json:"add_generation_prompt"`
 	ParallelToolCalls   *bool              `json:"parallel_tool_calls"`
-	// refused when set (see chatRequest.unsupported)
+	// the prompt ends inside the last (assistant) message, which the answer continues
 	ContinueFinalMessage bool `json:"continue_final_message"`
-	Echo                 bool `json:"echo"`
+	// refused when set (see chatRequest.unsupported)
+	Echo bool `json:"echo"`
 }
 
 type tokenizeRequest struct {
-	Model               string          `json:"model"`
-	Prompt              *string         `json:"prompt"`
-	Messages            json.RawMessage `json:"messages"`
-	Tools               json.RawMessage `json:"tools"`
-	AddGenerationPrompt *bool           `json:"add_generation_prompt"`
-	AddSpecialTokens    *bool           `json:"add_special_tokens"`
-	ChatTemplateKwargs  map[string]any  `json:"chat_template_kwargs"`
-	ReturnTokenStrs     bool            `json:"return_token_strs"`
+	Model                string          `json:"model"`
+	Prompt               *string         `json:"prompt"`
+	Messages             json.RawMessage `json:"messages"`
+	Tools                json.RawMessage `json:"tools"`
+	AddGenerationPrompt  *bool           `json:"add_generation_prompt"`
+	ContinueFinalMessage bool            `json:"continue_final_message"`
+	AddSpecialTokens     *bool           `json:"add_special_tokens"`
+	ChatTemplateKwargs   map[string]any  `json:"chat_template_kwargs"`
+	ReturnTokenStrs      bool            `json:"return_token_strs"`
 }
 
 type detokenizeRequest struct {

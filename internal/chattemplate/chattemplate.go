@@ -659,3 +659,20 @@ func firstInvalid(src string) int {
 	}
 	return len(src)
 }
+
+// ContinueFinal cuts a rendered chat right after its final message's content, as
+// transformers' apply_chat_template does with continue_final_message: the model then goes on
+// writing that message (a prefilled answer) instead of closing it. final is that content.
+func ContinueFinal(rendered, final string) (string, error) {
+	stripped := strings.TrimFunc(final, pyIsSpace)
+	loc := strings.LastIndex(rendered, stripped)
+	if loc < 0 {
+		return "", errors.New("continue_final_message: the final message does not appear in the rendered chat (the template changes it); end with a message the template keeps as it is")
+	}
+	keep := len(strings.TrimLeftFunc(final, pyIsSpace))
+	if loc+keep > len(rendered) || rendered[loc:loc+keep] != final {
+		// the template trimmed the message's trailing space: continue from its last character
+		keep = len(stripped)
+	}
+	return rendered[:loc+keep], nil
+}

@@ -129,3 +129,30 @@ func TestMalformedTemplates(t *testing.T) {
 		}
 	}
 }
+
+// TestContinueFinal follows transformers' continue_final_message on the cases its code
+// distinguishes: spacing kept, trailing space trimmed by the template, leading space, the
+// content appearing earlier too (the last one counts), an empty message, a missing one.
+func TestContinueFinal(t *testing.T) {
+	const r = "<|im_start|>user\nSay hi<|im_end|>\n<|im_start|>assistant\nHi<|im_end|>\n"
+	for _, c := range []struct{ rendered, final, want, err string }{
+		{r, "Hi", "<|im_start|>user\nSay hi<|im_end|>\n<|im_start|>assistant\nHi", ""},
+		{r, "Hi  ", "<|im_start|>user\nSay hi<|im_end|>\n<|im_start|>assistant\nHi", ""},
+		{"<a>\n Hi there \n<b>", " Hi there ", "<a>\n Hi there", ""},
+		{"<a>x Hi there <b>", "Hi there ", "<a>x Hi there ", ""},
+		{"<u>Hi</u><a>Hi</a>", "Hi", "<u>Hi</u><a>Hi", ""},
+		{r, "", r, ""},
+		{r, "Bye", "", "does not appear"},
+	} {
+		got, err := ContinueFinal(c.rendered, c.final)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("ContinueFinal(%q, %q) = %q, %v; want an error with %q", c.rendered, c.final, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("ContinueFinal(%q, %q) = %q, %v; want %q", c.rendered, c.final, got, err, c.want)
+		}
+	}
+}

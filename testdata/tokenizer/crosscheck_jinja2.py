@@ -7,7 +7,8 @@
 #     tools whose schemas hold floats, unicode and escapes) through Qwen3's chat template.
 #   - chat-template-vllm.json: conversations as OpenAI clients send them to a server (null
 #     content beside tool calls, arguments as JSON strings or null, vLLM's `reasoning`,
-#     content as text parts), rendered after the normalisation vLLM's chat_utils applies.
+#     content as text parts, continue_final_message), rendered after the normalisation vLLM's
+#     chat_utils applies.
 #   - jinja2-snippets.json: the lines of jinja2-snippets.txt, each rendered on one context:
 #     the subscripts, string methods, filters, tests and tojson options templates rely on.
 # Run from this folder (Debian: apt-get install python3-jinja2):
@@ -164,10 +165,26 @@ api_chats = [
      {"role": "assistant", "content": None, "reasoning": "second", "tool_calls": [call('{"city": "Zürich"}')]}, {"role": "tool", "content": "sunny"}],
     [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "tool_calls": []}, {"role": "user", "content": "z"}],
 ]
+
+
+def continue_final(rendered, final):
+    """transformers' apply_chat_template with continue_final_message=True."""
+    loc = rendered.rindex(final.strip())
+    if rendered[loc:loc + len(final.lstrip())] == final:
+        return rendered[:loc + len(final.lstrip())]
+    return rendered[:loc + len(final.strip())]
+
+
 api_cases = []
 for msgs in api_chats:
     inp = {"messages": msgs, "add_generation_prompt": True}
     api_cases.append({"input": inp, "rendered": tpl.render(messages=like_vllm(msgs), add_generation_prompt=True, eos_token=cfg["eos_token"], pad_token=cfg["pad_token"])})
+for msgs in [[{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "The colour is"}],
+             [{"role": "user", "content": "JSON please"}, {"role": "assistant", "content": "{\"a\": ", "reasoning": "easy"}],
+             [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "  spaced  "}]]:
+    inp = {"messages": msgs, "add_generation_prompt": False, "continue_final_message": True}
+    full = tpl.render(messages=like_vllm(msgs), add_generation_prompt=False, eos_token=cfg["eos_token"], pad_token=cfg["pad_token"])
+    api_cases.append({"input": inp, "rendered": continue_final(full, like_vllm(msgs)[-1]["content"])})
 with open("chat-template-vllm.json", "w") as f:
     json.dump({"generator": generator, "cases": api_cases}, f, ensure_ascii=False, indent=1)
     f.write("\n")
