@@ -320,21 +320,63 @@ func replace(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
 	return strings.Replace(self, args.Args[0].String(), args.Args[1].String(), count), nil
 }
 
-// index is Python's str.index/rindex: find that raises when the substring is absent.
-func index(method string, last bool) exec.Method[string] {
+// bounds reads the optional start and end arguments (from argument i on) of Python's
+// find/index/count family as a code-point range of self, clamped as a slice is; ok is false
+// when start lies past the end, where Python finds nothing.
+func bounds(self []rune, args *exec.VarArgs, i int) (lo, hi int, ok bool, err error) {
+	lo, hi = 0, len(self)
+	for k, p := range []*int{&lo, &hi} {
+		if i+k >= len(args.Args) || args.Args[i+k].IsNil() {
+			continue
+		}
+		a := args.Args[i+k]
+		if !a.IsInteger() {
+			return 0, 0, false, fmt.Errorf("slice indices must be integers or None, not %s", a.String())
+		}
+		v := a.Integer()
+		if v < 0 {
+			v += len(self)
+		}
+		*p = min(max(v, 0), len(self))
+		if k == 0 && a.Integer() > len(self) {
+			return 0, 0, false, nil
+		}
+	}
+	return lo, max(lo, hi), true, nil
+}
+
+// search is Python's str.find/rfind/index/rindex/count(sub[, start[, end]]), in code points.
+func search(method string) exec.Method[string] {
 	return func(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
-		if len(args.Args) != 1 || !args.Args[0].IsString() {
-			return nil, exec.ErrInvalidCall(fmt.Errorf("%s() wants one string", method))
+		if len(args.Args) < 1 || len(args.Args) > 3 || !args.Args[0].IsString() {
+			return nil, exec.ErrInvalidCall(fmt.Errorf("%s() wants a string and optional start and end", method))
 		}
 		sub := args.Args[0].String()
-		i := strings.Index(self, sub)
-		if last {
-			i = strings.LastIndex(self, sub)
+		runes := []rune(self)
+		lo, hi, ok, err := bounds(runes, args, 1)
+		if err != nil {
+			return nil, exec.ErrInvalidCall(err)
 		}
-		if i < 0 {
+		hay := string(runes[lo:hi])
+		at := -1
+		switch {
+		case !ok && method == "count":
+			return 0, nil
+		case !ok:
+		case method == "count":
+			return strings.Count(hay, sub), nil
+		case method == "find" || method == "index":
+			at = strings.Index(hay, sub)
+		default:
+			at = strings.LastIndex(hay, sub)
+		}
+		if at >= 0 {
+			at = lo + utf8.RuneCountInString(hay[:at])
+		}
+		if at < 0 && (method == "index" || method == "rindex") {
 			return nil, errors.New("substring not found")
 		}
-		return utf8.RuneCountInString(self[:i]), nil
+		return at, nil
 	}
 }
 
@@ -397,13 +439,7 @@ func pythonMethods() exec.Methods {
 		"strip": strip("strip", true, true), "lstrip": strip("lstrip", true, false), "rstrip": strip("rstrip", false, true),
 		"split": split("split", false), "rsplit": split("rsplit", true),
 		"replace": replace,
-		"count": func(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
-			if len(args.Args) != 1 || !args.Args[0].IsString() {
-				return nil, exec.ErrInvalidCall(errors.New("count() wants one string"))
-			}
-			return strings.Count(self, args.Args[0].String()), nil
-		},
-		"index": index("index", false), "rindex": index("rindex", true),
+		"find":    search("find"), "rfind": search("rfind"), "index": search("index"), "rindex": search("rindex"), "count": search("count"),
 		"center": pad("center", 'c'), "ljust": pad("ljust", 'l'), "rjust": pad("rjust", 'r'),
 	})
 	m.Dict = methodSet(builtins.Methods.Dict, gonjaDictMethods, map[string]exec.Method[map[string]any]{
