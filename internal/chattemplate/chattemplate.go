@@ -48,6 +48,12 @@ func environment() *exec.Environment {
 		filters := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
 		_ = filters.Replace("tojson", toJSONFilter)
 		_ = filters.Replace("items", itemsFilter)
+		_ = filters.Replace("reverse", reverseFilter)
+		for _, name := range keyOrderFilters {
+			if f, ok := filters.Get(name); ok {
+				_ = filters.Replace(name, inKeyOrder(f))
+			}
+		}
 		tests := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
 		_ = tests.Replace("true", boolTest(true))
 		_ = tests.Replace("false", boolTest(false))
@@ -96,7 +102,7 @@ func Parse(src string) (t *Template, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat template does not parse: %w", err)
 	}
-	pythonSubscripts(tpl)
+	pythonize(tpl)
 	return &Template{tpl: tpl, special: map[string]any{}}, nil
 }
 
@@ -158,7 +164,7 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 		}
 	}()
 	// the globals transformers' apply_chat_template gives every template
-	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow, subscriptFunc: subscriptTarget}
+	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow, subscriptFunc: subscriptTarget, iterFunc: iterTarget}
 	for k, v := range t.special {
 		ctx[k] = v
 	}

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/nikolalohinski/gonja/v2/builtins"
+	controlStructures "github.com/nikolalohinski/gonja/v2/builtins/control_structures"
 	"github.com/nikolalohinski/gonja/v2/exec"
 	"github.com/nikolalohinski/gonja/v2/nodes"
 	"github.com/nikolalohinski/gonja/v2/tokens"
@@ -21,65 +22,110 @@ import (
 // places templates use. This file puts Jinja2's behaviour back where it can from outside the
 // engine. testdata/tokenizer/jinja2-snippets.json holds what Jinja2 itself renders.
 
-// subscriptFunc is the name under which every x[i] reaches its target (see pythonSubscripts).
-const subscriptFunc = "__strata_subscript__"
+// subscriptFunc is the name under which every x[i] reaches its target, and iterFunc the
+// one under which every {% for x in y %} reaches y (see pythonize).
+const (
+	subscriptFunc = "__strata_subscript__"
+	iterFunc      = "__strata_iter__"
+)
 
-// pythonSubscripts routes the target of every subscript (x[i]) in t through subscriptFunc.
-// gonja indexes strings by byte, not code point, and refuses x[-n] when n is x's length
-// (one-element lists included: Qwen3's template takes content.split('<think>')[-1] of a
-// reply with no <think> in it). The evaluator asks an ItemGetter first, so wrapping the
-// target fixes both without touching the engine.
-func pythonSubscripts(t *exec.Template) {
-	var found []*nodes.GetItem
-	collectGetItems(reflect.ValueOf(t.Root()), map[unsafe.Pointer]bool{}, &found)
-	for _, g := range found {
-		g.Node = &nodes.Call{
-			Location: g.Location,
-			Func:     &nodes.Name{Name: &tokens.Token{Type: tokens.Name, Val: subscriptFunc, Pos: g.Location.Pos, Line: g.Location.Line, Col: g.Location.Col}},
-			Args:     []nodes.Expression{g.Node},
-			Kwargs:   map[string]nodes.Expression{},
+// pythonize rewrites a parsed template where gonja's evaluation parts from Jinja2's:
+//   - the target of every subscript (x[i]) goes through subscriptFunc. gonja indexes
+//     strings by byte, not code point, and refuses x[-n] when n is x's length (one-element
+//     lists included: Qwen3's template takes content.split('<think>')[-1] of a reply with
+//     no <think> in it). The evaluator asks an ItemGetter first, so wrapping the target
+//     fixes both without touching the engine.
+//   - what a one-variable for loop walks goes through iterFunc: gonja walks a Go map's keys
+//     sorted, Jinja2 a dict's in insertion order (tool parameters, in the order given).
+func pythonize(t *exec.Template) {
+	var w walk
+	w.seen = map[unsafe.Pointer]bool{}
+	w.visit(reflect.ValueOf(t.Root()))
+	for _, g := range w.getItems {
+		g.Node = call(subscriptFunc, g.Location, g.Node)
+	}
+	for _, f := range w.fors {
+		if f.Value == "" { // "for k, v in d" is gonja's own (Jinja2 wants d.items()): left as is
+			f.ObjectEvaluator = call(iterFunc, f.ObjectEvaluator.Position(), f.ObjectEvaluator)
 		}
 	}
 }
 
-var getItemType = reflect.TypeFor[*nodes.GetItem]()
+// call is the expression name(arg), at the position of what it wraps.
+func call(name string, at *tokens.Token, arg nodes.Expression) *nodes.Call {
+	tok := &tokens.Token{Type: tokens.Name, Val: name}
+	if at != nil {
+		tok.Pos, tok.Line, tok.Col = at.Pos, at.Line, at.Col
+	}
+	return &nodes.Call{Location: tok, Func: &nodes.Name{Name: tok}, Args: []nodes.Expression{arg}, Kwargs: map[string]nodes.Expression{}}
+}
 
-// collectGetItems finds every *nodes.GetItem reachable from v. Control structures keep their
-// expressions in unexported fields, which reflection may read but not hand out; the pointer
-// itself is all that is needed, and GetItem's fields are exported.
-func collectGetItems(v reflect.Value, seen map[unsafe.Pointer]bool, found *[]*nodes.GetItem) {
+var (
+	getItemType = reflect.TypeFor[*nodes.GetItem]()
+	forType     = reflect.TypeFor[*controlStructures.ForControlStructure]()
+)
+
+// walk finds every subscript and for loop reachable from a template's root. Control
+// structures keep their expressions in unexported fields, which reflection may read but not
+// hand out; the pointer itself is all that is needed, and the fields rewritten are exported.
+type walk struct {
+	seen     map[unsafe.Pointer]bool
+	getItems []*nodes.GetItem
+	fors     []*controlStructures.ForControlStructure
+}
+
+func (w *walk) visit(v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
 			return
 		}
 		p := v.UnsafePointer()
-		if seen[p] {
+		if w.seen[p] {
 			return
 		}
-		seen[p] = true
-		if v.Type() == getItemType {
-			*found = append(*found, (*nodes.GetItem)(p))
+		w.seen[p] = true
+		switch v.Type() {
+		case getItemType:
+			w.getItems = append(w.getItems, (*nodes.GetItem)(p))
+		case forType:
+			w.fors = append(w.fors, (*controlStructures.ForControlStructure)(p))
 		}
-		collectGetItems(v.Elem(), seen, found)
+		w.visit(v.Elem())
 	case reflect.Interface:
 		if !v.IsNil() {
-			collectGetItems(v.Elem(), seen, found)
+			w.visit(v.Elem())
 		}
 	case reflect.Struct:
 		for i := range v.NumField() {
-			collectGetItems(v.Field(i), seen, found)
+			w.visit(v.Field(i))
 		}
 	case reflect.Slice, reflect.Array:
 		for i := range v.Len() {
-			collectGetItems(v.Index(i), seen, found)
+			w.visit(v.Index(i))
 		}
 	case reflect.Map:
 		it := v.MapRange()
 		for it.Next() {
-			collectGetItems(it.Value(), seen, found)
+			w.visit(it.Value())
 		}
 	}
+}
+
+// iterTarget is iterFunc: a mapping DecodeJSON built becomes its keys in their order.
+func iterTarget(args *exec.VarArgs) *exec.Value {
+	if len(args.Args) != 1 {
+		return exec.AsValue(errors.New("iterate: want one value"))
+	}
+	v := args.Args[0]
+	if m, ok := v.Interface().(map[string]any); ok {
+		keys := []any{}
+		for _, k := range keysInOrder(m) {
+			keys = append(keys, k)
+		}
+		return exec.AsValue(keys)
+	}
+	return v
 }
 
 // subscriptTarget is subscriptFunc: it hands back what can be subscripted as Python does.
@@ -560,6 +606,65 @@ func itemsFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.
 }
 
 var itemsFallback, _ = builtins.Filters.Get("items")
+
+// keyOrderFilters walk their input: given a mapping they walk its keys, which gonja takes
+// sorted and Jinja2 in insertion order.
+var keyOrderFilters = []string{"list", "first", "last", "join", "unique", "map", "select",
+	"reject", "selectattr", "rejectattr", "batch", "slice", "sum", "min", "max"}
+
+// inKeyOrder hands a filter a mapping DecodeJSON built as its keys in their order.
+func inKeyOrder(f exec.FilterFunction) exec.FilterFunction {
+	return func(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+		if m, ok := in.Interface().(map[string]any); ok {
+			keys := []any{}
+			for _, k := range keysInOrder(m) {
+				keys = append(keys, k)
+			}
+			in = exec.AsValue(keys)
+		}
+		return f(e, in, params)
+	}
+}
+
+// reverseFilter is Jinja2's reverse: a string backwards, any other sequence in reverse
+// order, a mapping's keys last to first (gonja's sorted the items, then reversed them).
+func reverseFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if len(params.Args) > 0 || len(params.KwArgs) > 0 {
+		return exec.AsValue(exec.ErrInvalidCall(errors.New("reverse takes no arguments")))
+	}
+	if in.IsString() {
+		r := []rune(in.String())
+		slices.Reverse(r)
+		return exec.AsValue(string(r))
+	}
+	var out []any
+	switch x := in.Interface().(type) {
+	case map[string]any:
+		for _, k := range keysInOrder(x) {
+			out = append(out, k)
+		}
+	case *exec.Dict:
+		for _, p := range x.Pairs {
+			out = append(out, p.Key.Interface())
+		}
+	default:
+		rv := reflect.Indirect(in.Val)
+		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+			return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("reverse: %s is not a sequence", in.String())))
+		}
+		for i := range rv.Len() {
+			out = append(out, rv.Index(i).Interface())
+		}
+	}
+	slices.Reverse(out)
+	if out == nil {
+		out = []any{}
+	}
+	return exec.AsValue(out)
+}
 
 // boolTest is Jinja2's `true` and `false` tests: only the boolean itself passes (gonja asks
 // for any false value, so None and "" were `false`).

@@ -189,7 +189,7 @@ with open("chat-template-vllm.json", "w") as f:
     json.dump({"generator": generator, "cases": api_cases}, f, ensure_ascii=False, indent=1)
     f.write("\n")
 
-context = {"one": ["a"], "two": ["a", "b"], "empty": [], "s": "héllo wörld", "e": "", "c": "é",
+context = {"u": ["c", "a", "b"], "nums": [3, 1, 2], "one": ["a"], "two": ["a", "b"], "empty": [], "s": "héllo wörld", "e": "", "c": "é",
            "msgs": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
            "d": {"b": 1, "a": [1, 2.5, None, True, "x"]}, "n": 3, "f": 2.5, "big": 12345678901234567890, "t": True, "z": None,
            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "number", "default": 1.0}}}}}]}
