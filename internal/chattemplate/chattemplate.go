@@ -49,6 +49,8 @@ func environment() *exec.Environment {
 		_ = filters.Replace("tojson", toJSONFilter)
 		_ = filters.Replace("items", itemsFilter)
 		_ = filters.Replace("reverse", reverseFilter)
+		_ = filters.Replace("dictsort", dictsortFilter)
+		_ = filters.Replace("round", roundFilter)
 		for _, name := range keyOrderFilters {
 			if f, ok := filters.Get(name); ok {
 				_ = filters.Replace(name, inKeyOrder(f))

@@ -3,9 +3,11 @@ package chattemplate
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -624,6 +626,116 @@ func inKeyOrder(f exec.FilterFunction) exec.FilterFunction {
 		}
 		return f(e, in, params)
 	}
+}
+
+// dictsortFilter is Jinja2's dictsort(case_sensitive=false, by="key", reverse=false), on
+// template literals too (gonja's gave [] for those).
+func dictsortFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	var keys []string
+	var m map[string]any
+	switch in.Interface().(type) {
+	case map[string]any, *exec.Dict:
+		keys, m = ordered(nil, in)
+	default:
+		return dictsortFallback(e, in, params)
+	}
+	caseSensitive, byValue, rev := false, false, false
+	for i, a := range params.Args {
+		switch {
+		case i == 0 && a.IsBool():
+			caseSensitive = a.Bool()
+		case i == 1 && a.IsString():
+			byValue = a.String() == "value"
+		case i == 2 && a.IsBool():
+			rev = a.Bool()
+		default:
+			return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("dictsort: unexpected argument %s", a.String())))
+		}
+	}
+	for k, a := range params.KwArgs {
+		switch {
+		case k == "case_sensitive" && a.IsBool():
+			caseSensitive = a.Bool()
+		case k == "by" && a.IsString() && (a.String() == "key" || a.String() == "value"):
+			byValue = a.String() == "value"
+		case k == "reverse" && a.IsBool():
+			rev = a.Bool()
+		default:
+			return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("dictsort: unexpected %s=%s", k, a.String())))
+		}
+	}
+	sortKey := func(k string) string {
+		if byValue {
+			k = exec.ToValue(m[k]).String()
+		}
+		if !caseSensitive {
+			k = strings.ToLower(k)
+		}
+		return k
+	}
+	keys = slices.Clone(keys)
+	sort.SliceStable(keys, func(i, j int) bool { // stable both ways, as Python's sorted
+		if rev {
+			return sortKey(keys[i]) > sortKey(keys[j])
+		}
+		return sortKey(keys[i]) < sortKey(keys[j])
+	})
+	return exec.AsValue(itemsOf(keys, m))
+}
+
+var dictsortFallback, _ = builtins.Filters.Get("dictsort")
+
+// roundFilter is Jinja2's round(precision=0, method="common"): "common" is Python's round,
+// which takes the nearest decimal of the float's exact value and breaks exact ties to even
+// (2.5 gives 2.0; gonja gave 3.0); "floor" and "ceil" scale, round and scale back.
+func roundFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	precision, method := 0, "common"
+	for i, a := range params.Args {
+		switch {
+		case i == 0 && a.IsInteger():
+			precision = a.Integer()
+		case i == 1 && a.IsString():
+			method = a.String()
+		default:
+			return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("round: unexpected argument %s", a.String())))
+		}
+	}
+	for k, a := range params.KwArgs {
+		switch {
+		case k == "precision" && a.IsInteger():
+			precision = a.Integer()
+		case k == "method" && a.IsString():
+			method = a.String()
+		default:
+			return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("round: unexpected %s=%s", k, a.String())))
+		}
+	}
+	if !in.IsNumber() {
+		return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("round: %s is not a number", in.String())))
+	}
+	x, scale := in.Float(), math.Pow(10, float64(precision))
+	switch method {
+	case "common":
+		if in.IsInteger() && precision >= 0 {
+			return in // Python's round(3, 0) is the int 3
+		}
+		if precision < 0 {
+			return exec.AsValue(math.RoundToEven(x*scale) / scale)
+		}
+		r, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', precision, 64), 64)
+		return exec.AsValue(r)
+	case "floor":
+		return exec.AsValue(math.Floor(x*scale) / scale)
+	case "ceil":
+		return exec.AsValue(math.Ceil(x*scale) / scale)
+	}
+	return exec.AsValue(exec.ErrInvalidCall(errors.New(`round: method must be "common", "ceil" or "floor"`)))
 }
 
 // reverseFilter is Jinja2's reverse: a string backwards, any other sequence in reverse
