@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -179,9 +180,40 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 			// the template's own verdict on the messages, without the engine's trail
 			return "", fmt.Errorf("the chat template refused the messages: %s", err.Error()[i+len(raisedPrefix):])
 		}
-		return "", fmt.Errorf("rendering the chat template: %w", err)
+		return "", &renderError{err: err}
 	}
 	return out, nil
+}
+
+// renderError says where and why a template failed in one line; the engine's own message
+// nests every enclosing block ("Unable to execute controlStructure at line 26: ...") and
+// stays reachable through Unwrap.
+type renderError struct{ err error }
+
+var (
+	atLine    = regexp.MustCompile(`(?i)at line (\d+)`)
+	wrapCalls = regexp.MustCompile(`call\(\[([^\]]*)\], map\[\]\)`)
+)
+
+func (e *renderError) Unwrap() error { return e.err }
+
+func (e *renderError) Error() string {
+	msg := e.err.Error()
+	where := ""
+	if m := atLine.FindAllStringSubmatch(msg, -1); m != nil {
+		where = " at line " + m[len(m)-1][1]
+	}
+	parts := strings.Split(msg, ": ")
+	cause := strings.TrimSpace(parts[len(parts)-1])
+	for i := len(parts) - 1; cause == "" && i > 0; i-- {
+		cause = strings.TrimSpace(parts[i-1])
+	}
+	if strings.HasSuffix(cause, " on") || strings.HasSuffix(cause, " of") {
+		cause += " None" // gonja prints None as nothing
+	}
+	// the subscript and loop rewrites show as calls in gonja's messages
+	cause = wrapCalls.ReplaceAllString(cause, "$1")
+	return "rendering the chat template failed" + where + ": " + cause + " (a value the template needs is missing, null or of another type)"
 }
 
 // raisedPrefix marks the message of a template's raise_exception in the engine's error.

@@ -1,6 +1,7 @@
 package chattemplate
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -153,6 +154,28 @@ func TestContinueFinal(t *testing.T) {
 		}
 		if err != nil || got != c.want {
 			t.Errorf("ContinueFinal(%q, %q) = %q, %v; want %q", c.rendered, c.final, got, err, c.want)
+		}
+	}
+}
+
+// TestRenderErrorsSayWhere: a template that fails on the data names the line and the cause
+// in one sentence, with the engine's nested trail still behind Unwrap.
+func TestRenderErrorsSayWhere(t *testing.T) {
+	tpl, err := Load("../../testdata/tokenizer/qwen3/tokenizer_config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for js, want := range map[string]string{
+		`{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": null}]}`: "failed at line 41: 'lstrip' is not callable on None",
+		`{"messages": [{"role": "user", "content": 5}]}`:                                            "failed at line 20: unknown method 'startswith' for '5'",
+	} {
+		v, _ := DecodeJSON([]byte(js))
+		_, err := tpl.Render(v.(map[string]any))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "controlStructure") {
+			t.Errorf("%s: %v; want one line with %q", js, err, want)
+		}
+		if err != nil && (errors.Unwrap(err) == nil || !strings.Contains(errors.Unwrap(err).Error(), "controlStructure")) {
+			t.Errorf("%s: the engine's trail is not behind Unwrap", js)
 		}
 	}
 }
