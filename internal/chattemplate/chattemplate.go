@@ -167,7 +167,7 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 		}
 	}()
 	// the globals transformers' apply_chat_template gives every template
-	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow, subscriptFunc: subscriptTarget, iterFunc: iterTarget}
+	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow, subscriptFunc: subscriptTarget, iterFunc: iterTarget, dictFunc: dictCall, "range": rangeCall}
 	for k, v := range t.special {
 		ctx[k] = v
 	}
@@ -303,12 +303,19 @@ var keyOrder sync.Map // map address (uintptr, which keeps nothing alive) -> []s
 func DecodeJSON(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	v, err := decodeValue(dec, 0)
-	if err != nil {
-		return nil, err
+	var recorded []uintptr
+	v, err := decodeValue(dec, 0, &recorded)
+	if err == nil {
+		if _, end := dec.Token(); !errors.Is(end, io.EOF) {
+			err = errors.New("trailing data after the JSON value")
+		}
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("trailing data after the JSON value")
+	if err != nil {
+		// the objects finished before the error were recorded, and no caller will Forget them
+		for _, a := range recorded {
+			keyOrder.Delete(a)
+		}
+		return nil, err
 	}
 	return v, nil
 }
@@ -317,7 +324,7 @@ func DecodeJSON(b []byte) (any, error) {
 // handful of levels, and the decoder, the template engine and tojson all recurse per level.
 const MaxDepth = 128
 
-func decodeValue(dec *json.Decoder, depth int) (any, error) {
+func decodeValue(dec *json.Decoder, depth int, recorded *[]uintptr) (any, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, err
@@ -337,7 +344,7 @@ func decodeValue(dec *json.Decoder, depth int) (any, error) {
 					return nil, err
 				}
 				k := kt.(string)
-				v, err := decodeValue(dec, depth+1)
+				v, err := decodeValue(dec, depth+1, recorded)
 				if err != nil {
 					return nil, err
 				}
@@ -351,12 +358,14 @@ func decodeValue(dec *json.Decoder, depth int) (any, error) {
 			}
 			// keyed by address, which keeps nothing alive; Forget drops the entries, and a map
 			// that reuses a stale address is caught by orderOf's key check
-			keyOrder.Store(uintptr(reflect.ValueOf(m).UnsafePointer()), keys)
+			addr := uintptr(reflect.ValueOf(m).UnsafePointer())
+			keyOrder.Store(addr, keys)
+			*recorded = append(*recorded, addr)
 			return m, nil
 		case '[':
 			s := []any{}
 			for dec.More() {
-				v, err := decodeValue(dec, depth+1)
+				v, err := decodeValue(dec, depth+1, recorded)
 				if err != nil {
 					return nil, err
 				}
@@ -394,21 +403,49 @@ func toJSONFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec
 		return in
 	}
 	bad := func(err error) *exec.Value { return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("tojson: %w", err))) }
-	if len(params.Args) > 0 {
-		return bad(errors.New("takes keyword arguments only (indent=, sort_keys=, separators=, ensure_ascii=)"))
+	// transformers' signature: tojson(x, ensure_ascii=False, indent=None, separators=None,
+	// sort_keys=False), positionally or by name
+	order := []string{"ensure_ascii", "indent", "separators", "sort_keys"}
+	if len(params.Args) > len(order) {
+		return bad(fmt.Errorf("takes at most %d arguments", len(order)))
 	}
-	o := pyJSON{indent: -1, itemSep: ", ", keySep: ": "}
+	given := map[string]*exec.Value{}
+	for i, v := range params.Args {
+		given[order[i]] = v
+	}
 	for k, v := range params.KwArgs {
+		if !slices.Contains(order, k) {
+			return bad(fmt.Errorf("unexpected keyword %s", k))
+		}
+		if _, dup := given[k]; dup {
+			return bad(fmt.Errorf("%s given twice", k))
+		}
+		given[k] = v
+	}
+	o := pyJSON{itemSep: ", ", keySep: ": "}
+	for k, v := range given {
+		if v.IsNil() {
+			continue
+		}
 		switch {
-		case v.IsNil():
-		case k == "indent" && v.IsInteger():
-			o.indent = v.Integer()
 		case k == "indent" && v.IsString(): // Python indents with the string itself
-			o.indent, o.indentStr = 0, v.String()
-		case k == "sort_keys" && v.IsBool():
-			o.sortKeys = v.Bool()
-		case k == "ensure_ascii" && v.IsBool():
-			o.ascii = v.Bool()
+			o.indentStr, o.indented = v.String(), true
+		case k == "indent" && (v.IsInteger() || v.IsBool()): // json.dumps: ' ' * indent
+			n := 0
+			if v.IsBool() {
+				if v.Bool() {
+					n = 1
+				}
+			} else {
+				n = v.Integer()
+			}
+			o.indentStr, o.indented = strings.Repeat(" ", max(n, 0)), true
+		case (k == "sort_keys" || k == "ensure_ascii") && v.IsBool():
+			if k == "sort_keys" {
+				o.sortKeys = v.Bool()
+			} else {
+				o.ascii = v.Bool()
+			}
 		case k == "separators":
 			seps, ok := v.ToGoSimpleType(false).([]any)
 			if !ok || len(seps) != 2 {
@@ -421,10 +458,10 @@ func toJSONFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec
 			}
 			o.itemSep, o.keySep, o.sepsGiven = item, key, true
 		default:
-			return bad(fmt.Errorf("unexpected %s=%s", k, v.String()))
+			return bad(fmt.Errorf("%s=%s: not a value json.dumps takes", k, v.String()))
 		}
 	}
-	if (o.indent >= 0 || o.indentStr != "") && !o.sepsGiven {
+	if o.indented && !o.sepsGiven {
 		o.itemSep = "," // json.dumps drops the space after commas when it indents
 	}
 	var sb strings.Builder
@@ -436,21 +473,17 @@ func toJSONFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec
 
 // pyJSON is json.dumps's formatting options.
 type pyJSON struct {
-	indent          int    // -1: all on one line
-	indentStr       string // indent given as a string
+	indented        bool   // a newline before every item (indent given, even as 0 or "")
+	indentStr       string // what each level indents by
 	itemSep, keySep string
 	sepsGiven       bool
 	sortKeys, ascii bool
 }
 
 func (o *pyJSON) newline(sb *strings.Builder, depth int) {
-	switch {
-	case o.indentStr != "":
+	if o.indented {
 		sb.WriteByte('\n')
 		sb.WriteString(strings.Repeat(o.indentStr, depth))
-	case o.indent >= 0:
-		sb.WriteByte('\n')
-		sb.WriteString(strings.Repeat(" ", o.indent*depth))
 	}
 }
 
@@ -486,12 +519,7 @@ func (o *pyJSON) write(sb *strings.Builder, v any, depth int) error {
 	case exec.Dict:
 		return o.write(sb, &x, depth)
 	case *exec.Dict: // a {...} literal in the template, in its written order
-		keys := make([]string, len(x.Pairs))
-		vals := make(map[string]any, len(x.Pairs))
-		for i, p := range x.Pairs {
-			keys[i] = p.Key.String()
-			vals[keys[i]] = p.Value
-		}
+		keys, vals := dictPairs(x)
 		return o.writeObject(sb, keys, vals, depth)
 	case []any:
 		return o.writeArray(sb, len(x), func(i int) any { return x[i] }, depth)
@@ -599,22 +627,34 @@ func Forget(v any) {
 	}
 }
 
-// orderOf returns the key order DecodeJSON recorded for m, if it still describes m exactly.
+// orderOf returns m's keys in the order DecodeJSON recorded, as Python keeps a dict's:
+// keys since deleted are skipped and keys added since (a server adding reasoning_content
+// or empty arguments) follow, as Python appends them (sorted among themselves, having no
+// recorded order). nil when nothing was recorded for m.
 func orderOf(m map[string]any) []string {
 	ko, ok := keyOrder.Load(uintptr(reflect.ValueOf(m).UnsafePointer()))
 	if !ok {
 		return nil
 	}
-	keys := ko.([]string)
-	if len(keys) != len(m) {
-		return nil
-	}
-	for _, k := range keys {
-		if _, ok := m[k]; !ok {
-			return nil
+	recorded := ko.([]string)
+	keys := make([]string, 0, len(m))
+	seen := make(map[string]bool, len(recorded))
+	for _, k := range recorded {
+		if _, ok := m[k]; ok && !seen[k] {
+			keys, seen[k] = append(keys, k), true
 		}
 	}
-	return keys
+	if len(keys) == len(m) {
+		return keys
+	}
+	var added []string
+	for k := range m {
+		if !seen[k] {
+			added = append(added, k)
+		}
+	}
+	sort.Strings(added)
+	return append(keys, added...)
 }
 
 // writePyString quotes like Python's json.dumps: with ascii (ensure_ascii=True) everything
@@ -681,7 +721,7 @@ func pyFloat(f float64) string {
 // separators, DecodeJSON's key order): what vLLM's tool parsers put in tool-call arguments.
 func PythonJSON(v any) (string, error) {
 	var sb strings.Builder
-	o := pyJSON{indent: -1, itemSep: ", ", keySep: ": "}
+	o := pyJSON{itemSep: ", ", keySep: ": "}
 	if err := o.write(&sb, v, 0); err != nil {
 		return "", err
 	}

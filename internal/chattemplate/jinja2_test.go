@@ -179,3 +179,56 @@ func TestRenderErrorsSayWhere(t *testing.T) {
 		}
 	}
 }
+
+func recordedOrders() int {
+	n := 0
+	keyOrder.Range(func(_, _ any) bool { n++; return true })
+	return n
+}
+
+// TestDecodeJSONKeepsNothingOnError: objects decoded before a syntax error leave no key
+// order behind (no caller can Forget them; a client could grow the table with bad requests).
+func TestDecodeJSONKeepsNothingOnError(t *testing.T) {
+	// a failed decode's maps may reuse the addresses of maps other tests never forgot, so
+	// the table can shrink; 200 rounds that each left 5 entries would grow it by about 1000
+	before := recordedOrders()
+	for range 200 {
+		for _, bad := range []string{`[{"a": 1}, {"b": {"c": 2}}, oops`, `{"a": {"b": 1}} trailing`, `[{"x": 1}, ` + strings.Repeat("[", MaxDepth+1)} {
+			if _, err := DecodeJSON([]byte(bad)); err == nil {
+				t.Fatalf("%.40q decoded", bad)
+			}
+		}
+	}
+	if after := recordedOrders(); after > before {
+		t.Fatalf("%d key orders left behind by failed decodes", after-before)
+	}
+}
+
+// TestAddedKeysFollow: a key a server adds to a decoded object (vLLM's empty arguments,
+// reasoning_content) goes after the client's keys, as Python appends it, and the client's
+// keys keep their order.
+func TestAddedKeysFollow(t *testing.T) {
+	v, err := DecodeJSON([]byte(`{"name": "f", "id": "c1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Forget(v)
+	m := v.(map[string]any)
+	m["arguments"] = map[string]any{}
+	delete(m, "id")
+	got, err := PythonJSON(m)
+	if want := `{"name": "f", "arguments": {}}`; err != nil || got != want {
+		t.Fatalf("got %s (%v), want %s", got, err, want)
+	}
+}
+
+// TestRangeSandboxed: range() refuses what Jinja2's sandbox refuses, with its limit.
+func TestRangeSandboxed(t *testing.T) {
+	tpl, err := Parse(`{% for i in range(100001) %}{% endfor %}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tpl.Render(map[string]any{}); err == nil || !strings.Contains(errors.Unwrap(err).Error(), "larger than 100000") {
+		t.Fatalf("range(100001): %v", err)
+	}
+}

@@ -29,6 +29,7 @@ import (
 const (
 	subscriptFunc = "__strata_subscript__"
 	iterFunc      = "__strata_iter__"
+	dictFunc      = "__strata_dict__"
 )
 
 // pythonize rewrites a parsed template where gonja's evaluation parts from Jinja2's:
@@ -39,12 +40,29 @@ const (
 //     fixes both without touching the engine.
 //   - what a one-variable for loop walks goes through iterFunc: gonja walks a Go map's keys
 //     sorted, Jinja2 a dict's in insertion order (tool parameters, in the order given).
+//   - dict(a=1, b=2) becomes dictFunc("a", 1, "b", 2): gonja hands keyword arguments over
+//     in a Go map, so the dict came out in a different order on every render.
 func pythonize(t *exec.Template) {
 	var w walk
 	w.seen = map[unsafe.Pointer]bool{}
 	w.visit(reflect.ValueOf(t.Root()))
 	for _, g := range w.getItems {
 		g.Node = call(subscriptFunc, g.Location, g.Node)
+	}
+	for _, c := range w.calls {
+		if n, ok := c.Func.(*nodes.Name); !ok || n.Name.Val != "dict" || len(c.Args) > 0 {
+			continue
+		}
+		names := make([]string, 0, len(c.Kwargs))
+		for k := range c.Kwargs {
+			names = append(names, k)
+		}
+		sort.Slice(names, func(i, j int) bool { return c.Kwargs[names[i]].Position().Pos < c.Kwargs[names[j]].Position().Pos })
+		for _, k := range names {
+			c.Args = append(c.Args, &nodes.String{Location: &tokens.Token{Type: tokens.String, Val: k}, Val: k}, c.Kwargs[k])
+		}
+		c.Kwargs = map[string]nodes.Expression{}
+		c.Func = &nodes.Name{Name: &tokens.Token{Type: tokens.Name, Val: dictFunc, Pos: c.Location.Pos, Line: c.Location.Line, Col: c.Location.Col}}
 	}
 	for _, f := range w.fors {
 		if f.Value == "" { // "for k, v in d" is gonja's own (Jinja2 wants d.items()): left as is
@@ -65,6 +83,7 @@ func call(name string, at *tokens.Token, arg nodes.Expression) *nodes.Call {
 var (
 	getItemType = reflect.TypeFor[*nodes.GetItem]()
 	forType     = reflect.TypeFor[*controlStructures.ForControlStructure]()
+	callType    = reflect.TypeFor[*nodes.Call]()
 )
 
 // walk finds every subscript and for loop reachable from a template's root. Control
@@ -74,6 +93,7 @@ type walk struct {
 	seen     map[unsafe.Pointer]bool
 	getItems []*nodes.GetItem
 	fors     []*controlStructures.ForControlStructure
+	calls    []*nodes.Call
 }
 
 func (w *walk) visit(v reflect.Value) {
@@ -92,6 +112,8 @@ func (w *walk) visit(v reflect.Value) {
 			w.getItems = append(w.getItems, (*nodes.GetItem)(p))
 		case forType:
 			w.fors = append(w.fors, (*controlStructures.ForControlStructure)(p))
+		case callType:
+			w.calls = append(w.calls, (*nodes.Call)(p))
 		}
 		w.visit(v.Elem())
 	case reflect.Interface:
@@ -112,6 +134,57 @@ func (w *walk) visit(v reflect.Value) {
 			w.visit(it.Value())
 		}
 	}
+}
+
+// dictCall is dictFunc: a dict from alternating keys and values, in their written order.
+func dictCall(args *exec.VarArgs) *exec.Value {
+	d := exec.NewDict()
+	for i := 0; i+1 < len(args.Args); i += 2 {
+		d.Pairs = append(d.Pairs, &exec.Pair{Key: args.Args[i], Value: args.Args[i+1]})
+	}
+	return exec.AsValue(d)
+}
+
+// maxRange is Jinja2's sandbox limit on range().
+const maxRange = 100000
+
+// rangeCall is Jinja2's sandboxed range(): a list, refused past maxRange items (gonja's fed
+// a channel from a goroutine that a loop ending early left blocked forever).
+func rangeCall(args *exec.VarArgs) *exec.Value {
+	if len(args.KwArgs) > 0 || len(args.Args) == 0 || len(args.Args) > 3 {
+		return exec.AsValue(exec.ErrInvalidCall(errors.New("range() takes 1 to 3 integers")))
+	}
+	n := make([]int, len(args.Args))
+	for i, a := range args.Args {
+		if !a.IsInteger() {
+			return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("range(): %s is not an integer", a.String())))
+		}
+		n[i] = a.Integer()
+	}
+	start, stop, step := 0, n[0], 1
+	if len(n) > 1 {
+		start, stop = n[0], n[1]
+	}
+	if len(n) > 2 {
+		step = n[2]
+	}
+	if step == 0 {
+		return exec.AsValue(exec.ErrInvalidCall(errors.New("range() arg 3 must not be zero")))
+	}
+	count := 0
+	if step > 0 && stop > start {
+		count = (stop - start + step - 1) / step
+	} else if step < 0 && stop < start {
+		count = (start - stop - step - 1) / -step
+	}
+	if count > maxRange {
+		return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("range of %d items: the sandbox blocks ranges larger than %d, as Jinja2's does", count, maxRange)))
+	}
+	out := make([]any, count)
+	for i := range out {
+		out[i] = start + i*step
+	}
+	return exec.AsValue(out)
 }
 
 // iterTarget is iterFunc: a mapping DecodeJSON built becomes its keys in their order.
@@ -513,6 +586,32 @@ func pythonMethods() exec.Methods {
 			}
 			return out, nil
 		},
+		// get and copy hand back the original entries (gonja's work on a deep copy, whose
+		// objects have lost their recorded key order)
+		"get": func(self map[string]any, sv *exec.Value, args *exec.VarArgs) (any, error) {
+			_, self = ordered(self, sv)
+			if len(args.Args) < 1 || len(args.Args) > 2 {
+				return nil, exec.ErrInvalidCall(errors.New("get() takes 1 or 2 arguments"))
+			}
+			if v, ok := self[args.Args[0].String()]; ok {
+				return v, nil
+			}
+			if len(args.Args) == 2 {
+				return args.Args[1].Interface(), nil
+			}
+			return nil, nil
+		},
+		"copy": func(self map[string]any, sv *exec.Value, args *exec.VarArgs) (any, error) {
+			if err := maxArgs(args, "copy", 0); err != nil {
+				return nil, exec.ErrInvalidCall(err)
+			}
+			keys, self := ordered(self, sv)
+			d := exec.NewDict()
+			for _, k := range keys {
+				d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.ToValue(self[k])})
+			}
+			return d, nil
+		},
 		"items": func(self map[string]any, sv *exec.Value, args *exec.VarArgs) (any, error) {
 			keys, self := ordered(self, sv)
 			if err := maxArgs(args, "items", 0); err != nil {
@@ -532,15 +631,24 @@ func ordered(cp map[string]any, v *exec.Value) ([]string, map[string]any) {
 	case map[string]any:
 		return keysInOrder(x), x
 	case *exec.Dict:
-		keys := make([]string, len(x.Pairs))
-		m := make(map[string]any, len(x.Pairs))
-		for i, p := range x.Pairs {
-			keys[i] = p.Key.String()
-			m[keys[i]] = p.Value.Interface()
-		}
-		return keys, m
+		return dictPairs(x)
 	}
 	return keysInOrder(cp), cp
+}
+
+// dictPairs is a template literal's keys and entries as Python builds the dict: a repeated
+// key keeps its first place and takes its last value.
+func dictPairs(d *exec.Dict) ([]string, map[string]any) {
+	keys := make([]string, 0, len(d.Pairs))
+	m := make(map[string]any, len(d.Pairs))
+	for _, p := range d.Pairs {
+		k := p.Key.String()
+		if _, dup := m[k]; !dup {
+			keys = append(keys, k)
+		}
+		m[k] = p.Value.Interface()
+	}
+	return keys, m
 }
 
 // keysInOrder is a map's keys in the order DecodeJSON met them, sorted for maps it did not

@@ -142,7 +142,9 @@ def like_vllm(messages):
         for tc in m.get("tool_calls") or []:
             tc = json.loads(json.dumps(tc))
             a = tc["function"].get("arguments")
-            if isinstance(a, str):
+            if isinstance(a, str) and a.strip() == "":
+                tc["function"]["arguments"] = {}
+            elif isinstance(a, str):
                 tc["function"]["arguments"] = json.loads(a)
             elif not isinstance(a, (dict, list)):
                 tc["function"]["arguments"] = {}
@@ -164,6 +166,7 @@ api_chats = [
      {"role": "assistant", "content": "b", "reasoning": "first"}, {"role": "user", "content": "c"},
      {"role": "assistant", "content": None, "reasoning": "second", "tool_calls": [call('{"city": "Zürich"}')]}, {"role": "tool", "content": "sunny"}],
     [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y", "tool_calls": []}, {"role": "user", "content": "z"}],
+    [{"role": "user", "content": "now"}, {"role": "assistant", "content": None, "tool_calls": [call(""), call(" ")]}, {"role": "tool", "content": "t"}],
 ]
 
 
@@ -192,7 +195,7 @@ with open("chat-template-vllm.json", "w") as f:
 context = {"u": ["c", "a", "b"], "nums": [3, 1, 2], "one": ["a"], "two": ["a", "b"], "empty": [], "s": "héllo wörld", "e": "", "c": "é",
            "msgs": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
            "d": {"b": 1, "a": [1, 2.5, None, True, "x"]}, "n": 3, "f": 2.5, "big": 12345678901234567890, "t": True, "z": None,
-           "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "number", "default": 1.0}}}}}]}
+           "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "number", "default": 1.0}, "b": {}}}}}]}
 snippets = []
 for line in open("jinja2-snippets.txt"):
     line = line.rstrip("\n")
