@@ -53,7 +53,7 @@ func forcedCall(content string) (parsedCall, bool) {
 // renderChat turns OpenAI messages (and tools) into the prompt text through the model's chat
 // template, as vLLM does: content parts joined, tool-call arguments given to the template as
 // objects.
-func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen, continueFinal bool, kwargs map[string]any) (string, error) {
+func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen, continueFinal bool, kwargsRaw json.RawMessage) (string, error) {
 	if addGen && continueFinal {
 		return "", badRequest("continue_final_message", "continue_final_message and add_generation_prompt cannot both be true: set \"add_generation_prompt\": false to continue the last message")
 	}
@@ -113,6 +113,10 @@ func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen, conti
 				}
 				switch a := fn["arguments"].(type) {
 				case string:
+					if strings.TrimSpace(a) == "" { // no arguments: vLLM gives the template {}
+						fn["arguments"] = map[string]any{}
+						break
+					}
 					v, err := chattemplate.DecodeJSON([]byte(a))
 					if err != nil {
 						return "", badRequest("messages", "messages[%d].tool_calls[%d].function.arguments is not JSON: %v", i, k, err)
@@ -125,8 +129,20 @@ func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen, conti
 			}
 		}
 	}
-	// chat_template_kwargs first, so they cannot replace the checked messages or tools
+	// chat_template_kwargs first, so they cannot replace the checked messages or tools; decoded
+	// as the messages are (ints stay ints, objects keep their order)
 	vars := map[string]any{}
+	var kwargs map[string]any
+	if len(kwargsRaw) > 0 && !bytes.Equal(bytes.TrimSpace(kwargsRaw), []byte("null")) {
+		kv, err := chattemplate.DecodeJSON(kwargsRaw)
+		if err != nil {
+			return "", badRequest("chat_template_kwargs", "chat_template_kwargs: %v", err)
+		}
+		defer chattemplate.Forget(kv)
+		if kwargs, ok = kv.(map[string]any); !ok {
+			return "", badRequest("chat_template_kwargs", "chat_template_kwargs must be an object of template variables, like {\"enable_thinking\": false}")
+		}
+	}
 	for k, v := range kwargs {
 		vars[k] = v
 	}

@@ -87,3 +87,39 @@ func TestChatMessagesLikeVLLM(t *testing.T) {
 		}
 	}
 }
+
+// TestChatTemplateKwargsDecodedAsJSON: chat_template_kwargs reach the template as the
+// messages do: integers stay integers and objects keep the client's key order.
+func TestChatTemplateKwargsDecodedAsJSON(t *testing.T) {
+	dir := t.TempDir()
+	tokJSON, err := os.ReadFile("../../testdata/tokenizer/qwen3/tokenizer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(dir+"/tokenizer.json", tokJSON, 0o644)
+	cfg, _ := json.Marshal(map[string]any{"eos_token": "<|im_end|>", "chat_template": "{{ budget }}|{{ budget is integer }}|{{ range(budget) | length }}|{{ opts | tojson }}|{% for k in opts %}{{ k }}{% endfor %}"})
+	os.WriteFile(dir+"/tokenizer_config.json", cfg, 0o644)
+	f := startServer(t, dir, &scripted{}, 4096, nil)
+	body := `{"messages": [{"role": "user", "content": "x"}], "add_generation_prompt": false, "chat_template_kwargs": {"budget": 3, "opts": {"z": 1.0, "a": [2]}}}`
+	resp, err := http.Post(f.url+"/tokenize", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Tokens []int }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d, %v", resp.StatusCode, err)
+	}
+	got, _ := f.tok.Decode(out.Tokens, false)
+	if want := `3|True|3|{"z": 1.0, "a": [2]}|za`; got != want {
+		t.Fatalf("rendered %q, want %q", got, want)
+	}
+	resp2, err := http.Post(f.url+"/tokenize", "application/json", strings.NewReader(`{"messages": [{"role": "user", "content": "x"}], "chat_template_kwargs": [1]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != 400 {
+		t.Fatalf("chat_template_kwargs [1]: status %d, want 400", resp2.StatusCode)
+	}
+}

@@ -160,7 +160,7 @@ type chatRequest struct {
 	MaxCompletionTokens optInt             `json:"max_completion_tokens"`
 	Logprobs            bool               `json:"logprobs"`
 	TopLogprobs         optInt             `json:"top_logprobs"`
-	ChatTemplateKwargs  map[string]any     `json:"chat_template_kwargs"`
+	ChatTemplateKwargs  json.RawMessage    `json:"chat_template_kwargs"`
 	AddGenerationPrompt *bool              `json:"add_generation_prompt"`
 	ParallelToolCalls   *bool              `json:"parallel_tool_calls"`
 	// the prompt ends inside the last (assistant) message, which the answer continues
@@ -177,7 +177,7 @@ type tokenizeRequest struct {
 	AddGenerationPrompt  *bool           `json:"add_generation_prompt"`
 	ContinueFinalMessage bool            `json:"continue_final_message"`
 	AddSpecialTokens     *bool           `json:"add_special_tokens"`
-	ChatTemplateKwargs   map[string]any  `json:"chat_template_kwargs"`
+	ChatTemplateKwargs   json.RawMessage `json:"chat_template_kwargs"`
 	ReturnTokenStrs      bool            `json:"return_token_strs"`
 }
 
