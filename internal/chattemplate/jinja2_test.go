@@ -232,3 +232,24 @@ func TestRangeSandboxed(t *testing.T) {
 		t.Fatalf("range(100001): %v", err)
 	}
 }
+
+// TestPythonJSONLikeJSONDumps: numbers in every JSON spelling come out as Python's
+// json.dumps(json.loads(s)) writes them (testdata/tokenizer/crosscheck_json.py).
+func TestPythonJSONLikeJSONDumps(t *testing.T) {
+	cases := readFixture(t, "json-dumps-numbers.json")["cases"].([]any)
+	if len(cases) < 500 {
+		t.Fatalf("only %d cases", len(cases))
+	}
+	for _, c := range cases {
+		cm := c.(map[string]any)
+		in, want := cm["in"].(string), cm["out"].(string)
+		v, err := DecodeJSON([]byte(in))
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		if got, err := PythonJSON(v); err != nil || got != want {
+			t.Errorf("%s: got %s (%v), want %s", in, got, err, want)
+		}
+	}
+}
