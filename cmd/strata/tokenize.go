@@ -40,7 +40,9 @@ func readJSONFile(flag, path string) (any, error) {
 }
 
 // renderChat applies the model's chat template to a messages file (and optional tools file).
-func renderChat(dir, messagesFile, toolsFile string, addGenerationPrompt, continueFinal, enableThinking bool) (string, error) {
+// enableThinking is nil when the flag was not given: the template then sees no
+// enable_thinking at all, as with transformers' apply_chat_template called without it.
+func renderChat(dir, messagesFile, toolsFile string, addGenerationPrompt, continueFinal bool, enableThinking *bool) (string, error) {
 	tpl, err := chattemplate.Load(filepath.Join(dir, "tokenizer_config.json"))
 	if err != nil {
 		return "", err
@@ -65,7 +67,10 @@ func renderChat(dir, messagesFile, toolsFile string, addGenerationPrompt, contin
 			return "", fmt.Errorf("--messages: message %d has no \"role\"", i)
 		}
 	}
-	vars := map[string]any{"messages": list, "add_generation_prompt": addGenerationPrompt, "enable_thinking": enableThinking}
+	vars := map[string]any{"messages": list, "add_generation_prompt": addGenerationPrompt}
+	if enableThinking != nil {
+		vars["enable_thinking"] = *enableThinking
+	}
 	if toolsFile != "" {
 		tools, err := readJSONFile("--tools", toolsFile)
 		if err != nil {
@@ -127,7 +132,11 @@ func newTokenizeCmd() *cobra.Command {
 			}
 			s := text
 			if messages != "" {
-				if s, err = renderChat(dir, messages, tools, addGen, continueFinal, thinking); err != nil {
+				var think *bool
+				if cmd.Flags().Changed("enable-thinking") {
+					think = &thinking
+				}
+				if s, err = renderChat(dir, messages, tools, addGen, continueFinal, think); err != nil {
 					return err
 				}
 			}

@@ -181,3 +181,29 @@ func TestTokenizeContinueFinal(t *testing.T) {
 		t.Fatalf("only %d cases", ran)
 	}
 }
+
+// TestTokenizeThinkingFlagOnlyWhenGiven: without --enable-thinking the template sees no
+// enable_thinking, as transformers' apply_chat_template called without it.
+func TestTokenizeThinkingFlagOnlyWhenGiven(t *testing.T) {
+	dir := t.TempDir()
+	tj, err := os.ReadFile(filepath.Join(qwenTok, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "tokenizer.json"), tj, 0o644)
+	cfg, _ := json.Marshal(map[string]any{"chat_template": "{{ enable_thinking is defined }}/{{ enable_thinking }}"})
+	os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, 0o644)
+	mf := filepath.Join(dir, "m.json")
+	os.WriteFile(mf, []byte(`[{"role": "user", "content": "x"}]`), 0o644)
+	for flag, want := range map[string]string{"": "False/", "--enable-thinking=true": "True/True", "--enable-thinking=false": "True/False"} {
+		args := []string{"tokenize", "--model", dir, "--messages", mf, "--print-text"}
+		if flag != "" {
+			args = append(args, flag)
+		}
+		out, err := runCLI(args...)
+		var res struct{ Text string }
+		if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Text != want {
+			t.Errorf("%q: %q %v, want text %q", flag, out, err, want)
+		}
+	}
+}
