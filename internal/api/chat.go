@@ -95,6 +95,7 @@ func (s *Server) renderChat(messagesRaw, toolsRaw json.RawMessage, addGen, conti
 				}
 				parts = append(parts, t)
 			}
+			chattemplate.Forget(c) // the parts leave the messages, and the deferred Forget with them
 			mm["content"] = strings.Join(parts, "\n")
 		default:
 			return "", badRequest("messages", "messages[%d].content must be a string or an array of text parts", i)

@@ -105,7 +105,7 @@ func Parse(src string) (t *Template, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat template does not parse: %w", err)
 	}
-	pythonize(tpl)
+	pythonize(tpl, src)
 	return &Template{tpl: tpl, special: map[string]any{}}, nil
 }
 
@@ -166,14 +166,17 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 			out, err = "", fmt.Errorf("rendering the chat template: the Jinja engine failed (%v)", p)
 		}
 	}()
-	// the globals transformers' apply_chat_template gives every template
-	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow, subscriptFunc: subscriptTarget, iterFunc: iterTarget, dictFunc: dictCall, "range": rangeCall}
+	// the globals transformers' apply_chat_template gives every template, and range as its
+	// sandbox caps it
+	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow, "range": rangeCall}
 	for k, v := range t.special {
 		ctx[k] = v
 	}
 	for k, v := range vars {
 		ctx[k] = v
 	}
+	// the rewritten template's own helpers, which no variable may replace
+	ctx[subscriptFunc], ctx[iterFunc], ctx[dictFunc] = subscriptTarget, iterTarget, dictCall
 	out, err = t.tpl.ExecuteToString(exec.NewContext(ctx))
 	if err != nil {
 		if i := strings.Index(err.Error(), raisedPrefix); i >= 0 {
@@ -303,7 +306,7 @@ var keyOrder sync.Map // map address (uintptr, which keeps nothing alive) -> []s
 func DecodeJSON(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	var recorded []uintptr
+	var recorded []map[string]any // the maps themselves: alive until their entries go
 	v, err := decodeValue(dec, 0, &recorded)
 	if err == nil {
 		if _, end := dec.Token(); !errors.Is(end, io.EOF) {
@@ -312,8 +315,8 @@ func DecodeJSON(b []byte) (any, error) {
 	}
 	if err != nil {
 		// the objects finished before the error were recorded, and no caller will Forget them
-		for _, a := range recorded {
-			keyOrder.Delete(a)
+		for _, m := range recorded {
+			keyOrder.Delete(uintptr(reflect.ValueOf(m).UnsafePointer()))
 		}
 		return nil, err
 	}
@@ -324,7 +327,7 @@ func DecodeJSON(b []byte) (any, error) {
 // handful of levels, and the decoder, the template engine and tojson all recurse per level.
 const MaxDepth = 128
 
-func decodeValue(dec *json.Decoder, depth int, recorded *[]uintptr) (any, error) {
+func decodeValue(dec *json.Decoder, depth int, recorded *[]map[string]any) (any, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, err
@@ -358,9 +361,8 @@ func decodeValue(dec *json.Decoder, depth int, recorded *[]uintptr) (any, error)
 			}
 			// keyed by address, which keeps nothing alive; Forget drops the entries, and a map
 			// that reuses a stale address is caught by orderOf's key check
-			addr := uintptr(reflect.ValueOf(m).UnsafePointer())
-			keyOrder.Store(addr, keys)
-			*recorded = append(*recorded, addr)
+			keyOrder.Store(uintptr(reflect.ValueOf(m).UnsafePointer()), keys)
+			*recorded = append(*recorded, m)
 			return m, nil
 		case '[':
 			s := []any{}
@@ -440,11 +442,11 @@ func toJSONFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec
 				n = v.Integer()
 			}
 			o.indentStr, o.indented = strings.Repeat(" ", max(n, 0)), true
-		case (k == "sort_keys" || k == "ensure_ascii") && v.IsBool():
+		case k == "sort_keys" || k == "ensure_ascii": // json.dumps goes by truthiness
 			if k == "sort_keys" {
-				o.sortKeys = v.Bool()
+				o.sortKeys = v.IsTrue()
 			} else {
-				o.ascii = v.Bool()
+				o.ascii = v.IsTrue()
 			}
 		case k == "separators":
 			seps, ok := v.ToGoSimpleType(false).([]any)

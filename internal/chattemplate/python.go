@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -42,7 +43,10 @@ const (
 //     sorted, Jinja2 a dict's in insertion order (tool parameters, in the order given).
 //   - dict(a=1, b=2) becomes dictFunc("a", 1, "b", 2): gonja hands keyword arguments over
 //     in a Go map, so the dict came out in a different order on every render.
-func pythonize(t *exec.Template) {
+func pythonize(t *exec.Template, src string) {
+	// a template that names something dict itself (a macro, a variable, a parameter) calls
+	// that, not the builtin
+	bindsDict := bindsDictRE.MatchString(src)
 	var w walk
 	w.seen = map[unsafe.Pointer]bool{}
 	w.visit(reflect.ValueOf(t.Root()))
@@ -50,19 +54,25 @@ func pythonize(t *exec.Template) {
 		g.Node = call(subscriptFunc, g.Location, g.Node)
 	}
 	for _, c := range w.calls {
-		if n, ok := c.Func.(*nodes.Name); !ok || n.Name.Val != "dict" || len(c.Args) > 0 {
-			continue
+		n, ok := c.Func.(*nodes.Name)
+		switch {
+		case !ok:
+		case n.Name.Val == "loop" && len(c.Args) == 1: // a recursive loop's next level
+			c.Args[0] = call(iterFunc, c.Args[0].Position(), c.Args[0])
+		case n.Name.Val == "dict" && !bindsDict:
+			names := make([]string, 0, len(c.Kwargs))
+			for k := range c.Kwargs {
+				names = append(names, k)
+			}
+			sort.Slice(names, func(i, j int) bool { return c.Kwargs[names[i]].Position().Pos < c.Kwargs[names[j]].Position().Pos })
+			args := []nodes.Expression{&nodes.Integer{Location: c.Location, Val: len(c.Args)}}
+			args = append(args, c.Args...)
+			for _, k := range names {
+				args = append(args, &nodes.String{Location: &tokens.Token{Type: tokens.String, Val: k}, Val: k}, c.Kwargs[k])
+			}
+			c.Args, c.Kwargs = args, map[string]nodes.Expression{}
+			c.Func = &nodes.Name{Name: &tokens.Token{Type: tokens.Name, Val: dictFunc, Pos: c.Location.Pos, Line: c.Location.Line, Col: c.Location.Col}}
 		}
-		names := make([]string, 0, len(c.Kwargs))
-		for k := range c.Kwargs {
-			names = append(names, k)
-		}
-		sort.Slice(names, func(i, j int) bool { return c.Kwargs[names[i]].Position().Pos < c.Kwargs[names[j]].Position().Pos })
-		for _, k := range names {
-			c.Args = append(c.Args, &nodes.String{Location: &tokens.Token{Type: tokens.String, Val: k}, Val: k}, c.Kwargs[k])
-		}
-		c.Kwargs = map[string]nodes.Expression{}
-		c.Func = &nodes.Name{Name: &tokens.Token{Type: tokens.Name, Val: dictFunc, Pos: c.Location.Pos, Line: c.Location.Line, Col: c.Location.Col}}
 	}
 	for _, f := range w.fors {
 		if f.Value == "" { // "for k, v in d" is gonja's own (Jinja2 wants d.items()): left as is
@@ -70,6 +80,10 @@ func pythonize(t *exec.Template) {
 		}
 	}
 }
+
+// bindsDictRE finds a template's own binding of the name dict: {% set dict %}, {% macro
+// dict %}, a macro parameter, a loop variable, an import alias.
+var bindsDictRE = regexp.MustCompile(`\b(set|macro)\s+dict\b|\bmacro\s+\w+\s*\([^)]*\bdict\b|\bfor\s+[\w\s,]*\bdict\b[\w\s,]*\bin\b|\bas\s+dict\b|\bimport\b[^%]*\bdict\b`)
 
 // call is the expression name(arg), at the position of what it wraps.
 func call(name string, at *tokens.Token, arg nodes.Expression) *nodes.Call {
@@ -136,11 +150,56 @@ func (w *walk) visit(v reflect.Value) {
 	}
 }
 
-// dictCall is dictFunc: a dict from alternating keys and values, in their written order.
+// dictCall is dictFunc: Python's dict(mapping_or_pairs=None, **kwargs) with the keyword
+// arguments in their written order. Its arguments are the count of positional ones, those,
+// then alternating keyword names and values.
 func dictCall(args *exec.VarArgs) *exec.Value {
+	bad := func(format string, a ...any) *exec.Value {
+		return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("dict(): "+format, a...)))
+	}
+	if len(args.Args) == 0 || !args.Args[0].IsInteger() {
+		return bad("malformed call")
+	}
+	npos := args.Args[0].Integer()
+	if npos > 1 {
+		return bad("expected at most 1 positional argument, got %d", npos)
+	}
+	var keys []string
+	m := map[string]any{}
+	put := func(k string, v any) {
+		if _, dup := m[k]; !dup {
+			keys = append(keys, k)
+		}
+		m[k] = v
+	}
+	if npos == 1 {
+		src := args.Args[1]
+		switch x := src.Interface().(type) {
+		case map[string]any, *exec.Dict:
+			ks, vs := ordered(nil, src)
+			for _, k := range ks {
+				put(k, vs[k])
+			}
+		default:
+			rv := reflect.Indirect(reflect.ValueOf(x))
+			if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+				return bad("%s is neither a mapping nor a list of pairs", src.String())
+			}
+			for i := range rv.Len() {
+				pair := reflect.Indirect(reflect.ValueOf(exec.ToValue(rv.Index(i)).Interface()))
+				if pair.Kind() != reflect.Slice && pair.Kind() != reflect.Array || pair.Len() != 2 {
+					return bad("element %d is not a (key, value) pair", i)
+				}
+				put(exec.ToValue(pair.Index(0)).String(), exec.ToValue(pair.Index(1)).Interface())
+			}
+		}
+	}
+	for i := 1 + npos; i+1 < len(args.Args); i += 2 {
+		put(args.Args[i].String(), args.Args[i+1].Interface())
+	}
 	d := exec.NewDict()
-	for i := 0; i+1 < len(args.Args); i += 2 {
-		d.Pairs = append(d.Pairs, &exec.Pair{Key: args.Args[i], Value: args.Args[i+1]})
+	for _, k := range keys {
+		d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.ToValue(m[k])})
 	}
 	return exec.AsValue(d)
 }
@@ -156,10 +215,16 @@ func rangeCall(args *exec.VarArgs) *exec.Value {
 	}
 	n := make([]int, len(args.Args))
 	for i, a := range args.Args {
-		if !a.IsInteger() {
+		switch {
+		case a.IsBool(): // Python's bool is an int
+			if a.Bool() {
+				n[i] = 1
+			}
+		case a.IsInteger():
+			n[i] = a.Integer()
+		default:
 			return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("range(): %s is not an integer", a.String())))
 		}
-		n[i] = a.Integer()
 	}
 	start, stop, step := 0, n[0], 1
 	if len(n) > 1 {
@@ -171,18 +236,27 @@ func rangeCall(args *exec.VarArgs) *exec.Value {
 	if step == 0 {
 		return exec.AsValue(exec.ErrInvalidCall(errors.New("range() arg 3 must not be zero")))
 	}
-	count := 0
+	// the distance and the items in unsigned arithmetic: stop - start may not fit an int
+	var count uint64
 	if step > 0 && stop > start {
-		count = (stop - start + step - 1) / step
+		dist, st := uint64(stop)-uint64(start), uint64(step)
+		count = dist / st
+		if dist%st != 0 {
+			count++
+		}
 	} else if step < 0 && stop < start {
-		count = (start - stop - step - 1) / -step
+		dist, st := uint64(start)-uint64(stop), -uint64(step)
+		count = dist / st
+		if dist%st != 0 {
+			count++
+		}
 	}
 	if count > maxRange {
 		return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("range of %d items: the sandbox blocks ranges larger than %d, as Jinja2's does", count, maxRange)))
 	}
 	out := make([]any, count)
 	for i := range out {
-		out[i] = start + i*step
+		out[i] = int(uint64(start) + uint64(i)*uint64(step))
 	}
 	return exec.AsValue(out)
 }
@@ -463,7 +537,10 @@ func bounds(self []rune, args *exec.VarArgs, i int) (lo, hi int, ok bool, err er
 			return 0, 0, false, nil
 		}
 	}
-	return lo, max(lo, hi), true, nil
+	if hi < lo { // Python finds nothing, not even "", in a range that ends before it starts
+		return lo, lo, false, nil
+	}
+	return lo, hi, true, nil
 }
 
 // search is Python's str.find/rfind/index/rindex/count(sub[, start[, end]]), in code points.
@@ -563,6 +640,12 @@ func pythonMethods() exec.Methods {
 		"find":    search("find"), "rfind": search("rfind"), "index": search("index"), "rindex": search("rindex"), "count": search("count"),
 		"center": pad("center", 'c'), "ljust": pad("ljust", 'l'), "rjust": pad("rjust", 'r'),
 	})
+	m.List = methodSet(builtins.Methods.List, []string{"append", "reverse", "copy"}, map[string]exec.Method[[]any]{
+		"append": immutable[[]any]("list", "append"), "extend": immutable[[]any]("list", "extend"),
+		"insert": immutable[[]any]("list", "insert"), "pop": immutable[[]any]("list", "pop"),
+		"remove": immutable[[]any]("list", "remove"), "reverse": immutable[[]any]("list", "reverse"),
+		"sort": immutable[[]any]("list", "sort"), "clear": immutable[[]any]("list", "clear"),
+	})
 	m.Dict = methodSet(builtins.Methods.Dict, gonjaDictMethods, map[string]exec.Method[map[string]any]{
 		"keys": func(self map[string]any, sv *exec.Value, args *exec.VarArgs) (any, error) {
 			keys, self := ordered(self, sv)
@@ -593,7 +676,7 @@ func pythonMethods() exec.Methods {
 			if len(args.Args) < 1 || len(args.Args) > 2 {
 				return nil, exec.ErrInvalidCall(errors.New("get() takes 1 or 2 arguments"))
 			}
-			if v, ok := self[args.Args[0].String()]; ok {
+			if v, ok := self[args.Args[0].String()]; ok && args.Args[0].IsString() { // JSON keys are strings: d.get(1) finds nothing
 				return v, nil
 			}
 			if len(args.Args) == 2 {
@@ -605,13 +688,14 @@ func pythonMethods() exec.Methods {
 			if err := maxArgs(args, "copy", 0); err != nil {
 				return nil, exec.ErrInvalidCall(err)
 			}
-			keys, self := ordered(self, sv)
-			d := exec.NewDict()
-			for _, k := range keys {
-				d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.ToValue(self[k])})
-			}
-			return d, nil
+			// nothing can change either (the sandbox is immutable), so the original serves,
+			// key order and all
+			_, self = ordered(self, sv)
+			return self, nil
 		},
+		"pop": immutable[map[string]any]("dict", "pop"), "popitem": immutable[map[string]any]("dict", "popitem"),
+		"setdefault": immutable[map[string]any]("dict", "setdefault"), "update": immutable[map[string]any]("dict", "update"),
+		"clear": immutable[map[string]any]("dict", "clear"),
 		"items": func(self map[string]any, sv *exec.Value, args *exec.VarArgs) (any, error) {
 			keys, self := ordered(self, sv)
 			if err := maxArgs(args, "items", 0); err != nil {
@@ -649,6 +733,14 @@ func dictPairs(d *exec.Dict) ([]string, map[string]any) {
 		m[k] = p.Value.Interface()
 	}
 	return keys, m
+}
+
+// immutable refuses a method that would change a list or dict, as transformers'
+// ImmutableSandboxedEnvironment does (a template cannot append to the messages).
+func immutable[I any](typ, method string) exec.Method[I] {
+	return func(I, *exec.Value, *exec.VarArgs) (any, error) {
+		return nil, fmt.Errorf("access to attribute %q of %q object is unsafe: the chat template sandbox is immutable, as transformers' is", method, typ)
+	}
 }
 
 // keysInOrder is a map's keys in the order DecodeJSON met them, sorted for maps it did not
@@ -775,26 +867,57 @@ func dictsortFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *ex
 			return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("dictsort: unexpected %s=%s", k, a.String())))
 		}
 	}
-	sortKey := func(k string) string {
-		if byValue {
-			k = exec.ToValue(m[k]).String()
+	// Python compares numbers as numbers and strings as strings (lowercased unless case
+	// sensitive), and refuses to order a number against a string
+	var cmpErr error
+	less := func(a, b string) bool {
+		if !byValue {
+			if !caseSensitive {
+				a, b = strings.ToLower(a), strings.ToLower(b)
+			}
+			return a < b
 		}
-		if !caseSensitive {
-			k = strings.ToLower(k)
+		va, vb := exec.ToValue(m[a]), exec.ToValue(m[b])
+		switch {
+		case (va.IsNumber() || va.IsBool()) && (vb.IsNumber() || vb.IsBool()):
+			return pyNum(va) < pyNum(vb)
+		case va.IsString() && vb.IsString():
+			x, y := va.String(), vb.String()
+			if !caseSensitive {
+				x, y = strings.ToLower(x), strings.ToLower(y)
+			}
+			return x < y
 		}
-		return k
+		if cmpErr == nil {
+			cmpErr = fmt.Errorf("dictsort: '<' not supported between %s and %s", va.String(), vb.String())
+		}
+		return false
 	}
 	keys = slices.Clone(keys)
 	sort.SliceStable(keys, func(i, j int) bool { // stable both ways, as Python's sorted
 		if rev {
-			return sortKey(keys[i]) > sortKey(keys[j])
+			return less(keys[j], keys[i])
 		}
-		return sortKey(keys[i]) < sortKey(keys[j])
+		return less(keys[i], keys[j])
 	})
+	if cmpErr != nil {
+		return exec.AsValue(exec.ErrInvalidCall(cmpErr))
+	}
 	return exec.AsValue(itemsOf(keys, m))
 }
 
 var dictsortFallback, _ = builtins.Filters.Get("dictsort")
+
+// pyNum is a number or bool as Python compares it.
+func pyNum(v *exec.Value) float64 {
+	if v.IsBool() {
+		if v.Bool() {
+			return 1
+		}
+		return 0
+	}
+	return v.Float()
+}
 
 // roundFilter is Jinja2's round(precision=0, method="common"): "common" is Python's round,
 // which takes the nearest decimal of the float's exact value and breaks exact ties to even
@@ -828,10 +951,16 @@ func roundFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.
 		return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("round: %s is not a number", in.String())))
 	}
 	x, scale := in.Float(), math.Pow(10, float64(precision))
+	if precision < 0 && scale == 0 { // 10**precision underflows: everything rounds to ±0
+		return exec.AsValue(math.Copysign(0, x))
+	}
 	switch method {
 	case "common":
-		if in.IsInteger() && precision >= 0 {
-			return in // Python's round(3, 0) is the int 3
+		if in.IsInteger() {
+			if precision >= 0 {
+				return in // Python's round(3, 0) is the int 3
+			}
+			return exec.AsValue(roundIntHalfEven(in.Integer(), precision))
 		}
 		if precision < 0 {
 			return exec.AsValue(math.RoundToEven(x*scale) / scale)
@@ -839,11 +968,31 @@ func roundFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.
 		r, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', precision, 64), 64)
 		return exec.AsValue(r)
 	case "floor":
-		return exec.AsValue(math.Floor(x*scale) / scale)
+		return exec.AsValue(math.Floor(x*scale)/scale + 0) // + 0: Python's floor and ceil give ints, never -0
 	case "ceil":
-		return exec.AsValue(math.Ceil(x*scale) / scale)
+		return exec.AsValue(math.Ceil(x*scale)/scale + 0)
 	}
 	return exec.AsValue(exec.ErrInvalidCall(errors.New(`round: method must be "common", "ceil" or "floor"`)))
+}
+
+// roundIntHalfEven is Python's round(n, precision) on an int with precision < 0: an int,
+// to the nearest multiple of 10**-precision, ties to the even multiple.
+func roundIntHalfEven(n, precision int) int {
+	if precision < -18 {
+		return 0
+	}
+	unit := 1
+	for range -precision {
+		unit *= 10
+	}
+	q, r := n/unit, n%unit
+	if r < 0 {
+		q, r = q-1, r+unit
+	}
+	if 2*r > unit || (2*r == unit && q%2 != 0) {
+		q++
+	}
+	return q * unit
 }
 
 // reverseFilter is Jinja2's reverse: a string backwards, any other sequence in reverse

@@ -192,7 +192,7 @@ with open("chat-template-vllm.json", "w") as f:
     json.dump({"generator": generator, "cases": api_cases}, f, ensure_ascii=False, indent=1)
     f.write("\n")
 
-context = {"u": ["c", "a", "b"], "nums": [3, 1, 2], "one": ["a"], "two": ["a", "b"], "empty": [], "s": "héllo wörld", "e": "", "c": "é",
+context = {"em": {}, "nest": {"z": {"y": 1, "x": 2}, "a": 1}, "u": ["c", "a", "b"], "nums": [3, 1, 2], "one": ["a"], "two": ["a", "b"], "empty": [], "s": "héllo wörld", "e": "", "c": "é",
            "msgs": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
            "d": {"b": 1, "a": [1, 2.5, None, True, "x"]}, "n": 3, "f": 2.5, "big": 12345678901234567890, "t": True, "z": None,
            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": {"type": "number", "default": 1.0}, "b": {}}}}}]}
@@ -205,7 +205,7 @@ for line in open("jinja2-snippets.txt"):
     src = line.lstrip("!").replace("\\n", "\n")
     try:
         case = {"template": src, "rendered": env.from_string(src).render(**context)}
-    except TemplateError as e:
+    except Exception as e:  # TemplateError, SecurityError, or Python's own TypeError
         case = {"template": src, "error": type(e).__name__ + ": " + str(e)}
     if known:
         case["gonja_differs"] = True
