@@ -52,6 +52,9 @@ func environment() *exec.Environment {
 		_ = filters.Replace("reverse", reverseFilter)
 		_ = filters.Replace("dictsort", dictsortFilter)
 		_ = filters.Replace("round", roundFilter)
+		_ = filters.Replace("format", formatFilter)
+		_ = filters.Replace("title", titleFilter)
+		_ = filters.Replace("trim", trimFilter)
 		for _, name := range keyOrderFilters {
 			if f, ok := filters.Get(name); ok {
 				_ = filters.Replace(name, inKeyOrder(f))
@@ -60,6 +63,9 @@ func environment() *exec.Environment {
 		tests := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
 		_ = tests.Replace("true", boolTest(true))
 		_ = tests.Replace("false", boolTest(false))
+		_ = tests.Replace("sequence", sequenceTest)
+		_ = tests.Replace("odd", parityTest(true))
+		_ = tests.Replace("even", parityTest(false))
 		env = &exec.Environment{
 			Context:           gonja.DefaultContext,
 			Filters:           filters,

@@ -253,3 +253,27 @@ func TestPythonJSONLikeJSONDumps(t *testing.T) {
 		}
 	}
 }
+
+// TestJinja2Expressions renders 1500 seeded random expressions (string methods, slices,
+// filters, tests, comparisons, arithmetic, conditionals, nested) and requires Jinja2's text
+// for each (testdata/tokenizer/crosscheck_jinja2_expr.py).
+func TestJinja2Expressions(t *testing.T) {
+	f := readFixture(t, "jinja2-expressions.json")
+	ctx := f["context"].(map[string]any)
+	cases := f["cases"].([]any)
+	if len(cases) < 1000 {
+		t.Fatalf("only %d cases", len(cases))
+	}
+	for i, c := range cases {
+		cm := c.(map[string]any)
+		src, want := cm["t"].(string), cm["r"].(string)
+		tpl, err := Parse(src)
+		var got string
+		if err == nil {
+			got, err = tpl.Render(ctx)
+		}
+		if err != nil || got != want {
+			t.Errorf("expression %d %s: got %q (%v), want %q", i, src, got, err, want)
+		}
+	}
+}

@@ -54,6 +54,11 @@ func pythonize(t *exec.Template, src string) {
 		g.Node = call(subscriptFunc, g.Location, g.Node)
 	}
 	for _, c := range w.calls {
+		// gonja's parser records the object of a method call only after some expressions;
+		// without it, (x | trim).strip() found no method "strip" to call
+		if ga, ok := c.Func.(*nodes.GetAttribute); ok && c.Parent == nil && ga.Attribute != "" {
+			c.Parent = ga.Node
+		}
 		n, ok := c.Func.(*nodes.Name)
 		switch {
 		case !ok:
@@ -543,6 +548,83 @@ func bounds(self []rune, args *exec.VarArgs, i int) (lo, hi int, ok bool, err er
 	return lo, hi, true, nil
 }
 
+// affix is Python's str.startswith/endswith(prefix or tuple of them[, start[, end]]) (gonja's
+// endswith found any suffix on an empty string).
+func affix(method string, suffix bool) exec.Method[string] {
+	return func(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
+		if len(args.Args) < 1 || len(args.Args) > 3 {
+			return nil, exec.ErrInvalidCall(fmt.Errorf("%s() takes 1 to 3 arguments", method))
+		}
+		var cands []string
+		if args.Args[0].IsString() {
+			cands = []string{args.Args[0].String()}
+		} else if rv := reflect.Indirect(args.Args[0].Val); rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array {
+			for i := range rv.Len() {
+				c := exec.ToValue(rv.Index(i))
+				if !c.IsString() {
+					return nil, exec.ErrInvalidCall(fmt.Errorf("%s(): a tuple of strings, not %s", method, c.String()))
+				}
+				cands = append(cands, c.String())
+			}
+		} else {
+			return nil, exec.ErrInvalidCall(fmt.Errorf("%s() wants a string or a tuple of strings, not %s", method, args.Args[0].String()))
+		}
+		runes := []rune(self)
+		lo, hi, ok, err := bounds(runes, args, 1)
+		if err != nil {
+			return nil, exec.ErrInvalidCall(err)
+		}
+		if !ok {
+			return false, nil
+		}
+		part := string(runes[lo:hi])
+		for _, c := range cands {
+			if (suffix && strings.HasSuffix(part, c)) || (!suffix && strings.HasPrefix(part, c)) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
+// join is Python's sep.join(iterable): a list, a string's characters or a mapping's keys,
+// every item a string.
+func join(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
+	if len(args.Args) != 1 {
+		return nil, exec.ErrInvalidCall(errors.New("join() takes exactly one argument"))
+	}
+	a := args.Args[0]
+	var items []any
+	switch x := a.Interface().(type) {
+	case string:
+		for _, r := range x {
+			items = append(items, string(r))
+		}
+	case map[string]any, *exec.Dict:
+		keys, _ := ordered(nil, a)
+		for _, k := range keys {
+			items = append(items, k)
+		}
+	default:
+		rv := reflect.Indirect(a.Val)
+		if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+			return nil, exec.ErrInvalidCall(fmt.Errorf("join(): can only join an iterable, not %s", a.String()))
+		}
+		for i := range rv.Len() {
+			items = append(items, exec.ToValue(rv.Index(i)).Interface())
+		}
+	}
+	parts := make([]string, len(items))
+	for i, it := range items {
+		v := exec.ToValue(it)
+		if !v.IsString() {
+			return nil, exec.ErrInvalidCall(fmt.Errorf("join(): sequence item %d: expected str instance, got %s", i, v.String()))
+		}
+		parts[i] = v.String()
+	}
+	return strings.Join(parts, self), nil
+}
+
 // search is Python's str.find/rfind/index/rindex/count(sub[, start[, end]]), in code points.
 func search(method string) exec.Method[string] {
 	return func(self string, _ *exec.Value, args *exec.VarArgs) (any, error) {
@@ -621,7 +703,7 @@ func methodSet[I any](base *exec.MethodSet[I], names []string, own map[string]ex
 	all := map[string]exec.Method[I]{}
 	for _, n := range names {
 		if m, ok := base.Get(n); ok {
-			all[n] = m
+			all[n] = plainResult(m)
 		}
 	}
 	for n, m := range own {
@@ -630,14 +712,40 @@ func methodSet[I any](base *exec.MethodSet[I], names []string, own map[string]ex
 	return exec.NewMethodSet(all)
 }
 
+// plainResult makes a gonja method hand back plain Go strings: its string methods return
+// their own string type, which == never equals a plain string, so "a" == "a".lower() was
+// false.
+func plainResult[I any](m exec.Method[I]) exec.Method[I] {
+	return func(self I, sv *exec.Value, args *exec.VarArgs) (any, error) {
+		out, err := m(self, sv, args)
+		if err != nil || out == nil {
+			return out, err
+		}
+		rv := reflect.ValueOf(out)
+		switch {
+		case rv.Kind() == reflect.String && rv.Type() != reflect.TypeFor[string]():
+			return rv.String(), nil
+		case (rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array) && rv.Type().Elem().Kind() == reflect.String:
+			list := make([]any, rv.Len())
+			for i := range list {
+				list[i] = rv.Index(i).String()
+			}
+			return list, nil
+		}
+		return out, nil
+	}
+}
+
 // pythonMethods is gonja's methods with Python's string and dict semantics where they differ.
 func pythonMethods() exec.Methods {
 	m := builtins.Methods
 	m.Str = methodSet(builtins.Methods.Str, gonjaStrMethods, map[string]exec.Method[string]{
 		"strip": strip("strip", true, true), "lstrip": strip("lstrip", true, false), "rstrip": strip("rstrip", false, true),
 		"split": split("split", false), "rsplit": split("rsplit", true),
-		"replace": replace,
-		"find":    search("find"), "rfind": search("rfind"), "index": search("index"), "rindex": search("rindex"), "count": search("count"),
+		"replace":    replace,
+		"join":       join,
+		"startswith": affix("startswith", false), "endswith": affix("endswith", true),
+		"find": search("find"), "rfind": search("rfind"), "index": search("index"), "rindex": search("rindex"), "count": search("count"),
 		"center": pad("center", 'c'), "ljust": pad("ljust", 'l'), "rjust": pad("rjust", 'r'),
 	})
 	m.List = methodSet(builtins.Methods.List, []string{"append", "reverse", "copy"}, map[string]exec.Method[[]any]{
@@ -995,6 +1103,163 @@ func roundIntHalfEven(n, precision int) int {
 	return q * unit
 }
 
+// formatFilter is Jinja2's format: Python's printf-style `in % args` (gonja handed the
+// verbs to Go's fmt, so "%s" of an int printed %!s(int=3)).
+func formatFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if len(params.KwArgs) > 0 {
+		return exec.AsValue(exec.ErrInvalidCall(errors.New("format: keyword arguments are not supported")))
+	}
+	out, err := pyPercent(in.String(), params.Args)
+	if err != nil {
+		return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("format: %w", err)))
+	}
+	return exec.AsValue(out)
+}
+
+// pyPercent is Python's str % tuple for the conversions s r d i u f F e E g G x X o c and %,
+// with flags, width and precision.
+func pyPercent(f string, args []*exec.Value) (string, error) {
+	var sb strings.Builder
+	next := 0
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' {
+			sb.WriteByte(f[i])
+			continue
+		}
+		j := i + 1
+		for j < len(f) && strings.IndexByte("-+ 0#", f[j]) >= 0 {
+			j++
+		}
+		for j < len(f) && f[j] >= '0' && f[j] <= '9' {
+			j++
+		}
+		if j < len(f) && f[j] == '.' {
+			j++
+			for j < len(f) && f[j] >= '0' && f[j] <= '9' {
+				j++
+			}
+		}
+		if j >= len(f) {
+			return "", errors.New("incomplete format")
+		}
+		spec, verb := f[i+1:j], f[j]
+		i = j
+		if verb == '%' {
+			sb.WriteByte('%')
+			continue
+		}
+		if next >= len(args) {
+			return "", errors.New("not enough arguments for format string")
+		}
+		a := args[next]
+		next++
+		switch verb {
+		case 's', 'r':
+			str := a.String()
+			switch {
+			case a.IsNil():
+				str = "None"
+			case a.IsString() && verb == 'r':
+				str = pyRepr(str)
+			}
+			fmt.Fprintf(&sb, "%"+strings.Trim(spec, "+ 0#")+"s", str)
+		case 'd', 'i', 'u':
+			if !a.IsNumber() && !a.IsBool() {
+				return "", fmt.Errorf("%%%c format: a real number is required, not %s", verb, a.String())
+			}
+			n := int(pyNum(a))
+			if a.IsInteger() {
+				n = a.Integer()
+			}
+			fmt.Fprintf(&sb, "%"+strings.ReplaceAll(spec, "#", "")+"d", n)
+		case 'f', 'F', 'e', 'E', 'g', 'G':
+			if !a.IsNumber() && !a.IsBool() {
+				return "", fmt.Errorf("must be real number, not %s", a.String())
+			}
+			if !strings.Contains(spec, ".") {
+				spec += ".6" // Python's default precision, also for g
+			}
+			fmt.Fprintf(&sb, "%"+spec+string(verb), pyNum(a))
+		case 'x', 'X', 'o':
+			if !a.IsInteger() && !a.IsBool() {
+				return "", fmt.Errorf("%%%c format: an integer is required, not %s", verb, a.String())
+			}
+			fmt.Fprintf(&sb, "%"+spec+string(verb), int(pyNum(a)))
+		case 'c':
+			if a.IsInteger() {
+				sb.WriteRune(rune(a.Integer()))
+			} else {
+				sb.WriteString(a.String())
+			}
+		default:
+			return "", fmt.Errorf("unsupported format character %q", verb)
+		}
+	}
+	if next < len(args) {
+		return "", errors.New("not all arguments converted during string formatting")
+	}
+	return sb.String(), nil
+}
+
+// titleWordStart splits text where Jinja2's title filter starts words: after runs of
+// whitespace, hyphens and opening brackets (not after commas or dots, as str.title does).
+var titleWordStart = regexp.MustCompile(`[-\s({\[<]+`)
+
+// titleFilter is Jinja2's title.
+func titleFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	s := in.String()
+	var sb strings.Builder
+	word := func(w string) {
+		if w == "" {
+			return
+		}
+		r, n := utf8.DecodeRuneInString(w)
+		sb.WriteString(strings.ToUpper(string(r)))
+		sb.WriteString(strings.ToLower(w[n:]))
+	}
+	last := 0
+	for _, loc := range titleWordStart.FindAllStringIndex(s, -1) {
+		word(s[last:loc[0]])
+		word(s[loc[0]:loc[1]])
+		last = loc[1]
+	}
+	word(s[last:])
+	return exec.AsValue(sb.String())
+}
+
+// trimFilter is Jinja2's trim(chars=None): of the value as a string, whatever it is.
+func trimFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	chars, given, err := optString(params, 0, "chars")
+	if err != nil || len(params.Args) > 1 {
+		return exec.AsValue(exec.ErrInvalidCall(fmt.Errorf("trim: %v", err)))
+	}
+	cut := pyIsSpace
+	if given {
+		cut = func(r rune) bool { return strings.ContainsRune(chars, r) }
+	}
+	return exec.AsValue(strings.TrimFunc(in.String(), cut))
+}
+
+// sequenceTest is Jinja2's `sequence`: anything with a length and items, strings and
+// mappings included.
+func sequenceTest(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
+	switch reflect.Indirect(in.Val).Kind() {
+	case reflect.String, reflect.Slice, reflect.Array, reflect.Map:
+		return true, nil
+	}
+	_, isDict := in.Interface().(*exec.Dict)
+	return isDict, nil
+}
+
 // reverseFilter is Jinja2's reverse: a string backwards, any other sequence in reverse
 // order, a mapping's keys last to first (gonja's sorted the items, then reversed them).
 func reverseFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
@@ -1033,6 +1298,16 @@ func reverseFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exe
 		out = []any{}
 	}
 	return exec.AsValue(out)
+}
+
+// parityTest is Jinja2's odd and even: Python's n % 2, which is 1 for negative odd n too.
+func parityTest(odd bool) exec.TestFunction {
+	return func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
+		if !in.IsInteger() {
+			return false, nil
+		}
+		return (in.Integer()%2 != 0) == odd, nil
+	}
 }
 
 // boolTest is Jinja2's `true` and `false` tests: only the boolean itself passes (gonja asks
