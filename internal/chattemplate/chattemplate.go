@@ -77,12 +77,12 @@ func environment() *exec.Environment {
 	return env
 }
 
-// templateConfig is how transformers compiles chat templates: trim_blocks (the newline after
-// a block tag goes) and lstrip_blocks (so does the indentation before one), which templates
-// written without whitespace control rely on.
+// templateConfig leaves the source's layout alone: transformers compiles chat templates with
+// trim_blocks and lstrip_blocks, which jinjaLayout applies before gonja sees the source, and
+// without keep_trailing_newline, which jinjaLayout applies too.
 func templateConfig() *config.Config {
 	c := gonja.DefaultConfig.Inherit()
-	c.TrimBlocks, c.LeftStripBlocks = true, true
+	c.TrimBlocks, c.LeftStripBlocks, c.KeepTrailingNewline = false, false, true
 	return c
 }
 
@@ -101,9 +101,10 @@ func Parse(src string) (t *Template, err error) {
 		return nil, fmt.Errorf("chat template is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(src))
 	}
 	id := fmt.Sprintf("/chat-%x", sha256.Sum256([]byte(src)))
+	laid := jinjaLayout(src)
 	// The loader knows this one template and nothing else: a template shipped with a model
 	// must not {% include %} files from the machine.
-	ld, err := loaders.NewMemoryLoader(map[string]string{id: src})
+	ld, err := loaders.NewMemoryLoader(map[string]string{id: laid})
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +184,8 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 	}
 	// the rewritten template's own helpers, which no variable may replace
 	ctx[subscriptFunc], ctx[iterFunc], ctx[dictFunc] = subscriptTarget, iterTarget, dictCall
+	depth := &nesting{}
+	ctx[enterFunc], ctx[leaveFunc] = depth.enter, depth.leave
 	out, err = t.tpl.ExecuteToString(exec.NewContext(ctx))
 	if err != nil {
 		if i := strings.Index(err.Error(), raisedPrefix); i >= 0 {
@@ -222,6 +225,9 @@ func (e *renderError) Error() string {
 	}
 	// the subscript and loop rewrites show as calls in gonja's messages
 	cause = wrapCalls.ReplaceAllString(cause, "$1")
+	if strings.Contains(msg, errTooDeep.Error()) {
+		return "rendering the chat template failed" + where + ": " + errTooDeep.Error()
+	}
 	return "rendering the chat template failed" + where + ": " + cause + " (a value the template needs is missing, null or of another type)"
 }
 

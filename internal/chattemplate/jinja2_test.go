@@ -277,3 +277,54 @@ func TestJinja2Expressions(t *testing.T) {
 		}
 	}
 }
+
+// TestJinja2Statements renders 600 seeded random templates (nested loops over lists,
+// messages and mappings, if/elif/else, namespaces, comments, raw blocks, text of spaces,
+// tabs and CR/LF, every tag with and without -/+ markers) and requires Jinja2's text under
+// transformers' whitespace settings (testdata/tokenizer/crosscheck_jinja2_stmt.py).
+func TestJinja2Statements(t *testing.T) {
+	f := readFixture(t, "jinja2-statements.json")
+	ctx := f["context"].(map[string]any)
+	cases := f["cases"].([]any)
+	if len(cases) < 500 {
+		t.Fatalf("only %d cases", len(cases))
+	}
+	for i, c := range cases {
+		cm := c.(map[string]any)
+		src, want := cm["t"].(string), cm["r"].(string)
+		tpl, err := Parse(src)
+		var got string
+		if err == nil {
+			got, err = tpl.Render(ctx)
+		}
+		if err != nil || got != want {
+			t.Errorf("template %d %q: got %q (%v), want %q", i, src, got, err, want)
+		}
+	}
+}
+
+// TestEndlessRecursionIsAnError: a macro or recursive loop that calls itself without end
+// fails the render (in Go it would overflow the stack and kill the server); deep but finite
+// recursion still renders.
+func TestEndlessRecursionIsAnError(t *testing.T) {
+	nest := map[string]any{"nest": map[string]any{"z": map[string]any{"y": 1}}}
+	for _, src := range []string{
+		`{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}`,
+		`{% for k in nest recursive %}{% if nest[k] %}{{ loop([k]) }}{% endif %}{% endfor %}`,
+	} {
+		tpl, err := Parse(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tpl.Render(nest); err == nil || !strings.Contains(err.Error(), "calls itself without end") {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+	tpl, err := Parse(`{% macro m(n) %}{% if n > 0 %}{{ n }},{{ m(n - 1) }}{% endif %}{% endmacro %}{{ m(300) | length }}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := tpl.Render(nil); err != nil || out != "1092" {
+		t.Fatalf("300 levels: %q %v", out, err)
+	}
+}

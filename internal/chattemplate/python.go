@@ -31,6 +31,8 @@ const (
 	subscriptFunc = "__strata_subscript__"
 	iterFunc      = "__strata_iter__"
 	dictFunc      = "__strata_dict__"
+	enterFunc     = "__strata_enter__"
+	leaveFunc     = "__strata_leave__"
 )
 
 // pythonize rewrites a parsed template where gonja's evaluation parts from Jinja2's:
@@ -79,7 +81,13 @@ func pythonize(t *exec.Template, src string) {
 			c.Func = &nodes.Name{Name: &tokens.Token{Type: tokens.Name, Val: dictFunc, Pos: c.Location.Pos, Line: c.Location.Line, Col: c.Location.Col}}
 		}
 	}
+	for _, m := range w.macros {
+		guard(m.Wrapper)
+	}
 	for _, f := range w.fors {
+		if f.Recursive {
+			guard(f.BodyWrapper)
+		}
 		if f.Value == "" { // "for k, v in d" is gonja's own (Jinja2 wants d.items()): left as is
 			f.ObjectEvaluator = call(iterFunc, f.ObjectEvaluator.Position(), f.ObjectEvaluator)
 		}
@@ -89,6 +97,45 @@ func pythonize(t *exec.Template, src string) {
 // bindsDictRE finds a template's own binding of the name dict: {% set dict %}, {% macro
 // dict %}, a macro parameter, a loop variable, an import alias.
 var bindsDictRE = regexp.MustCompile(`\b(set|macro)\s+dict\b|\bmacro\s+\w+\s*\([^)]*\bdict\b|\bfor\s+[\w\s,]*\bdict\b[\w\s,]*\bin\b|\bas\s+dict\b|\bimport\b[^%]*\bdict\b`)
+
+// guard brackets a macro's or recursive loop's body with enterFunc and leaveFunc, which
+// count how deep calls nest: one that calls itself without end would otherwise overflow
+// the Go stack, which kills the process (Jinja2 stops at Python's recursion limit).
+func guard(body *nodes.Wrapper) {
+	if body == nil {
+		return
+	}
+	out := func(name string) nodes.Node {
+		tok := &tokens.Token{Type: tokens.Name, Val: name}
+		if body.Location != nil {
+			tok.Pos, tok.Line, tok.Col = body.Location.Pos, body.Location.Line, body.Location.Col
+		}
+		return &nodes.Output{Start: tok, End: tok, Expression: &nodes.Call{Location: tok, Func: &nodes.Name{Name: tok}, Kwargs: map[string]nodes.Expression{}}}
+	}
+	body.Nodes = append(append([]nodes.Node{out(enterFunc)}, body.Nodes...), out(leaveFunc))
+}
+
+// maxNesting bounds how deep macro calls and recursive loops nest in one render, well
+// below where the Go stack would overflow; Python stops a little deeper than Jinja2 can go.
+const maxNesting = 400
+
+// errTooDeep is what a render deeper than maxNesting fails with.
+var errTooDeep = fmt.Errorf("macros or recursive loops nest deeper than %d, so one calls itself without end", maxNesting)
+
+// nesting counts one render's macro and recursive-loop depth.
+type nesting struct{ depth int }
+
+func (n *nesting) enter(*exec.VarArgs) *exec.Value {
+	if n.depth++; n.depth > maxNesting {
+		return exec.AsValue(errTooDeep)
+	}
+	return exec.AsValue("")
+}
+
+func (n *nesting) leave(*exec.VarArgs) *exec.Value {
+	n.depth--
+	return exec.AsValue("")
+}
 
 // call is the expression name(arg), at the position of what it wraps.
 func call(name string, at *tokens.Token, arg nodes.Expression) *nodes.Call {
@@ -103,6 +150,7 @@ var (
 	getItemType = reflect.TypeFor[*nodes.GetItem]()
 	forType     = reflect.TypeFor[*controlStructures.ForControlStructure]()
 	callType    = reflect.TypeFor[*nodes.Call]()
+	macroType   = reflect.TypeFor[*nodes.Macro]()
 )
 
 // walk finds every subscript and for loop reachable from a template's root. Control
@@ -113,6 +161,7 @@ type walk struct {
 	getItems []*nodes.GetItem
 	fors     []*controlStructures.ForControlStructure
 	calls    []*nodes.Call
+	macros   []*nodes.Macro
 }
 
 func (w *walk) visit(v reflect.Value) {
@@ -133,6 +182,8 @@ func (w *walk) visit(v reflect.Value) {
 			w.fors = append(w.fors, (*controlStructures.ForControlStructure)(p))
 		case callType:
 			w.calls = append(w.calls, (*nodes.Call)(p))
+		case macroType:
+			w.macros = append(w.macros, (*nodes.Macro)(p))
 		}
 		w.visit(v.Elem())
 	case reflect.Interface:

@@ -1,0 +1,147 @@
+package chattemplate
+
+import (
+	"strings"
+)
+
+// Jinja2 applies trim_blocks, lstrip_blocks and keep_trailing_newline=False in its lexer;
+// gonja's lexer strips the indentation before a block even in the middle of a line
+// ("{% if a %} {% if b %}" lost its space). So the source goes through jinjaLayout, which
+// does what Jinja2's lexer does to it, and gonja parses the result with those options off.
+
+// jinjaLayout rewrites template source as Jinja2 (transformers' settings) lexes it:
+//   - every \r\n and \r becomes \n, and one final newline goes (keep_trailing_newline off);
+//   - spaces and tabs between the start of a line and a block or comment tag go, unless the
+//     tag opens with "+" (lstrip_blocks);
+//   - the newline right after a block or comment tag goes, unless it closes with "+"
+//     (trim_blocks).
+//
+// "-" markers are left for gonja. A trimmed newline becomes the comment {#\n#}, which
+// renders as nothing but keeps every line where the author wrote it, for gonja's errors.
+func jinjaLayout(src string) string {
+	src = strings.ReplaceAll(src, "\r\n", "\n")
+	src = strings.ReplaceAll(src, "\r", "\n")
+	src = strings.TrimSuffix(src, "\n")
+
+	var sb strings.Builder
+
+	lineStart := true // the text about to be read starts a line
+	i := 0
+	for i < len(src) {
+		j := nextTag(src, i)
+		text := src[i:j]
+		if j < len(src) && src[j+1] != '{' { // a block or a comment
+			sign := byte(0)
+			if j+2 < len(src) {
+				sign = src[j+2]
+			}
+			if sign != '+' && sign != '-' {
+				lpos := strings.LastIndexByte(text, '\n') + 1
+				if (lpos > 0 || lineStart) && strings.Trim(text[lpos:], " \t") == "" {
+					text = text[:lpos]
+				}
+			}
+		}
+		sb.WriteString(text)
+		if j == len(src) {
+			break
+		}
+		end, raw := tagEnd(src, j)
+		tag := src[j:end]
+		shown := tag
+		if len(shown) > 2 && shown[2] == '+' { // its only meaning, lstrip off, is done
+			shown = shown[:2] + shown[3:]
+		}
+		trim := false
+		if src[j+1] != '{' {
+			trim = !strings.HasSuffix(tag, "+%}") && !strings.HasSuffix(tag, "+#}") && !strings.HasSuffix(tag, "-%}") && !strings.HasSuffix(tag, "-#}")
+			if strings.HasSuffix(shown, "+%}") || strings.HasSuffix(shown, "+#}") {
+				shown = shown[:len(shown)-3] + shown[len(shown)-2:]
+			}
+		}
+		sb.WriteString(shown)
+		i = end
+		if raw { // {% raw %}: its content is text, up to the tag that ends it
+			k := rawEnd(src, i)
+			sb.WriteString(src[i:k])
+			i = k
+			continue
+		}
+		lineStart = false
+		if trim && i < len(src) && src[i] == '\n' {
+			sb.WriteString("{#\n#}")
+			i++
+			lineStart = true
+		}
+	}
+	return sb.String()
+}
+
+// nextTag is the offset of the next "{{", "{%" or "{#" at or after i, or len(src).
+func nextTag(src string, i int) int {
+	for {
+		k := strings.IndexByte(src[i:], '{')
+		if k < 0 || i+k+1 >= len(src) {
+			return len(src)
+		}
+		if c := src[i+k+1]; c == '{' || c == '%' || c == '#' {
+			return i + k
+		}
+		i += k + 1
+	}
+}
+
+// tagEnd is the offset just past the tag opening at j: a comment ends at its "#}", a block
+// at "%}" and an expression at "}}" outside string literals. raw is true for {% raw %}. An
+// unclosed tag runs to the end, for gonja to report.
+func tagEnd(src string, j int) (end int, raw bool) {
+	if src[j+1] == '#' {
+		k := strings.Index(src[j+2:], "#}")
+		if k < 0 {
+			return len(src), false
+		}
+		return j + 2 + k + 2, false
+	}
+	closer := byte('}')
+	if src[j+1] == '%' {
+		closer = '%'
+	}
+	var quote byte
+	for k := j + 2; k < len(src); k++ {
+		c := src[k]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				k++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == closer && k+1 < len(src) && src[k+1] == '}':
+			end = k + 2
+			if closer == '%' {
+				body := strings.Trim(src[j+2:k], "+- \t\n")
+				raw = body == "raw"
+			}
+			return end, raw
+		}
+	}
+	return len(src), false
+}
+
+// rawEnd is the offset of the tag that closes a raw block ("{% endraw %}", with any
+// markers), or len(src).
+func rawEnd(src string, i int) int {
+	for k := i; ; {
+		j := strings.Index(src[k:], "{%")
+		if j < 0 {
+			return len(src)
+		}
+		end, _ := tagEnd(src, k+j)
+		if strings.Trim(src[k+j+2:max(k+j+2, end-2)], "+- \t\n") == "endraw" {
+			return k + j
+		}
+		k += j + 2
+	}
+}
