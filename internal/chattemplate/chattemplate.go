@@ -184,8 +184,7 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 	}
 	// the rewritten template's own helpers, which no variable may replace
 	ctx[subscriptFunc], ctx[iterFunc], ctx[dictFunc] = subscriptTarget, iterTarget, dictCall
-	depth := &nesting{}
-	ctx[enterFunc], ctx[leaveFunc] = depth.enter, depth.leave
+	ctx[enterFunc] = (&bodies{}).enter
 	out, err = t.tpl.ExecuteToString(exec.NewContext(ctx))
 	if err != nil {
 		if i := strings.Index(err.Error(), raisedPrefix); i >= 0 {

@@ -327,4 +327,16 @@ func TestEndlessRecursionIsAnError(t *testing.T) {
 	if out, err := tpl.Render(nil); err != nil || out != "1092" {
 		t.Fatalf("300 levels: %q %v", out, err)
 	}
+	// bodies that end early leave nothing behind: 500 continues are not 500 levels
+	big := make([]any, 500)
+	for i := range big {
+		big[i] = i
+	}
+	tpl, err = Parse(`{% for i in big recursive %}{% if i > 1 %}{% continue %}{% endif %}{{ i }}{% endfor %}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := tpl.Render(map[string]any{"big": big}); err != nil || out != "01" {
+		t.Fatalf("continue in a recursive loop: %q %v", out, err)
+	}
 }

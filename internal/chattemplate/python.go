@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -32,7 +33,6 @@ const (
 	iterFunc      = "__strata_iter__"
 	dictFunc      = "__strata_dict__"
 	enterFunc     = "__strata_enter__"
-	leaveFunc     = "__strata_leave__"
 )
 
 // pythonize rewrites a parsed template where gonja's evaluation parts from Jinja2's:
@@ -98,42 +98,45 @@ func pythonize(t *exec.Template, src string) {
 // dict %}, a macro parameter, a loop variable, an import alias.
 var bindsDictRE = regexp.MustCompile(`\b(set|macro)\s+dict\b|\bmacro\s+\w+\s*\([^)]*\bdict\b|\bfor\s+[\w\s,]*\bdict\b[\w\s,]*\bin\b|\bas\s+dict\b|\bimport\b[^%]*\bdict\b`)
 
-// guard brackets a macro's or recursive loop's body with enterFunc and leaveFunc, which
-// count how deep calls nest: one that calls itself without end would otherwise overflow
-// the Go stack, which kills the process (Jinja2 stops at Python's recursion limit).
+// guard starts a macro's or recursive loop's body with enterFunc, which fails the render
+// once calls nest deeper than maxFrames Go frames (checked every 32 bodies): one that calls itself without end would
+// otherwise overflow the Go stack, which kills the process (Jinja2 stops at Python's
+// recursion limit, under 200 macro levels). The depth is the goroutine's own, so loop
+// bodies that end early ({% break %}, {% continue %}) leave nothing to undo.
 func guard(body *nodes.Wrapper) {
 	if body == nil {
 		return
 	}
-	out := func(name string) nodes.Node {
-		tok := &tokens.Token{Type: tokens.Name, Val: name}
-		if body.Location != nil {
-			tok.Pos, tok.Line, tok.Col = body.Location.Pos, body.Location.Line, body.Location.Col
-		}
-		return &nodes.Output{Start: tok, End: tok, Expression: &nodes.Call{Location: tok, Func: &nodes.Name{Name: tok}, Kwargs: map[string]nodes.Expression{}}}
+	tok := &tokens.Token{Type: tokens.Name, Val: enterFunc}
+	if body.Location != nil {
+		tok.Pos, tok.Line, tok.Col = body.Location.Pos, body.Location.Line, body.Location.Col
 	}
-	body.Nodes = append(append([]nodes.Node{out(enterFunc)}, body.Nodes...), out(leaveFunc))
+	enter := &nodes.Output{Start: tok, End: tok, Expression: &nodes.Call{Location: tok, Func: &nodes.Name{Name: tok}, Kwargs: map[string]nodes.Expression{}}}
+	body.Nodes = append([]nodes.Node{enter}, body.Nodes...)
 }
 
-// maxNesting bounds how deep macro calls and recursive loops nest in one render, well
-// below where the Go stack would overflow; Python stops a little deeper than Jinja2 can go.
-const maxNesting = 400
+// maxFrames bounds the Go stack depth at which a macro or recursive loop may start: about
+// 500 levels of gonja's evaluation (measured: 15 frames a level), well above what Jinja2
+// allows and far below a Go stack overflow.
+const maxFrames = 7500
 
-// errTooDeep is what a render deeper than maxNesting fails with.
-var errTooDeep = fmt.Errorf("macros or recursive loops nest deeper than %d, so one calls itself without end", maxNesting)
+// errTooDeep is what a render nested deeper than maxFrames fails with.
+var errTooDeep = errors.New("macros or recursive loops nest too deep, so one calls itself without end")
 
-// nesting counts one render's macro and recursive-loop depth.
-type nesting struct{ depth int }
+// bodies counts the macro and recursive-loop bodies one render starts, so that the stack
+// is measured only every 32nd time: a walk of deep stacks on every call made a thousand
+// levels quadratic.
+type bodies struct{ n int }
 
-func (n *nesting) enter(*exec.VarArgs) *exec.Value {
-	if n.depth++; n.depth > maxNesting {
+// enter is enterFunc.
+func (b *bodies) enter(*exec.VarArgs) *exec.Value {
+	if b.n++; b.n%32 != 0 {
+		return exec.AsValue("")
+	}
+	var pc [1]uintptr
+	if runtime.Callers(maxFrames, pc[:]) > 0 { // there is a frame maxFrames up
 		return exec.AsValue(errTooDeep)
 	}
-	return exec.AsValue("")
-}
-
-func (n *nesting) leave(*exec.VarArgs) *exec.Value {
-	n.depth--
 	return exec.AsValue("")
 }
 
@@ -1238,7 +1241,11 @@ func pyPercent(f string, args []*exec.Value) (string, error) {
 			if !a.IsInteger() && !a.IsBool() {
 				return "", fmt.Errorf("%%%c format: an integer is required, not %s", verb, a.String())
 			}
-			fmt.Fprintf(&sb, "%"+spec+string(verb), int(pyNum(a)))
+			out := fmt.Sprintf("%"+spec+string(verb), int(pyNum(a)))
+			if verb == 'o' && strings.Contains(spec, "#") { // Python's alternate octal is 0o17, Go's 017
+				out = strings.Replace(out, "0", "0o", 1)
+			}
+			sb.WriteString(out)
 		case 'c':
 			if a.IsInteger() {
 				sb.WriteRune(rune(a.Integer()))
@@ -1255,32 +1262,26 @@ func pyPercent(f string, args []*exec.Value) (string, error) {
 	return sb.String(), nil
 }
 
-// titleWordStart splits text where Jinja2's title filter starts words: after runs of
-// whitespace, hyphens and opening brackets (not after commas or dots, as str.title does).
-var titleWordStart = regexp.MustCompile(`[-\s({\[<]+`)
-
-// titleFilter is Jinja2's title.
+// titleFilter is Jinja2's title: a word starts after a run of whitespace (Python's, Unicode
+// included), hyphens and opening brackets, not after commas or dots as str.title has it.
 func titleFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
 	if in.IsError() {
 		return in
 	}
-	s := in.String()
 	var sb strings.Builder
-	word := func(w string) {
-		if w == "" {
-			return
+	start := true
+	for _, r := range in.String() {
+		switch {
+		case pyIsSpace(r) || strings.ContainsRune("-({[<", r):
+			sb.WriteRune(r)
+			start = true
+		case start:
+			sb.WriteString(strings.ToUpper(string(r)))
+			start = false
+		default:
+			sb.WriteString(strings.ToLower(string(r)))
 		}
-		r, n := utf8.DecodeRuneInString(w)
-		sb.WriteString(strings.ToUpper(string(r)))
-		sb.WriteString(strings.ToLower(w[n:]))
 	}
-	last := 0
-	for _, loc := range titleWordStart.FindAllStringIndex(s, -1) {
-		word(s[last:loc[0]])
-		word(s[loc[0]:loc[1]])
-		last = loc[1]
-	}
-	word(s[last:])
 	return exec.AsValue(sb.String())
 }
 
@@ -1351,13 +1352,22 @@ func reverseFilter(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exe
 	return exec.AsValue(out)
 }
 
-// parityTest is Jinja2's odd and even: Python's n % 2, which is 1 for negative odd n too.
+// parityTest is Jinja2's odd and even: Python's value % 2, which is 1 for negative odd
+// numbers too, and works on floats and bools (3.0 is odd, true is odd).
 func parityTest(odd bool) exec.TestFunction {
 	return func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
-		if !in.IsInteger() {
+		if !in.IsNumber() && !in.IsBool() {
 			return false, nil
 		}
-		return (in.Integer()%2 != 0) == odd, nil
+		x := pyNum(in)
+		if in.IsInteger() {
+			return (in.Integer()%2 != 0) == odd, nil
+		}
+		m := x - 2*math.Floor(x/2) // Python's modulo: the sign of the divisor
+		if odd {
+			return m == 1, nil
+		}
+		return m == 0, nil
 	}
 }
 

@@ -30,23 +30,31 @@ func jinjaLayout(src string) string {
 	for i < len(src) {
 		j := nextTag(src, i)
 		text := src[i:j]
+		var end int
+		var raw bool
+		if j < len(src) {
+			end, raw = tagEnd(src, j)
+		}
 		if j < len(src) && src[j+1] != '{' { // a block or a comment
 			sign := byte(0)
 			if j+2 < len(src) {
 				sign = src[j+2]
 			}
-			if sign != '+' && sign != '-' {
-				lpos := strings.LastIndexByte(text, '\n') + 1
-				if (lpos > 0 || lineStart) && strings.Trim(text[lpos:], " \t") == "" {
-					text = text[:lpos]
-				}
+			switch {
+			case sign == '-' && raw: // gonja ignores the markers of raw tags: done here
+				text = strings.TrimRightFunc(text, pyIsSpace)
+			case sign != '+' && sign != '-':
+				text = lstrip(text, lineStart)
 			}
 		}
 		sb.WriteString(text)
 		if j == len(src) {
 			break
 		}
-		end, raw := tagEnd(src, j)
+		if raw {
+			i, lineStart = layoutRaw(&sb, src, j, end)
+			continue
+		}
 		tag := src[j:end]
 		shown := tag
 		if len(shown) > 2 && shown[2] == '+' { // its only meaning, lstrip off, is done
@@ -61,12 +69,6 @@ func jinjaLayout(src string) string {
 		}
 		sb.WriteString(shown)
 		i = end
-		if raw { // {% raw %}: its content is text, up to the tag that ends it
-			k := rawEnd(src, i)
-			sb.WriteString(src[i:k])
-			i = k
-			continue
-		}
 		lineStart = false
 		if trim && i < len(src) && src[i] == '\n' {
 			sb.WriteString("{#\n#}")
@@ -75,6 +77,54 @@ func jinjaLayout(src string) string {
 		}
 	}
 	return sb.String()
+}
+
+// lstrip is lstrip_blocks on the text before a block or comment tag: whitespace between the
+// start of a line and the tag goes (Python's \s, so Unicode spaces too).
+func lstrip(text string, lineStart bool) string {
+	lpos := strings.LastIndexByte(text, '\n') + 1
+	if (lpos > 0 || lineStart) && strings.TrimFunc(text[lpos:], pyIsSpace) == "" {
+		return text[:lpos]
+	}
+	return text
+}
+
+// layoutRaw lays out a {% raw %} block whose opening tag is src[j:end] and returns where
+// reading goes on. gonja ignores whitespace markers on raw tags and fails on an empty raw
+// block, so the markers, lstrip_blocks before the closing tag and trim_blocks after it are
+// applied here and the block is written without them (or not at all when empty). lineStart
+// says whether a trimmed newline leaves the next text at the start of a line.
+func layoutRaw(sb *strings.Builder, src string, j, end int) (next int, lineStart bool) {
+	k := rawEnd(src, end)
+	if k == len(src) { // unclosed: as written, for gonja to report
+		sb.WriteString(src[j:])
+		return len(src), false
+	}
+	closeEnd, _ := tagEnd(src, k)
+	content := src[end:k]
+	if strings.HasSuffix(src[j:end], "-%}") {
+		content = strings.TrimLeftFunc(content, pyIsSpace)
+	}
+	switch src[k+2] {
+	case '-':
+		content = strings.TrimRightFunc(content, pyIsSpace)
+	case '+':
+	default:
+		content = lstrip(content, false)
+	}
+	if content != "" {
+		sb.WriteString("{% raw %}" + content + "{% endraw %}")
+	}
+	i := closeEnd
+	closing := src[k:closeEnd]
+	switch {
+	case strings.HasSuffix(closing, "-%}"):
+		i = len(src) - len(strings.TrimLeftFunc(src[i:], pyIsSpace))
+	case !strings.HasSuffix(closing, "+%}") && i < len(src) && src[i] == '\n':
+		sb.WriteString("{#\n#}")
+		return i + 1, true
+	}
+	return i, false
 }
 
 // nextTag is the offset of the next "{{", "{%" or "{#" at or after i, or len(src).
