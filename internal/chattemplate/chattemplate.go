@@ -101,7 +101,10 @@ func Parse(src string) (t *Template, err error) {
 		return nil, fmt.Errorf("chat template is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(src))
 	}
 	id := fmt.Sprintf("/chat-%x", sha256.Sum256([]byte(src)))
-	laid := jinjaLayout(src)
+	laid, err := jinjaLayout(src)
+	if err != nil {
+		return nil, fmt.Errorf("chat template does not parse: %w", err)
+	}
 	// The loader knows this one template and nothing else: a template shipped with a model
 	// must not {% include %} files from the machine.
 	ld, err := loaders.NewMemoryLoader(map[string]string{id: laid})
@@ -175,7 +178,7 @@ func (t *Template) Render(vars map[string]any) (out string, err error) {
 	}()
 	// the globals transformers' apply_chat_template gives every template, and range as its
 	// sandbox caps it
-	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow, "range": rangeCall}
+	ctx := map[string]any{"raise_exception": raiseException, "strftime_now": strftimeNow, "range": rangeCall, "namespace": namespaceCall}
 	for k, v := range t.special {
 		ctx[k] = v
 	}

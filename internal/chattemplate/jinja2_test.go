@@ -117,6 +117,11 @@ func FuzzTemplate(f *testing.F) {
 // TestMalformedTemplates: sources that crashed (a nil dereference in gonja's parser) or hung
 // (its lexer, on invalid UTF-8 inside a tag) the engine come back as errors that say so.
 func TestMalformedTemplates(t *testing.T) {
+	for _, ok := range []string{`{{ "0.é" }}`, `{# 0.é #}`, `{% raw %}0.é{% endraw %}`, `{{ 'a' ~ "1.ü" }}`} {
+		if _, err := Parse(ok); err != nil {
+			t.Errorf("Parse(%q): %v", ok, err)
+		}
+	}
 	for src, want := range map[string]string{
 		`{{ "" is `:      "does not parse",
 		"{%\xe60.刋":      "not valid UTF-8 (first bad byte at offset 2)",

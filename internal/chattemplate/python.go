@@ -209,6 +209,58 @@ func (w *walk) visit(v reflect.Value) {
 	}
 }
 
+// pyNamespace is what namespace() makes: a mapping that {% set ns.x = ... %} writes to.
+// A template can put a namespace inside itself ({% set ns.a = ns %}), and printing one went
+// round that loop until the Go stack overflowed, which kills the process; it prints as
+// Jinja2's does, <Namespace {...}> where it comes round again.
+type pyNamespace map[string]any
+
+func (ns pyNamespace) String() string { return ns.repr(map[uintptr]bool{}) }
+
+func (ns pyNamespace) repr(seen map[uintptr]bool) string {
+	addr := reflect.ValueOf(ns).Pointer()
+	if seen[addr] {
+		return "<Namespace {...}>"
+	}
+	seen[addr] = true
+	defer delete(seen, addr)
+	keys := make([]string, 0, len(ns))
+	for k := range ns {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		v := ns[k]
+		if x, ok := v.(*exec.Value); ok {
+			v = x.Interface()
+		}
+		var r string
+		switch x := v.(type) {
+		case pyNamespace:
+			r = x.repr(seen)
+		case string:
+			r = pyRepr(x)
+		default:
+			r = exec.ToValue(v).String()
+		}
+		parts[i] = pyRepr(k) + ": " + r
+	}
+	return "<Namespace {" + strings.Join(parts, ", ") + "}>"
+}
+
+// namespaceCall is namespace(**kwargs), as a pyNamespace.
+func namespaceCall(args *exec.VarArgs) *exec.Value {
+	if len(args.Args) > 0 {
+		return exec.AsValue(exec.ErrInvalidCall(errors.New("namespace() takes keyword arguments only")))
+	}
+	ns := pyNamespace{}
+	for k, v := range args.KwArgs {
+		ns[k] = v
+	}
+	return exec.AsValue(ns)
+}
+
 // dictCall is dictFunc: Python's dict(mapping_or_pairs=None, **kwargs) with the keyword
 // arguments in their written order. Its arguments are the count of positional ones, those,
 // then alternating keyword names and values.

@@ -1,7 +1,9 @@
 package chattemplate
 
 import (
+	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Jinja2 applies trim_blocks, lstrip_blocks and keep_trailing_newline=False in its lexer;
@@ -18,7 +20,7 @@ import (
 //
 // "-" markers are left for gonja. A trimmed newline becomes the comment {#\n#}, which
 // renders as nothing but keeps every line where the author wrote it, for gonja's errors.
-func jinjaLayout(src string) string {
+func jinjaLayout(src string) (string, error) {
 	src = strings.ReplaceAll(src, "\r\n", "\n")
 	src = strings.ReplaceAll(src, "\r", "\n")
 	src = strings.TrimSuffix(src, "\n")
@@ -34,6 +36,13 @@ func jinjaLayout(src string) string {
 		var raw bool
 		if j < len(src) {
 			end, raw = tagEnd(src, j)
+			// gonja's lexer loops forever on a number, a dot and a character past ASCII
+			// ("{{ 0.é"): it backs up over the dot by that character's width
+			for k := j + 2; src[j+1] != '#' && k+2 < end; k++ {
+				if src[k] >= '0' && src[k] <= '9' && src[k+1] == '.' && src[k+2] >= utf8.RuneSelf && !inString(src[j:end], k-j) {
+					return "", fmt.Errorf("line %d: a number followed by \".%c\" is not valid Jinja", 1+strings.Count(src[:k], "\n"), []rune(src[k+2:])[0])
+				}
+			}
 		}
 		if j < len(src) && src[j+1] != '{' { // a block or a comment
 			sign := byte(0)
@@ -76,7 +85,23 @@ func jinjaLayout(src string) string {
 			lineStart = true
 		}
 	}
-	return sb.String()
+	return sb.String(), nil
+}
+
+// inString reports whether offset k of a tag lies inside one of its string literals.
+func inString(tag string, k int) bool {
+	var quote byte
+	for i := 2; i < k; i++ {
+		switch c := tag[i]; {
+		case quote != 0 && c == '\\':
+			i++
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote == 0 && (c == '\'' || c == '"'):
+			quote = c
+		}
+	}
+	return quote != 0
 }
 
 // lstrip is lstrip_blocks on the text before a block or comment tag: whitespace between the
