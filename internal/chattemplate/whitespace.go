@@ -76,6 +76,9 @@ func jinjaLayout(src string) (string, error) {
 				shown = shown[:len(shown)-3] + shown[len(shown)-2:]
 			}
 		}
+		if src[j+1] != '#' {
+			shown = escapeLiterals(shown)
+		}
 		sb.WriteString(shown)
 		i = end
 		lineStart = false
@@ -87,6 +90,49 @@ func jinjaLayout(src string) (string, error) {
 	}
 	return sb.String(), nil
 }
+
+// escapeLiterals rewrites escapes in a tag's string literals that gonja's lexer gets wrong,
+// into ones it reads as Python does: an escaped backslash becomes \x5c (gonja ended the
+// literal early at '\\' + quote, so replace('\\', '/') did not parse), and \xHH past
+// ASCII becomes \u00HH (gonja made a raw byte of it; Python the code point).
+func escapeLiterals(tag string) string {
+	if !strings.Contains(tag, "\\") {
+		return tag
+	}
+	var sb strings.Builder
+	var quote byte
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		switch {
+		case quote == 0:
+			if c == '\'' || c == '"' {
+				quote = c
+			}
+		case c == quote:
+			quote = 0
+		case c == '\\' && i+1 < len(tag):
+			switch n := tag[i+1]; {
+			case n == '\\':
+				sb.WriteString(`\x5c`)
+				i++
+				continue
+			case n == 'x' && i+3 < len(tag) && isHex(tag[i+2]) && isHex(tag[i+3]) && tag[i+2] >= '8':
+				sb.WriteString(`\u00` + tag[i+2:i+4])
+				i += 3
+				continue
+			default: // any other escape stays as written, the character after it included
+				sb.WriteByte(c)
+				sb.WriteByte(n)
+				i++
+				continue
+			}
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
 // inString reports whether offset k of a tag lies inside one of its string literals.
 func inString(tag string, k int) bool {
