@@ -262,37 +262,22 @@ func TestPythonJSONLikeJSONDumps(t *testing.T) {
 // TestJinja2Expressions renders 1500 seeded random expressions (string methods, slices,
 // filters, tests, comparisons, arithmetic, conditionals, nested) and requires Jinja2's text
 // for each (testdata/tokenizer/crosscheck_jinja2_expr.py).
-func TestJinja2Expressions(t *testing.T) {
-	f := readFixture(t, "jinja2-expressions.json")
-	ctx := f["context"].(map[string]any)
-	cases := f["cases"].([]any)
-	if len(cases) < 1000 {
-		t.Fatalf("only %d cases", len(cases))
-	}
-	for i, c := range cases {
-		cm := c.(map[string]any)
-		src, want := cm["t"].(string), cm["r"].(string)
-		tpl, err := Parse(src)
-		var got string
-		if err == nil {
-			got, err = tpl.Render(ctx)
-		}
-		if err != nil || got != want {
-			t.Errorf("expression %d %s: got %q (%v), want %q", i, src, got, err, want)
-		}
-	}
-}
+func TestJinja2Expressions(t *testing.T) { renderAllLikeJinja2(t, "jinja2-expressions.json", 1000) }
 
 // TestJinja2Statements renders 600 seeded random templates (nested loops over lists,
 // messages and mappings, if/elif/else, namespaces, comments, raw blocks, text of spaces,
 // tabs and CR/LF, every tag with and without -/+ markers) and requires Jinja2's text under
 // transformers' whitespace settings (testdata/tokenizer/crosscheck_jinja2_stmt.py).
-func TestJinja2Statements(t *testing.T) {
-	f := readFixture(t, "jinja2-statements.json")
+func TestJinja2Statements(t *testing.T) { renderAllLikeJinja2(t, "jinja2-statements.json", 500) }
+
+// renderAllLikeJinja2 renders every template {"t", "r"} of a fixture on its context and
+// requires the text Jinja2 rendered; the fixture must hold at least min of them.
+func renderAllLikeJinja2(t *testing.T, fixture string, min int) {
+	f := readFixture(t, fixture)
 	ctx := f["context"].(map[string]any)
 	cases := f["cases"].([]any)
-	if len(cases) < 500 {
-		t.Fatalf("only %d cases", len(cases))
+	if len(cases) < min {
+		t.Fatalf("%s: only %d cases", fixture, len(cases))
 	}
 	for i, c := range cases {
 		cm := c.(map[string]any)
