@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -81,6 +82,13 @@ atomically: it appears whole or not at all.`,
 				return err
 			}
 			V := m.Cfg.Vocab
+			// a NaN anywhere in the trunk reaches every logit of its position and the ones
+			// after: such a file compares with nothing, so none is written
+			for t, row := range o.Logits {
+				if slices.ContainsFunc(row, func(x float32) bool { return x != x }) {
+					return fmt.Errorf("the logits at position %d are NaN (%s): the model's weights are probably corrupt or too large for float32; check the safetensors files against their source; nothing was written", t, dir)
+				}
+			}
 			data := make([]byte, 4*len(prompt)*V)
 			for t, row := range o.Logits {
 				for v, x := range row {

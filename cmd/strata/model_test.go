@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -86,6 +87,9 @@ func TestHeldOutShapesThroughCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		prompt := []int{5, 17, 2, 99, 42, 7, 63, 1, 150, 11, 12, 13}
+		for i := range prompt {
+			prompt[i] %= ref.Cfg.Vocab
+		}
 		ids := strings.Trim(strings.ReplaceAll(fmt.Sprint(prompt), " ", ","), "[]")
 		file := filepath.Join(t.TempDir(), "l.safetensors")
 		if out, err := runCLI("logits", "--model", dir, "--prompt-ids", ids, "--out", file); err != nil {
@@ -181,11 +185,31 @@ func TestModelCommandsBadInput(t *testing.T) {
 		}
 		return d
 	}
+	// bytes overwritten in the middle of a weight: 0xffff is a bfloat16 NaN
+	st, err := os.ReadFile(filepath.Join(dense, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header map[string]struct {
+		Offsets [2]int `json:"data_offsets"`
+	}
+	hlen := int(binary.LittleEndian.Uint64(st))
+	if err := json.Unmarshal(st[8:8+hlen], &header); err != nil {
+		t.Fatal(err)
+	}
+	q := 8 + hlen + header["model.layers.0.self_attn.q_proj.weight"].Offsets[0]
+	for i := q + 256; i < q+320; i++ {
+		st[i] = 0xff
+	}
+	corrupt := with("model.safetensors", string(st))
 	outDir := t.TempDir()
 	cases := []struct {
 		args []string
 		want string
 	}{
+		{[]string{"generate", "--model", corrupt, "--prompt-ids", "1,2,3"}, "weights are probably corrupt"},
+		{[]string{"generate", "--model", corrupt, "--prompt-ids", "1,2,3", "--temperature", "0.7", "--n", "2"}, "weights are probably corrupt"},
+		{[]string{"logits", "--model", corrupt, "--prompt-ids", "1,2,3", "--out", filepath.Join(outDir, "nan.safetensors")}, "nothing was written"},
 		{[]string{"generate", "--model", dense, "--prompt-ids", "1,-2"}, "not a token id"},
 		{[]string{"generate", "--model", dense, "--prompt-ids", "99999"}, "outside the model's vocabulary"},
 		{[]string{"generate", "--model", dense, "--prompt-ids", "1", "--temperature", "-1"}, "temperature"},
@@ -213,6 +237,9 @@ func TestModelCommandsBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: want an error mentioning %q, got %v", c.args, c.want, err)
 		}
+	}
+	if left, _ := os.ReadDir(outDir); len(left) != 0 {
+		t.Errorf("failed commands left %v in the output folder", left)
 	}
 }
 

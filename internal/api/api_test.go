@@ -1387,3 +1387,66 @@ func TestJSONObjectResponse(t *testing.T) {
 		}
 	}
 }
+
+// nanExecutor is a model whose weights are corrupt: every row of logits is NaN.
+type nanExecutor struct{ vocab int }
+
+func (x nanExecutor) Forward(items []qwen3.BatchItem) ([][]float32, error) {
+	out := make([][]float32, len(items))
+	for i := range out {
+		out[i] = make([]float32, x.vocab)
+		for j := range out[i] {
+			out[i][j] = float32(math.NaN())
+		}
+	}
+	return out, nil
+}
+
+// TestNaNLogitsAreAServerError: a model whose logits come out NaN fails each request with a
+// 500 that says why, streamed or not, instead of answering with token 0 again and again; the
+// server stays up.
+func TestNaNLogitsAreAServerError(t *testing.T) {
+	dir := demoFolder(t)
+	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.NewWithExecutor(nanExecutor{tok.VocabSize()}, tok.VocabSize(), 64, engine.Config{
+		SchedulerConfig: engine.SchedulerConfig{MaxNumSeqs: 4, MaxNumBatchedTokens: 256, MaxModelLen: 256}, BlockSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startServer(t, dir, eng, 256, nil)
+	c := client(f)
+	params := openai.ChatCompletionNewParams{
+		Model:     "demo",
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hi")},
+		MaxTokens: openai.Int(4),
+	}
+	_, err = c.Chat.Completions.New(context.Background(), params)
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusInternalServerError || !strings.Contains(apiErr.Message, "logits are NaN") {
+		t.Fatalf("chat on a NaN model: %v", err)
+	}
+	stream := c.Completions.NewStreaming(context.Background(), openai.CompletionNewParams{
+		Model: "demo", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Hello")}, MaxTokens: openai.Int(4)})
+	for stream.Next() {
+		if stream.Current().Choices[0].Text != "" {
+			t.Errorf("the stream gave text %q", stream.Current().Choices[0].Text)
+		}
+	}
+	if err := stream.Err(); err == nil || !strings.Contains(err.Error(), "logits are NaN") {
+		t.Fatalf("streamed completion on a NaN model: %v", err)
+	}
+	res, err := http.Get(f.url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("health after failed requests: %d", res.StatusCode)
+	}
+	if total, free := eng.Blocks(); total != free {
+		t.Fatalf("%d of %d blocks still held", total-free, total)
+	}
+}

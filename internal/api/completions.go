@@ -157,6 +157,9 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := j.wait(); err != nil {
+		if j.ctx.Err() == nil {
+			s.cfg.Log.Warn("request failed", "id", id, "err", err)
+		}
 		writeAPIError(w, statusFor(err))
 		return
 	}

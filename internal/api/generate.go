@@ -744,6 +744,8 @@ func statusFor(err error) error {
 		return &apiError{http.StatusServiceUnavailable, err.Error(), ""}
 	case errors.Is(err, engine.ErrTooLong):
 		return &apiError{http.StatusBadRequest, err.Error(), "max_tokens"}
+	case errors.Is(err, engine.ErrNotNumbers):
+		return &apiError{http.StatusInternalServerError, "generation failed: " + err.Error(), ""}
 	}
 	return &apiError{http.StatusServiceUnavailable, "generation failed: " + err.Error(), ""}
 }

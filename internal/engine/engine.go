@@ -102,7 +102,10 @@ type Event struct {
 	ID       string
 	Token    int
 	Finished bool
-	Reason   string // "stop" or "length" when finished
+	Reason   string // "stop" or "length" when finished; "error" with Err
+	// Err, on a request's last event, says why it failed; that event carries no token. The
+	// request's blocks are already free.
+	Err error
 	// StopText is the stop string that ended the sequence, if one did; the text generated up
 	// to it (without it) is what vLLM returns.
 	StopText    string
@@ -588,6 +591,7 @@ func (e *Engine) dropInflight() {
 // drawn is a token sampled ahead of finish's main loop, with its logprobs.
 type drawn struct {
 	ok      bool
+	nan     bool // the row was not numbers: no token was drawn
 	tok     int
 	early   bool // the token is one min_tokens asks for
 	logprob float32
@@ -617,6 +621,10 @@ func (e *Engine) drawPlain(st Step, logits [][]float32) []drawn {
 		for _, i := range plain[lo:hi] {
 			it := st.Items[i]
 			a := e.reqs[it.Seq] // read only: the map changes after the draws
+			if notNumbers(logits[i]) {
+				out[i] = drawn{ok: true, nan: true}
+				continue
+			}
 			exclude, early := a.excluded(it)
 			d := drawn{ok: true, tok: a.sampler.NextExcluding(logits[i], exclude), early: early}
 			if a.req.Logprobs != 0 {
@@ -655,6 +663,10 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 		if a == nil {
 			continue // aborted while its step was in flight
 		}
+		if pre != nil && pre[i].nan {
+			events = append(events, fail(it, finished))
+			continue
+		}
 		if pre != nil && pre[i].ok {
 			d := pre[i]
 			ev := Event{ID: it.Seq.ID, Token: d.tok, Logprob: d.logprob, TopLogprobs: d.top}
@@ -666,6 +678,10 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 			row = a.promptRows(it, logits[i])
 		}
 		if !it.Samples() {
+			continue
+		}
+		if notNumbers(row) {
+			events = append(events, fail(it, finished))
 			continue
 		}
 		exclude, early := a.excluded(it)
@@ -704,6 +720,23 @@ func (e *Engine) finish(st Step, logits [][]float32) []Event {
 	}
 	return events
 }
+
+// notNumbers reports whether a row of logits is NaN. Weights that are corrupt (bytes
+// overwritten in a safetensors file) or too large for float32 make a NaN or an infinity in
+// some activation, and the final RMSNorm spreads it to every logit: the first one tells, and
+// a sampler given such a row would quietly return token 0 again and again.
+func notNumbers(row []float32) bool { return len(row) > 0 && row[0] != row[0] }
+
+// fail ends it.Seq with an error event in place of a token.
+func fail(it Item, finished map[*Sequence]bool) Event {
+	finished[it.Seq] = true
+	return Event{ID: it.Seq.ID, Token: -1, Finished: true, Reason: "error",
+		Err: fmt.Errorf("engine: request %s, output token %d: %w: its weights are probably corrupt or too large for float32; check the safetensors files against their source",
+			it.Seq.ID, it.Seq.Generated()+1, ErrNotNumbers)}
+}
+
+// ErrNotNumbers is the error of a request whose logits came out NaN.
+var ErrNotNumbers = errors.New("the model's logits are NaN")
 
 // record notes tok as its new token and fills in how ev ends, if it does.
 func (e *Engine) record(it Item, a *active, tok int, early bool, ev Event, sampled map[*Sequence]int, finished map[*Sequence]bool) Event {
@@ -859,6 +892,9 @@ func (e *Engine) RunAll() (map[string][]int, error) {
 			return out, fmt.Errorf("engine: %d requests wait but none can be scheduled", e.Pending())
 		}
 		for _, ev := range evs {
+			if ev.Err != nil {
+				return out, ev.Err
+			}
 			out[ev.ID] = append(out[ev.ID], ev.Token)
 		}
 	}

@@ -981,3 +981,87 @@ func TestSampledBatchMatchesAlone(t *testing.T) {
 }
 
 func near(a, b float32) bool { return math.Abs(float64(a-b)) <= 1e-5 }
+
+// poisonExecutor gives each row a peak at a token from 50 up, chosen by the row's last input
+// token, and gives NaN logits to any item whose tokens include 13: the row a model with
+// corrupt weights returns.
+type poisonExecutor struct{ vocab int }
+
+func (x poisonExecutor) Forward(items []qwen3.BatchItem) ([][]float32, error) {
+	out := make([][]float32, len(items))
+	for i, it := range items {
+		row := make([]float32, x.vocab)
+		last := it.Tokens[len(it.Tokens)-1]
+		row[50+(last*7+3)%50] = 5
+		if slices.Contains(it.Tokens, 13) {
+			for j := range row {
+				row[j] = float32(math.NaN())
+			}
+		}
+		out[i] = row
+	}
+	return out, nil
+}
+
+// TestNaNLogitsFailTheRequest: a request whose logits come out NaN ends at once with an error
+// event that names it and carries no token, its blocks come back, and the requests batched
+// with it go on to their full length, sampled or greedy.
+func TestNaNLogitsFailTheRequest(t *testing.T) {
+	for _, temp := range []float64{0, 0.8} {
+		t.Run(fmt.Sprint("temperature ", temp), func(t *testing.T) {
+			e, err := NewWithExecutor(poisonExecutor{100}, 100, 64, Config{SchedulerConfig: SchedulerConfig{MaxNumSeqs: 8, MaxNumBatchedTokens: 64, MaxModelLen: 64}, BlockSize: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sp := sampling.Params{Temperature: temp, TopP: 1, Seed: 1}
+			reqs := map[string][]int{"good0": {1, 2, 3}, "bad": {4, 13, 5}, "good1": {6, 7}, "good2": {8}}
+			for _, id := range []string{"good0", "bad", "good1", "good2"} {
+				if err := e.Add(Request{ID: id, Prompt: reqs[id], MaxTokens: 6, Sampling: sp}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := map[string][]int{}
+			var failed []Event
+			for e.Pending() > 0 {
+				evs, err := e.Step()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, ev := range evs {
+					if ev.Err != nil {
+						failed = append(failed, ev)
+						continue
+					}
+					got[ev.ID] = append(got[ev.ID], ev.Token)
+				}
+			}
+			if len(failed) != 1 || failed[0].ID != "bad" || !failed[0].Finished || failed[0].Reason != "error" ||
+				!errors.Is(failed[0].Err, ErrNotNumbers) || !strings.Contains(failed[0].Err.Error(), "request bad") {
+				t.Fatalf("failures: %+v", failed)
+			}
+			if len(got["bad"]) != 0 {
+				t.Errorf("the failed request gave tokens %v", got["bad"])
+			}
+			for _, id := range []string{"good0", "good1", "good2"} {
+				if len(got[id]) != 6 {
+					t.Errorf("%s: %d tokens, want 6", id, len(got[id]))
+				}
+				for _, tok := range got[id] {
+					if temp == 0 && tok < 50 {
+						t.Errorf("%s drew %d, below the rows' peaks", id, tok)
+					}
+				}
+			}
+			if total, free := e.Blocks(); total != free {
+				t.Errorf("%d of %d blocks still held", total-free, total)
+			}
+			// RunAll, as strata generate uses it, returns the failure
+			if err := e.Add(Request{ID: "bad2", Prompt: []int{13}, MaxTokens: 3, Sampling: sp}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.RunAll(); !errors.Is(err, ErrNotNumbers) {
+				t.Fatalf("RunAll: %v", err)
+			}
+		})
+	}
+}

@@ -270,6 +270,7 @@ func (r *Runner) deliver(evs []engine.Event, err error) {
 	type out struct {
 		s    *Stream
 		evs  []engine.Event
+		err  error
 		done bool
 	}
 	var outs []out
@@ -279,11 +280,16 @@ func (r *Runner) deliver(evs []engine.Event, err error) {
 			continue
 		}
 		list := byID[id]
-		done := list[len(list)-1].Finished
+		last := list[len(list)-1]
+		done := last.Finished
 		if done {
 			delete(r.subs, id)
 		}
-		outs = append(outs, out{s, list, done})
+		var err error
+		if last.Err != nil { // the engine ended the request on a failure: no token comes with it
+			list, err = list[:len(list)-1], last.Err
+		}
+		outs = append(outs, out{s, list, err, done})
 	}
 	var stuck []*Stream
 	if len(evs) == 0 && r.eng.Stuck() {
@@ -294,7 +300,7 @@ func (r *Runner) deliver(evs []engine.Event, err error) {
 	}
 	r.mu.Unlock()
 	for _, o := range outs {
-		o.s.push(o.evs, nil, o.done)
+		o.s.push(o.evs, o.err, o.done)
 	}
 	for _, s := range stuck {
 		r.eng.Abort(s.ID)

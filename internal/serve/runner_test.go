@@ -26,6 +26,7 @@ type fake struct {
 	aborted  []string
 	failNext bool
 	refuse   string
+	failAt   map[string]int // a request ends with an error event in place of this token
 }
 
 func (f *fake) Add(r engine.Request) error {
@@ -51,7 +52,7 @@ func (f *fake) Abort(id string) bool {
 
 func (f *fake) Step() ([]engine.Event, error) {
 	f.mu.Lock()
-	fail := f.failNext
+	fail, failAt := f.failNext, f.failAt
 	f.failNext = false
 	f.mu.Unlock()
 	if fail {
@@ -65,7 +66,10 @@ func (f *fake) Step() ([]engine.Event, error) {
 		}
 		f.reqs[id] = k + 1
 		ev := engine.Event{ID: id, Token: k}
-		if k+1 == f.n {
+		if at, ok := failAt[id]; ok && at == k {
+			ev = engine.Event{ID: id, Token: -1, Finished: true, Reason: "error", Err: fmt.Errorf("request %s: logits are NaN", id)}
+			delete(f.reqs, id)
+		} else if k+1 == f.n {
 			ev.Finished, ev.Reason = true, "length"
 			delete(f.reqs, id)
 		}
@@ -165,6 +169,28 @@ func TestRunnerFailures(t *testing.T) {
 			}
 			if r.Healthy() != nil {
 				t.Fatalf("healthy after a good step: %v", r.Healthy())
+			}
+		}},
+		{"a request the engine fails ends with its error after its tokens, and the others go on", 4, func(t *testing.T, r *Runner, f *fake) {
+			f.mu.Lock()
+			f.failAt = map[string]int{"sick": 2}
+			f.mu.Unlock()
+			sick, err := r.Submit(context.Background(), engine.Request{ID: "sick"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			well, err := r.Submit(context.Background(), engine.Request{ID: "well"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if toks, err := drain(t, sick); err == nil || err.Error() != "request sick: logits are NaN" || fmt.Sprint(toks) != "[0 1]" {
+				t.Fatalf("failed request: %v %v", toks, err)
+			}
+			if toks, err := drain(t, well); err != nil || fmt.Sprint(toks) != "[0 1 2 3]" {
+				t.Fatalf("its neighbour: %v %v", toks, err)
+			}
+			if r.Healthy() != nil {
+				t.Fatalf("one request's failure marked the engine unhealthy: %v", r.Healthy())
 			}
 		}},
 		{"replace fails the old requests and serves new ones", 3, func(t *testing.T, r *Runner, f *fake) {
