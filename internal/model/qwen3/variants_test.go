@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/strata-ai/strata/internal/model/qwen3ref"
+	"github.com/strata-ai/strata/internal/safetensors"
 )
 
 // TestVariantsMatchReference loads every variant as a user's folder and holds both forward
@@ -84,6 +85,79 @@ func TestVariantsMatchReference(t *testing.T) {
 					}
 					break
 				}
+			}
+		})
+	}
+}
+
+// TestWideShapesBatched holds shapes past the kernels' column blocks (rows longer than 1024,
+// by amounts that are no multiple of a vector) to the float64 reference, through the
+// whole-prompt pass and through one batched step of 33 sequences of different lengths, which
+// takes the three-by-eight kernels, their remainders and the prefill path at once.
+func TestWideShapesBatched(t *testing.T) {
+	wide := []struct{ name, config string }{
+		{"dense", `{"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 70,
+			"hidden_size": 1096, "intermediate_size": 1100, "num_hidden_layers": 1, "num_attention_heads": 9,
+			"num_key_value_heads": 3, "head_dim": 136, "rms_norm_eps": 1e-6, "max_position_embeddings": 512,
+			"rope_theta": 10000.0, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "hidden_act": "silu"}`},
+		{"moe", `{"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
+			"vocab_size": 77, "hidden_size": 1032, "intermediate_size": 60, "num_hidden_layers": 1,
+			"num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 264, "rms_norm_eps": 1e-6,
+			"rope_theta": 1000000.0, "num_experts": 5, "num_experts_per_tok": 2, "moe_intermediate_size": 1050,
+			"norm_topk_prob": true, "tie_word_embeddings": true,
+			"torch_dtype": "bfloat16", "hidden_act": "silu", "max_position_embeddings": 512}`},
+	}
+	for wi, w := range wide {
+		t.Run(w.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := qwen3ref.WriteRandom(dir, w.config, safetensors.BF16, 1, uint64(wi+11)); err != nil {
+				t.Fatal(err)
+			}
+			ref, err := qwen3ref.Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			r := rand.New(rand.NewPCG(uint64(wi), 5))
+			prompt := make([]int, 37)
+			for i := range prompt {
+				prompt[i] = r.IntN(m.Cfg.Vocab)
+			}
+			want := ref.Logits(prompt)
+			check := func(what string, pos int, got []float32) {
+				t.Helper()
+				worst := 0.0
+				for j, g := range got {
+					worst = math.Max(worst, math.Abs(float64(g)-want[pos][j]))
+				}
+				if worst > 1e-3 {
+					t.Errorf("%s position %d: logits differ from the reference by %.2g", what, pos, worst)
+				}
+			}
+			out, err := m.Forward(prompt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, row := range out.Logits {
+				check("whole prompt", p, row)
+			}
+			const bs = 4
+			kv := m.NewPagedKV(33*2, bs)
+			var items []BatchItem
+			for s := range 33 {
+				n := 1 + s%7 // every sequence is a prefix of the prompt: its logits are the prompt's
+				items = append(items, BatchItem{Tokens: prompt[:n], Table: []int32{int32(2 * s), int32(2*s + 1)}, WantLogits: true})
+			}
+			lg, err := m.ForwardBatch(kv, items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for s, it := range items {
+				check(fmt.Sprintf("batched sequence %d", s), len(it.Tokens)-1, lg[s])
 			}
 		})
 	}

@@ -121,9 +121,10 @@ func WriteRandom(dir, configJSON string, dtype safetensors.DType, shards int, se
 }
 
 // Variants are model shapes and folder layouts no golden file covers, as held-out checkpoints
-// would bring them: the other config key style, one KV head (MQA), a KV group of three, MoE
-// every second layer with unnormalised top-k and an mlp_only layer, tied and untied outputs,
-// head_dim unequal to hidden/heads, f16, bf16 and f32 weights, one file and shards.
+// would bring them: the other config key style, one KV head (MQA), a KV group of three or
+// five, MoE every second layer with unnormalised top-k and an mlp_only layer, tied and untied
+// outputs, head_dim unequal to hidden/heads, sizes that are no multiple of the kernels' vector
+// widths, f16, bf16 and f32 weights, one file and shards.
 var Variants = []struct {
 	Name   string
 	Config string
@@ -151,4 +152,14 @@ var Variants = []struct {
 		"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
 		"num_key_value_heads": 2, "head_dim": 32, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
 		"tie_word_embeddings": true, "torch_dtype": "bfloat16", "hidden_act": "silu", "max_position_embeddings": 512}`, safetensors.BF16, 3},
+	{"dense-gqa5-odd-sizes", `{"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 131,
+		"hidden_size": 40, "intermediate_size": 52, "num_hidden_layers": 2, "num_attention_heads": 5,
+		"num_key_value_heads": 1, "head_dim": 12, "rms_norm_eps": 1e-6, "max_position_embeddings": 512,
+		"rope_theta": 10000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16", "hidden_act": "silu"}`, safetensors.BF16, 1},
+	{"moe-odd-sizes-sparse2", `{"architectures": ["Qwen3MoeForCausalLM"], "model_type": "qwen3_moe",
+		"vocab_size": 97, "hidden_size": 56, "intermediate_size": 60, "num_hidden_layers": 3,
+		"num_attention_heads": 7, "num_key_value_heads": 7, "head_dim": 10, "rms_norm_eps": 1e-6,
+		"rope_theta": 1000000.0, "num_experts": 7, "num_experts_per_tok": 3, "moe_intermediate_size": 20,
+		"decoder_sparse_step": 2, "norm_topk_prob": false, "mlp_only_layers": [], "tie_word_embeddings": false,
+		"torch_dtype": "bfloat16", "hidden_act": "silu", "max_position_embeddings": 512}`, safetensors.BF16, 1},
 }
