@@ -32,8 +32,9 @@ type AddedToken struct {
 // Tokenizer encodes text to ids and back.
 type Tokenizer struct {
 	vocab   map[string]int
-	tokens  []string // id -> token (byte-level string, or an added token's content)
-	ranks   map[[2]string]int
+	tokens  []string         // id -> token (byte-level string, or an added token's content)
+	merges  map[uint64]merge // pairKey(left id, right id) -> the merge
+	byteID  [256]int32       // a byte's own token, or -1 where the vocabulary has none
 	added   []AddedToken
 	addedID map[int]AddedToken
 	addedRe *regexp.Regexp // alternation of added tokens, longest first
@@ -114,10 +115,14 @@ func Parse(b []byte) (*Tokenizer, error) {
 	if f.Model.ByteFallback {
 		return nil, fmt.Errorf("%w: byte_fallback BPE (sentencepiece-style) is not implemented", ErrUnsupported)
 	}
-	t := &Tokenizer{vocab: f.Model.Vocab, ranks: map[[2]string]int{}, addedID: map[int]AddedToken{}, byteDec: map[rune]byte{}}
+	t := &Tokenizer{vocab: f.Model.Vocab, addedID: map[int]AddedToken{}, byteDec: map[rune]byte{}}
 	t.byteEnc = bytesToUnicode()
 	for i, r := range t.byteEnc {
 		t.byteDec[r] = byte(i)
+		t.byteID[i] = -1
+		if id, ok := t.vocab[string(r)]; ok {
+			t.byteID[i] = int32(id)
+		}
 	}
 	// merges: ["a b", ...] (older files) or [["a","b"], ...] (newer)
 	var asStrings []string
@@ -134,10 +139,19 @@ func Parse(b []byte) (*Tokenizer, error) {
 			asPairs = append(asPairs, [2]string{a, c})
 		}
 	}
+	t.merges = make(map[uint64]merge, len(asPairs))
 	for i, p := range asPairs {
-		if _, dup := t.ranks[p]; !dup {
-			t.ranks[p] = i
+		// as the tokenizers library builds its merge map: every part and the result must be
+		// in the vocabulary, and a pair listed twice keeps its last rank
+		var ids [3]int
+		for k, tok := range [3]string{p[0], p[1], p[0] + p[1]} {
+			id, ok := t.vocab[tok]
+			if !ok {
+				return nil, fmt.Errorf("model.merges[%d] (%q %q): %q is not in the vocabulary", i, p[0], p[1], tok)
+			}
+			ids[k] = id
 		}
+		t.merges[pairKey(int32(ids[0]), int32(ids[1]))] = merge{rank: int32(i), id: int32(ids[2])}
 	}
 	if err := t.parseNormalizer(f.Normalizer); err != nil {
 		return nil, err
@@ -344,55 +358,144 @@ func (t *Tokenizer) encodeOrdinary(s string) ([]int, error) {
 	return out, nil
 }
 
-// word byte-level encodes one pre-tokenized piece and applies the BPE merges.
+// merge is one entry of model.merges: its rank (place in the list) and the token it makes.
+type merge struct{ rank, id int32 }
+
+func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
+
+// word byte-level encodes one pre-tokenized piece and applies the BPE merges as the tokenizers
+// library does: the lowest-ranked pair first, the leftmost of equal ones, each merge putting
+// the pairs it forms with its neighbours on a heap. A piece of n bytes takes O(n log n), where
+// rescanning for the best pair after each merge took O(n²): 40,000 CJK characters without a
+// space or punctuation, one piece, took two minutes that way (BenchmarkWord: 4,000 took 1.8 s,
+// now 2.2 ms; a common word 24 µs, now 3.7 µs).
 func (t *Tokenizer) word(w string) ([]int, error) {
 	if v, ok := t.cache.Load(w); ok {
 		return v.([]int), nil
 	}
-	syms := make([]string, 0, len(w))
-	for i := 0; i < len(w); i++ {
-		syms = append(syms, string(t.byteEnc[w[i]]))
-	}
 	if t.ignoreMerges {
-		if id, ok := t.vocab[strings.Join(syms, "")]; ok {
+		var b strings.Builder
+		for i := 0; i < len(w); i++ {
+			b.WriteRune(t.byteEnc[w[i]])
+		}
+		if id, ok := t.vocab[b.String()]; ok {
 			return []int{id}, nil
 		}
 	}
-	for len(syms) > 1 {
-		best, at := -1, -1
-		for i := 0; i+1 < len(syms); i++ {
-			if r, ok := t.ranks[[2]string{syms[i], syms[i+1]}]; ok && (best < 0 || r < best) {
-				best, at = r, i
-			}
+	n := len(w)
+	sym := make([]int32, n) // a merged symbol lives at its left part's index; -1 once absorbed
+	prev := make([]int32, n)
+	next := make([]int32, n)
+	for i := range n {
+		sym[i] = t.byteID[w[i]]
+		if sym[i] < 0 {
+			return nil, fmt.Errorf("byte %q of %q has no token in the vocabulary (broken tokenizer.json?)", string(t.byteEnc[w[i]]), w)
 		}
-		if at < 0 {
-			break
-		}
-		a, b := syms[at], syms[at+1]
-		merged := syms[:0:0]
-		for i := 0; i < len(syms); i++ {
-			if i+1 < len(syms) && syms[i] == a && syms[i+1] == b {
-				merged = append(merged, a+b)
-				i++
-			} else {
-				merged = append(merged, syms[i])
-			}
-		}
-		syms = merged
+		prev[i], next[i] = int32(i-1), int32(i+1)
 	}
-	ids := make([]int, len(syms))
-	for i, s := range syms {
-		id, ok := t.vocab[s]
-		if !ok {
-			return nil, fmt.Errorf("token %q of %q is not in the vocabulary (broken tokenizer.json?)", s, w)
+	if n > 0 {
+		next[n-1] = -1
+	}
+	h := mergeHeap(make([]pending, 0, n))
+	for i := 0; i+1 < n; i++ {
+		if m, ok := t.merges[pairKey(sym[i], sym[i+1])]; ok {
+			h = append(h, pending{m.rank, int32(i), m.id})
 		}
-		ids[i] = id
+	}
+	h.init()
+	for len(h) > 0 {
+		top := h.pop()
+		at := top.pos
+		right := next[at]
+		if sym[at] < 0 || right < 0 {
+			continue
+		}
+		// an entry is stale once either side has merged since it was pushed: the pair there
+		// now makes another token, or none
+		if m, ok := t.merges[pairKey(sym[at], sym[right])]; !ok || m.id != top.id {
+			continue
+		}
+		sym[at], sym[right] = top.id, -1
+		next[at] = next[right]
+		if next[at] >= 0 {
+			prev[next[at]] = at
+		}
+		if p := prev[at]; p >= 0 {
+			if m, ok := t.merges[pairKey(sym[p], sym[at])]; ok {
+				h.push(pending{m.rank, p, m.id})
+			}
+		}
+		if q := next[at]; q >= 0 {
+			if m, ok := t.merges[pairKey(sym[at], sym[q])]; ok {
+				h.push(pending{m.rank, at, m.id})
+			}
+		}
+	}
+	var ids []int
+	for i := int32(0); n > 0 && i >= 0; i = next[i] {
+		ids = append(ids, int(sym[i]))
 	}
 	if len(w) < 64 && t.cached.Load() < maxCached {
 		t.cache.Store(w, ids)
 		t.cached.Add(1)
 	}
 	return ids, nil
+}
+
+// pending is a merge that may apply at pos.
+type pending struct{ rank, pos, id int32 }
+
+// mergeHeap is a binary min-heap of pending merges by rank, then position.
+type mergeHeap []pending
+
+func (h mergeHeap) less(i, j int) bool {
+	return h[i].rank < h[j].rank || (h[i].rank == h[j].rank && h[i].pos < h[j].pos)
+}
+
+func (h mergeHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h *mergeHeap) push(p pending) {
+	*h = append(*h, p)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		up := (i - 1) / 2
+		if !s.less(i, up) {
+			break
+		}
+		s[i], s[up] = s[up], s[i]
+		i = up
+	}
+}
+
+func (h *mergeHeap) pop() pending {
+	s := *h
+	top := s[0]
+	s[0] = s[len(s)-1]
+	*h = s[:len(s)-1]
+	h.down(0)
+	return top
+}
+
+func (h mergeHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		small := l
+		if r := l + 1; r < len(h) && h.less(r, l) {
+			small = r
+		}
+		if !h.less(small, i) {
+			return
+		}
+		h[i], h[small] = h[small], h[i]
+		i = small
+	}
 }
 
 // Decode turns ids back into text; invalid UTF-8 (a token boundary inside a character)
