@@ -880,7 +880,9 @@ func badWordEnds(words [][]int, out []int) []int {
 	return ban
 }
 
-// RunAll steps until every request has finished and returns each request's tokens.
+// RunAll steps until every request has finished and returns each request's tokens. When a
+// request fails (its logits came out NaN) it returns that error and aborts the requests
+// still running, so their blocks come back and the engine can be used again.
 func (e *Engine) RunAll() (map[string][]int, error) {
 	out := map[string][]int{}
 	for e.Pending() > 0 {
@@ -893,6 +895,9 @@ func (e *Engine) RunAll() (map[string][]int, error) {
 		}
 		for _, ev := range evs {
 			if ev.Err != nil {
+				for seq := range e.reqs {
+					e.Abort(seq.ID)
+				}
 				return out, ev.Err
 			}
 			out[ev.ID] = append(out[ev.ID], ev.Token)

@@ -1056,11 +1056,18 @@ func TestNaNLogitsFailTheRequest(t *testing.T) {
 				t.Errorf("%d of %d blocks still held", total-free, total)
 			}
 			// RunAll, as strata generate uses it, returns the failure
-			if err := e.Add(Request{ID: "bad2", Prompt: []int{13}, MaxTokens: 3, Sampling: sp}); err != nil {
-				t.Fatal(err)
+			for _, r := range []Request{{ID: "bad2", Prompt: []int{13}}, {ID: "good3", Prompt: []int{9, 10, 11, 12, 14, 15, 16}}} {
+				r.MaxTokens, r.Sampling = 3, sp
+				if err := e.Add(r); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if _, err := e.RunAll(); !errors.Is(err, ErrNotNumbers) {
 				t.Fatalf("RunAll: %v", err)
+			}
+			// and leaves the engine clean: the request still running was aborted
+			if total, free := e.Blocks(); total != free || e.Pending() != 0 {
+				t.Errorf("after RunAll's failure: %d of %d blocks held, %d requests pending", total-free, total, e.Pending())
 			}
 		})
 	}
