@@ -18,33 +18,12 @@ import (
 func TestVariantsMatchReference(t *testing.T) {
 	for vi, v := range qwen3ref.Variants {
 		t.Run(v.Name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := qwen3ref.WriteRandom(dir, v.Config, v.DType, v.Shards, uint64(vi+1)); err != nil {
-				t.Fatal(err)
-			}
-			ref, err := qwen3ref.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			r := rand.New(rand.NewPCG(uint64(vi), 3))
-			prompt := make([]int, 21)
-			for i := range prompt {
-				prompt[i] = r.IntN(m.Cfg.Vocab)
-			}
-			want := ref.Logits(prompt)
+			ref, m, prompt, want := againstReference(t, v.Config, v.DType, v.Shards, uint64(vi+1), 21, uint64(vi), 3)
 			spread := 0.0
 			check := func(what string, pos int, got []float32) {
 				t.Helper()
-				worst := 0.0
-				for j, g := range got {
-					worst = math.Max(worst, math.Abs(float64(g)-want[pos][j]))
-					spread = math.Max(spread, math.Abs(want[pos][j]))
-				}
+				worst, most := maxDiff(got, want[pos])
+				spread = math.Max(spread, most)
 				if worst > 1e-3 {
 					t.Fatalf("%s position %d: logits differ from the reference by %.2g", what, pos, worst)
 				}
@@ -109,32 +88,10 @@ func TestWideShapesBatched(t *testing.T) {
 	}
 	for wi, w := range wide {
 		t.Run(w.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := qwen3ref.WriteRandom(dir, w.config, safetensors.BF16, 1, uint64(wi+11)); err != nil {
-				t.Fatal(err)
-			}
-			ref, err := qwen3ref.Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := Load(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			r := rand.New(rand.NewPCG(uint64(wi), 5))
-			prompt := make([]int, 37)
-			for i := range prompt {
-				prompt[i] = r.IntN(m.Cfg.Vocab)
-			}
-			want := ref.Logits(prompt)
+			_, m, prompt, want := againstReference(t, w.config, safetensors.BF16, 1, uint64(wi+11), 37, uint64(wi), 5)
 			check := func(what string, pos int, got []float32) {
 				t.Helper()
-				worst := 0.0
-				for j, g := range got {
-					worst = math.Max(worst, math.Abs(float64(g)-want[pos][j]))
-				}
-				if worst > 1e-3 {
+				if worst, _ := maxDiff(got, want[pos]); worst > 1e-3 {
 					t.Errorf("%s position %d: logits differ from the reference by %.2g", what, pos, worst)
 				}
 			}
@@ -161,4 +118,40 @@ func TestWideShapesBatched(t *testing.T) {
 			}
 		})
 	}
+}
+
+// againstReference writes a random folder of config, loads it into the float64 reference and
+// into the model (closed when the test ends), and gives a random prompt of n tokens and the
+// reference's logits for it.
+func againstReference(t *testing.T, config string, dtype safetensors.DType, shards int, seed uint64, n int, promptSeed, stream uint64) (*qwen3ref.Model, *Model, []int, [][]float64) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := qwen3ref.WriteRandom(dir, config, dtype, shards, seed); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := qwen3ref.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	r := rand.New(rand.NewPCG(promptSeed, stream))
+	prompt := make([]int, n)
+	for i := range prompt {
+		prompt[i] = r.IntN(m.Cfg.Vocab)
+	}
+	return ref, m, prompt, ref.Logits(prompt)
+}
+
+// maxDiff is the largest absolute difference between got and want, and want's largest
+// magnitude.
+func maxDiff(got []float32, want []float64) (worst, most float64) {
+	for j, g := range got {
+		worst = math.Max(worst, math.Abs(float64(g)-want[j]))
+		most = math.Max(most, math.Abs(want[j]))
+	}
+	return worst, most
 }
