@@ -460,13 +460,12 @@ func (s *Server) chatLogprobs(c *choice, from, to int) *chatLogprobs {
 
 // chatStreamState is one choice's parsers while streaming.
 type chatStreamState struct {
-	rs      reasoningSplitter
-	ts      toolSplitter
-	forced  strings.Builder // a forced call's text, read at the end
-	nCalls  int
-	events  int
-	tokens  int
-	started bool
+	rs     reasoningSplitter
+	ts     toolSplitter
+	forced strings.Builder // a forced call's text, read at the end
+	nCalls int
+	events int
+	tokens int
 }
 
 func (s *Server) streamChat(w http.ResponseWriter, j *job, req *chatRequest, tools bool, id, model string, created int64, promptLen int, prompt string) {

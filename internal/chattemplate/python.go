@@ -862,7 +862,7 @@ func pythonMethods() exec.Methods {
 	})
 	m.Dict = methodSet(builtins.Methods.Dict, gonjaDictMethods, map[string]exec.Method[map[string]any]{
 		"keys": func(self map[string]any, sv *exec.Value, args *exec.VarArgs) (any, error) {
-			keys, self := ordered(self, sv)
+			keys, _ := ordered(self, sv)
 			if err := maxArgs(args, "keys", 0); err != nil {
 				return nil, exec.ErrInvalidCall(err)
 			}

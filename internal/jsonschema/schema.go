@@ -451,15 +451,6 @@ func (c *compiler) node(o *obj, path string) (int, error) {
 	return 0, fmt.Errorf("%s/type: unknown type %q", path, ts)
 }
 
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // stringRegex compiles a string schema's pattern (a search, as JSON Schema defines it) or
 // format (a full match) for regexmode. Either beside minLength or maxLength is refused: a
 // length the pattern cannot meet would leave the text nowhere to go.

@@ -119,7 +119,7 @@ func TestExpF32(t *testing.T) {
 	for x := -90.0; x <= 90; x += 0.0137 {
 		src = append(src, float32(x))
 	}
-	src = append(src, 0, -0.0, 1e-30, -1e-30, 88.3, -87.3)
+	src = append(src, 0, float32(math.Copysign(0, -1)), 1e-30, -1e-30, 88.3, -87.3)
 	dst := make([]float32, len(src))
 	ExpF32(dst, src)
 	for i, x := range src {

@@ -357,14 +357,6 @@ func (ld *loader) vector(name string, n int) []float32 {
 	return v
 }
 
-func (ld *loader) mlp(prefix string, hidden, inter int) mlp {
-	return mlp{
-		gate: ld.linear(prefix+".gate_proj.weight", inter, hidden),
-		up:   ld.linear(prefix+".up_proj.weight", inter, hidden),
-		down: ld.linear(prefix+".down_proj.weight", hidden, inter),
-	}
-}
-
 // Load opens a Hugging Face Qwen3 folder: config.json and the safetensors weights, checking
 // that every tensor the config implies is present with the right shape and nothing else is.
 func Load(dir string) (*Model, error) {
