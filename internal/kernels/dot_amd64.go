@@ -43,6 +43,13 @@ func packEvenOdd32AVX512(dst, x *float32, n int)
 //go:noescape
 func dot3x8BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[24]float32, pf *uint16, pfstep int)
 
+// dot3x8NextBF16AVX512 is dot3x8BF16AVX512 that prefetches, as it reads its own rows, n/32
+// lines of each of the three rows at pf, pf+pfstride and pf+2·pfstride (pfstride in bytes):
+// the next call's.
+//
+//go:noescape
+func dot3x8NextBF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[24]float32, pf *uint16, pfstride int)
+
 // dot2x4BF16AVX512 is dot2x8BF16AVX512 for four activation rows: out holds row 0's four
 // sums, then row 1's.
 //

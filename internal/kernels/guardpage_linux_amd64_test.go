@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"unsafe"
@@ -102,7 +103,7 @@ func TestPairsGuardPages(t *testing.T) {
 	}
 }
 
-// TestPairKernelsGuardPages calls the three AVX-512 kernels directly with the weights, the
+// TestPairKernelsGuardPages calls the AVX-512 pair kernels directly with the weights, the
 // packed activations, the output array and the prefetch range each ending at a guard page.
 func TestPairKernelsGuardPages(t *testing.T) {
 	if !hasAVX512 {
@@ -127,6 +128,18 @@ func TestPairKernelsGuardPages(t *testing.T) {
 				switch {
 				case wrows == 3 && xrows == 8:
 					dot3x8BF16AVX512(&w[0], n, &x[0], n, n, (*[24]float32)(o), &pf[0], 0)
+					// the next-call kernel: the same arithmetic, three prefetched rows that
+					// end at a guard page
+					o2, fo2 := guardedMem[float32](t, 24, false)
+					pf3, fp3 := guardedMem[uint16](t, 3*n, false)
+					dot3x8NextBF16AVX512(&w[0], n, &x[0], n, n, (*[24]float32)(o2), &pf3[0], 2*n)
+					for i := range 24 {
+						if math.Float32bits(o2[i]) != math.Float32bits(o[i]) {
+							t.Fatalf("n %d: dot3x8NextBF16AVX512 out[%d] = %v, dot3x8BF16AVX512 %v", n, i, o2[i], o[i])
+						}
+					}
+					fo2()
+					fp3()
 				case wrows == 2 && xrows == 8:
 					dot2x8BF16AVX512(&w[0], n, &x[0], n, n, (*[16]float32)(o))
 				case wrows == 2 && xrows == 4:
