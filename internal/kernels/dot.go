@@ -85,6 +85,10 @@ func matBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int
 		}
 		xs = rounded
 	}
+	if pairsSmallOK(len(xs), in) {
+		matBF16Pairs(w, out, in, xs, ys, procs)
+		return
+	}
 	if len(xs) < 4 && gemvOK(in) {
 		gemvBF16(w, out, in, xs, ys, procs)
 		return
@@ -137,6 +141,17 @@ func pairsOK(rows, in int) bool {
 	return hasAVX2FMA && !forceNoPairs && rows >= 4 && in%16 == 0 && in > 0
 }
 
+// pairsSmallOK says whether two or three rows take matBF16Pairs (padded to a group of four)
+// rather than the GEMV: on AVX-512 without BF16, where one group streams the weights once
+// with the next call's rows on their way, while the GEMV reads them from L2 again for each
+// row. Ice Lake, cold copies taking turns, ms per matmul, GEMV → a padded group: Qwen3-0.6B's
+// gate/up (6144×1024, both cores) 2 rows 0.81–0.84 → 0.75, 3 rows 0.91–0.93 → 0.75–0.76; a
+// Qwen3-30B-A3B expert (gate/up and down, an expert a core) 2 rows 0.58–0.60 → 0.51–0.52, 3
+// rows 0.68–0.69 → 0.52. One row stays with the GEMV, which reads at the probe's bandwidth.
+func pairsSmallOK(rows, in int) bool {
+	return rows >= 2 && rows < 4 && hasAVX2FMA && !forceNoPairs && pairWide(in) && (!hasAVX512BF16 || forceNoBF16)
+}
+
 // pairWide says whether matBF16Pairs takes the AVX-512 kernels for rows of in columns.
 func pairWide(in int) bool {
 	return hasAVX512 && !forceAVX2 && in%32 == 0
@@ -168,18 +183,18 @@ var pairKBlock = 1024
 // prefetch, 60 one row pair ahead, 70 at 16 KiB, 62 at 64 KiB.
 var pairAheadBytes = 16 << 10
 
-// matBF16Pairs is MatBF16's path for four or more rows. Each call of a kernel takes a few
-// weight rows against a group of activation rows: two by four on AVX2; three by eight on
-// AVX-512, with two by eight and two by four for what is left over. Every activation vector
-// loaded then feeds two or three FMAs and every widened weight four or eight (the four-row
-// kernel read four activation vectors per two FMAs' worth of weight, and waited on L2 for
-// them). The activations are packed even and odd, as the kernels widen bfloat16 pairs; the
-// weights go by in chunks (a unit of rows at a time for a small batch, 128 KiB of rows for a
-// larger one or a prefill), each meeting every group of activation rows. On AVX-512 a row
-// longer than pairKBlock goes in blocks of columns, so a group's activations stay in L1; the
-// blocks' sums are added. A batch that is not a multiple of four rows is padded to one with
-// zero rows whose sums are thrown away; weight rows left over from the kernels' row counts
-// take DotBF16.
+// matBF16Pairs is MatBF16's path for four or more rows (two or more: pairsSmallOK). Each
+// call of a kernel takes a few weight rows against a group of activation rows: two by four
+// on AVX2; three by eight on AVX-512, with two by eight and two by four for what is left
+// over. Every activation vector loaded then feeds two or three FMAs and every widened
+// weight four or eight (the four-row kernel read four activation vectors per two FMAs'
+// worth of weight, and waited on L2 for them). The activations are packed even and odd, as
+// the kernels widen bfloat16 pairs; the weights go by in chunks (a unit of rows at a time
+// for a small batch, 128 KiB of rows for a larger one or a prefill), each meeting every
+// group of activation rows. On AVX-512 a row longer than pairKBlock goes in blocks of
+// columns, so a group's activations stay in L1; the blocks' sums are added. A batch that is
+// not a multiple of four rows is padded to one with zero rows whose sums are thrown away;
+// weight rows left over from the kernels' row counts take DotBF16.
 func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	_ = w[out*in-1] // the kernels read whole rows unchecked
 	if pad := -len(xs) & 3; pad > 0 {
@@ -265,8 +280,11 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	// GEMV does. Against the shared schedule below (a line or two an iteration and the
 	// rest in a burst before each call), cold copies taking turns, Ice Lake, ms per
 	// matmul: Qwen3-0.6B's gate/up (6144×1024, both cores) 1.12 → 0.86–0.94; a
-	// Qwen3-30B-A3B expert (gate/up and down, an expert a core) 0.79 → 0.61–0.66.
+	// Qwen3-30B-A3B expert (gate/up and down, an expert a core) 0.79 → 0.61–0.66. One
+	// group of four does the same with the two-row kernel: 0.87–0.88 → 0.75, 0.59–0.61 →
+	// 0.52–0.53.
 	single := wide && T8 == 8 && T4 == 8
+	single4 := wide && T8 == 0 && T4 == 4
 	work := func(ulo, uhi int) {
 		lo, hi := unit*ulo, min(unit*uhi, out)
 		var acc [24]float32
@@ -357,7 +375,23 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 					}
 					for o := c; o < pairs; o += 2 {
 						a := (*[8]float32)(acc[:8])
-						if wide {
+						if single4 {
+							nx, nk := o+2, k0 // as for single above
+							if nx >= pairs {
+								nx, nk = c, k0+kb
+								if nk >= in {
+									nx, nk = ce, 0
+								}
+							}
+							if nx+2 > hi || nk+n > in {
+								nx, nk = o, k0
+							}
+							if pairPFCheck != nil {
+								pairPFCheck(w, &w[nx*in+nk], n, 0)
+								pairPFCheck(w, &w[(nx+1)*in+nk], n, 0)
+							}
+							dot2x4NextBF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, a, &w[nx*in+nk], 2*in)
+						} else if wide {
 							fetch()
 							dot2x4BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, a)
 						} else {

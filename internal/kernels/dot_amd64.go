@@ -56,6 +56,12 @@ func dot3x8NextBF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int
 //go:noescape
 func dot2x4BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32)
 
+// dot2x4NextBF16AVX512 is dot2x4BF16AVX512 that prefetches, as it reads its own rows, n/32
+// lines of each of the two rows at pf and pf+pfstride (bytes): the next call's.
+//
+//go:noescape
+func dot2x4NextBF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32, pf *uint16, pfstride int)
+
 // dot4BF16AVX512 is dot4BF16AVX2 with sixteen lanes; n is a multiple of 16.
 //
 //go:noescape

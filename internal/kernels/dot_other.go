@@ -34,6 +34,10 @@ func dot3x8NextBF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int
 	panic("no AVX-512 on this architecture")
 }
 
+func dot2x4NextBF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32, pf *uint16, pfstride int) {
+	panic("no AVX-512 on this architecture")
+}
+
 func dot2x4BF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32) {
 	panic("no AVX-512 on this architecture")
 }

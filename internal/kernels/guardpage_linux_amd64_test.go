@@ -144,6 +144,16 @@ func TestPairKernelsGuardPages(t *testing.T) {
 					dot2x8BF16AVX512(&w[0], n, &x[0], n, n, (*[16]float32)(o))
 				case wrows == 2 && xrows == 4:
 					dot2x4BF16AVX512(&w[0], n, &x[0], n, n, (*[8]float32)(o))
+					o2, fo2 := guardedMem[float32](t, 8, false)
+					pf2, fp2 := guardedMem[uint16](t, 2*n, false)
+					dot2x4NextBF16AVX512(&w[0], n, &x[0], n, n, (*[8]float32)(o2), &pf2[0], 2*n)
+					for i := range 8 {
+						if math.Float32bits(o2[i]) != math.Float32bits(o[i]) {
+							t.Fatalf("n %d: dot2x4NextBF16AVX512 out[%d] = %v, dot2x4BF16AVX512 %v", n, i, o2[i], o[i])
+						}
+					}
+					fo2()
+					fp2()
 				default:
 					fw()
 					fx()

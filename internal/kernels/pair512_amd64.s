@@ -10,6 +10,73 @@
 #define FOLD_PAIRS(p, q, t0, t1) VUNPCKLPD q, p, t0; VUNPCKHPD q, p, t1; VADDPS t1, t0, p
 #define FOLD_FLOATS(p, q, t0, t1) VSHUFPS $0x88, q, p, t0; VSHUFPS $0xDD, q, p, t1; VADDPS t1, t0, p
 
+// The two-by-four kernel's parts, shared by dot2x4BF16AVX512 and dot2x4NextBF16AVX512.
+// DOT2X4_SETUP expects SI = w, R8 = wstride, DI = x, R9 = xstride (elements), CX = n and
+// DX = out.
+#define DOT2X4_SETUP \
+	SHLQ $1, R8; \
+	LEAQ (SI)(R8*1), R8; \
+	SHLQ $2, R9; \
+	LEAQ (R9)(R9*2), R10; \
+	MOVL $0xffff0000, AX; \
+	VPBROADCASTD AX, Z31; \
+	VPXORD Z0, Z0, Z0; \
+	VPXORD Z1, Z1, Z1; \
+	VPXORD Z2, Z2, Z2; \
+	VPXORD Z3, Z3, Z3; \
+	VPXORD Z4, Z4, Z4; \
+	VPXORD Z5, Z5, Z5; \
+	VPXORD Z6, Z6, Z6; \
+	VPXORD Z7, Z7, Z7
+#define DOT2X4_BODY \
+	VMOVDQU32 (SI), Z16; \
+	VMOVDQU32 (R8), Z18; \
+	VPSLLD    $16, Z16, Z17; \
+	VPANDD    Z31, Z16, Z16; \
+	VPSLLD    $16, Z18, Z19; \
+	VPANDD    Z31, Z18, Z18; \
+	VMOVUPS     (DI), Z20; \
+	VMOVUPS     64(DI), Z21; \
+	VFMADD231PS Z17, Z20, Z0; \
+	VFMADD231PS Z19, Z20, Z4; \
+	VFMADD231PS Z16, Z21, Z0; \
+	VFMADD231PS Z18, Z21, Z4; \
+	VMOVUPS     (DI)(R9*1), Z22; \
+	VMOVUPS     64(DI)(R9*1), Z23; \
+	VFMADD231PS Z17, Z22, Z1; \
+	VFMADD231PS Z19, Z22, Z5; \
+	VFMADD231PS Z16, Z23, Z1; \
+	VFMADD231PS Z18, Z23, Z5; \
+	VMOVUPS     (DI)(R9*2), Z24; \
+	VMOVUPS     64(DI)(R9*2), Z25; \
+	VFMADD231PS Z17, Z24, Z2; \
+	VFMADD231PS Z19, Z24, Z6; \
+	VFMADD231PS Z16, Z25, Z2; \
+	VFMADD231PS Z18, Z25, Z6; \
+	VMOVUPS     (DI)(R10*1), Z26; \
+	VMOVUPS     64(DI)(R10*1), Z27; \
+	VFMADD231PS Z17, Z26, Z3; \
+	VFMADD231PS Z19, Z26, Z7; \
+	VFMADD231PS Z16, Z27, Z3; \
+	VFMADD231PS Z18, Z27, Z7
+#define DOT2X4_ADVANCE \
+	ADDQ $64, SI; \
+	ADDQ $64, R8; \
+	ADDQ $128, DI; \
+	SUBQ $32, CX
+#define DOT2X4_FOLD \
+	FOLD_HALVES(Z0, Z1, Z16, Z17); \
+	FOLD_HALVES(Z2, Z3, Z16, Z17); \
+	FOLD_HALVES(Z4, Z5, Z16, Z17); \
+	FOLD_HALVES(Z6, Z7, Z16, Z17); \
+	FOLD_LANES(Z0, Z2, Z16, Z17); \
+	FOLD_LANES(Z4, Z6, Z16, Z17); \
+	FOLD_PAIRS(Z0, Z4, Z16, Z17); \
+	FOLD_FLOATS(Z0, Z0, Z16, Z17); \
+	VMOVDQU32  pairPerm<>(SB), Z30; \
+	VPERMPS    Z0, Z30, Z0; \
+	VMOVUPS    Y0, (DX)
+
 // The three-by-eight kernel's parts, shared by its two prefetch schemes (dot3x8BF16AVX512 and
 // dot3x8NextBF16AVX512). DOT3X8_SETUP expects SI = w, R8 = wstride, DI = x, R9 = xstride
 // (elements), CX = n, DX = out, R13 = pf and BX = the prefetch step or stride.
@@ -372,75 +439,41 @@ loop:
 TEXT ·dot2x4BF16AVX512(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI
 	MOVQ wstride+8(FP), R8
-	SHLQ $1, R8
-	LEAQ (SI)(R8*1), R8          // row 1
 	MOVQ x+16(FP), DI
 	MOVQ xstride+24(FP), R9
-	SHLQ $2, R9
-	LEAQ (R9)(R9*2), R10         // three rows
 	MOVQ n+32(FP), CX
 	MOVQ out+40(FP), DX
-	MOVL $0xffff0000, AX
-	VPBROADCASTD AX, Z31         // the odd (high) halves' mask
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-
+	DOT2X4_SETUP
 loop:
-	VMOVDQU32 (SI), Z16
-	VMOVDQU32 (R8), Z18
-	VPSLLD    $16, Z16, Z17      // row 0 even
-	VPANDD    Z31, Z16, Z16      // row 0 odd
-	VPSLLD    $16, Z18, Z19      // row 1 even
-	VPANDD    Z31, Z18, Z18      // row 1 odd
-	VMOVUPS     (DI), Z20
-	VMOVUPS     64(DI), Z21
-	VFMADD231PS Z17, Z20, Z0
-	VFMADD231PS Z19, Z20, Z4
-	VFMADD231PS Z16, Z21, Z0
-	VFMADD231PS Z18, Z21, Z4
-	VMOVUPS     (DI)(R9*1), Z22
-	VMOVUPS     64(DI)(R9*1), Z23
-	VFMADD231PS Z17, Z22, Z1
-	VFMADD231PS Z19, Z22, Z5
-	VFMADD231PS Z16, Z23, Z1
-	VFMADD231PS Z18, Z23, Z5
-	VMOVUPS     (DI)(R9*2), Z24
-	VMOVUPS     64(DI)(R9*2), Z25
-	VFMADD231PS Z17, Z24, Z2
-	VFMADD231PS Z19, Z24, Z6
-	VFMADD231PS Z16, Z25, Z2
-	VFMADD231PS Z18, Z25, Z6
-	VMOVUPS     (DI)(R10*1), Z26
-	VMOVUPS     64(DI)(R10*1), Z27
-	VFMADD231PS Z17, Z26, Z3
-	VFMADD231PS Z19, Z26, Z7
-	VFMADD231PS Z16, Z27, Z3
-	VFMADD231PS Z18, Z27, Z7
-	ADDQ $64, SI
-	ADDQ $64, R8
-	ADDQ $128, DI
-	SUBQ $32, CX
+	DOT2X4_BODY
+	DOT2X4_ADVANCE
 	JNZ  loop
+	DOT2X4_FOLD
+	VZEROUPPER
+	RET
 
-	// Z0-Z3 are row 0's accumulators (A0-A3), Z4-Z7 row 1's (B0-B3): folded as in
-	// dot2x8BF16AVX512, lane 4i holds Ai and lane 4i+1 Bi.
-	FOLD_HALVES(Z0, Z1, Z16, Z17)
-	FOLD_HALVES(Z2, Z3, Z16, Z17)
-	FOLD_HALVES(Z4, Z5, Z16, Z17)
-	FOLD_HALVES(Z6, Z7, Z16, Z17)
-	FOLD_LANES(Z0, Z2, Z16, Z17)
-	FOLD_LANES(Z4, Z6, Z16, Z17)
-	FOLD_PAIRS(Z0, Z4, Z16, Z17)
-	FOLD_FLOATS(Z0, Z0, Z16, Z17)
-	VMOVDQU32  pairPerm<>(SB), Z30
-	VPERMPS    Z0, Z30, Z0
-	VMOVUPS    Y0, (DX)
+// func dot2x4NextBF16AVX512(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32, pf *uint16, pfstride int)
+// dot2x4BF16AVX512 that prefetches the next call's two rows as it reads its own: each
+// iteration asks for one line of the rows at pf and pf+pfstride (bytes), pf then advancing
+// a line. For a batch of one group of four rows, which meets each weight row once.
+TEXT ·dot2x4NextBF16AVX512(SB), NOSPLIT, $0-64
+	MOVQ w+0(FP), SI
+	MOVQ wstride+8(FP), R8
+	MOVQ x+16(FP), DI
+	MOVQ xstride+24(FP), R9
+	MOVQ n+32(FP), CX
+	MOVQ out+40(FP), DX
+	MOVQ pf+48(FP), R13
+	MOVQ pfstride+56(FP), BX
+	DOT2X4_SETUP
+next:
+	DOT2X4_BODY
+	PREFETCHT0 (R13)
+	PREFETCHT0 (R13)(BX*1)
+	ADDQ $64, R13
+	DOT2X4_ADVANCE
+	JNZ  next
+	DOT2X4_FOLD
 	VZEROUPPER
 	RET
 

@@ -65,7 +65,7 @@ func TestMatBF16Pairs512(t *testing.T) {
 	}()
 	for _, c := range []struct{ act, kb int }{{1 << 30, 1024}, {0, 1024}, {0, 64}, {1 << 30, 96}} {
 		pairActBytes512, pairKBlock = c.act, c.kb
-		testMatBF16Pairs(t, []int{32, 96, 1056, 3072}, []int{4, 5, 7, 8, 11, 12, 15, 16, 19, 32})
+		testMatBF16Pairs(t, []int{32, 96, 1056, 3072}, []int{2, 3, 4, 5, 7, 8, 11, 12, 15, 16, 19, 32})
 	}
 }
 
@@ -76,7 +76,7 @@ func testMatBF16Pairs(t *testing.T, ins, batches []int) {
 		for _, out := range []int{1, 2, 5, 130, 257} {
 			w := randBF16(r, out*in)
 			for _, rows := range batches {
-				if !pairsOK(rows, in) || amxOK(rows, out, in) || outerOK(rows, out, in) || tiledOK(rows, out, in) {
+				if !(pairsOK(rows, in) || pairsSmallOK(rows, in)) || amxOK(rows, out, in) || outerOK(rows, out, in) || tiledOK(rows, out, in) {
 					t.Fatalf("rows %d in %d out %d: the pair path is not taken", rows, in, out)
 				}
 				xs := make([][]float32, rows)
