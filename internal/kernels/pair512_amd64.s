@@ -28,6 +28,9 @@
 	VPXORD Z5, Z5, Z5; \
 	VPXORD Z6, Z6, Z6; \
 	VPXORD Z7, Z7, Z7
+// DOT2X4_BODY: one 64-byte line of each weight row widened in place (VPSLLD 16: the even,
+// low bfloat16s as float32; VPANDD Z31: the odd, high ones), then each activation row's
+// even and odd vectors (packed by packEvenOdd) against both rows: Z0-Z3 row 0, Z4-Z7 row 1.
 #define DOT2X4_BODY \
 	VMOVDQU32 (SI), Z16; \
 	VMOVDQU32 (R8), Z18; \
@@ -113,6 +116,9 @@
 	VPXORD Z21, Z21, Z21; \
 	VPXORD Z22, Z22, Z22; \
 	VPXORD Z23, Z23, Z23
+// DOT3X8_WIDEN: a line of each of the three weight rows into even (Z25, Z27, Z29) and odd
+// (Z24, Z26, Z28) float32 halves; DOT3X8_FMAS: each of the eight activation rows' even and
+// odd vectors against all three (Z0-Z7 row 0, Z8-Z15 row 1, Z16-Z23 row 2).
 #define DOT3X8_WIDEN \
 	VMOVDQU32 (SI), Z24; \
 	VMOVDQU32 (R8), Z26; \
