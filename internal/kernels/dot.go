@@ -328,6 +328,28 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 			}
 			triples := c + (ce-c)/3*3 // end of the rows the three-row kernel takes
 			pairs := c + (ce-c)&^1    // and of those the two-row ones take
+			// nextCall is where single's and single4's call after the one on rows o.. (of
+			// those up to end, in the block from k0 of n columns) reads: the next rows,
+			// the block after, or the next chunk; its own rows, already on their way,
+			// where nothing of that size is left
+			nextCall := func(o, rows, end, k0, n int) *uint16 {
+				nx, nk := o+rows, k0
+				if nx >= end {
+					nx, nk = c, k0+kb
+					if nk >= in {
+						nx, nk = ce, 0
+					}
+				}
+				if nx+rows > hi || nk+n > in {
+					nx, nk = o, k0
+				}
+				if pairPFCheck != nil {
+					for i := range rows {
+						pairPFCheck(w, &w[(nx+i)*in+nk], n, 0)
+					}
+				}
+				return &w[nx*in+nk]
+			}
 			for k0 := 0; k0 < in; k0 += kb {
 				n := min(kb, in-k0)
 				first := k0 == 0
@@ -335,24 +357,8 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 					o := c
 					for ; o < triples; o += 3 {
 						if single {
-							// the call after this one: the next triple, the block after,
-							// or the next chunk; none past what is left
-							nx, nk := o+3, k0
-							if nx >= triples {
-								nx, nk = c, k0+kb
-								if nk >= in {
-									nx, nk = ce, 0
-								}
-							}
-							if nx+3 > hi || nk+n > in {
-								nx, nk = o, k0 // its own rows, already on their way
-							}
-							if pairPFCheck != nil {
-								for i := range 3 {
-									pairPFCheck(w, &w[(nx+i)*in+nk], n, 0)
-								}
-							}
-							dot3x8NextBF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, &acc, &w[nx*in+nk], 2*in)
+							pf := nextCall(o, 3, triples, k0, n)
+							dot3x8NextBF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, &acc, pf, 2*in)
 							put3x8(ys[t:t+8], o, &acc, first)
 							continue
 						}
@@ -376,21 +382,8 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 					for o := c; o < pairs; o += 2 {
 						a := (*[8]float32)(acc[:8])
 						if single4 {
-							nx, nk := o+2, k0 // as for single above
-							if nx >= pairs {
-								nx, nk = c, k0+kb
-								if nk >= in {
-									nx, nk = ce, 0
-								}
-							}
-							if nx+2 > hi || nk+n > in {
-								nx, nk = o, k0
-							}
-							if pairPFCheck != nil {
-								pairPFCheck(w, &w[nx*in+nk], n, 0)
-								pairPFCheck(w, &w[(nx+1)*in+nk], n, 0)
-							}
-							dot2x4NextBF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, a, &w[nx*in+nk], 2*in)
+							pf := nextCall(o, 2, pairs, k0, n)
+							dot2x4NextBF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, a, pf, 2*in)
 						} else if wide {
 							fetch()
 							dot2x4BF16AVX512(&w[o*in+k0], in, &packed[t*in+k0], in, n, a)

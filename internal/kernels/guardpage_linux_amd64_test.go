@@ -130,30 +130,16 @@ func TestPairKernelsGuardPages(t *testing.T) {
 					dot3x8BF16AVX512(&w[0], n, &x[0], n, n, (*[24]float32)(o), &pf[0], 0)
 					// the next-call kernel: the same arithmetic, three prefetched rows that
 					// end at a guard page
-					o2, fo2 := guardedMem[float32](t, 24, false)
-					pf3, fp3 := guardedMem[uint16](t, 3*n, false)
-					dot3x8NextBF16AVX512(&w[0], n, &x[0], n, n, (*[24]float32)(o2), &pf3[0], 2*n)
-					for i := range 24 {
-						if math.Float32bits(o2[i]) != math.Float32bits(o[i]) {
-							t.Fatalf("n %d: dot3x8NextBF16AVX512 out[%d] = %v, dot3x8BF16AVX512 %v", n, i, o2[i], o[i])
-						}
-					}
-					fo2()
-					fp3()
+					sameAsNext(t, "dot3x8", n, 3, o, func(o2 []float32, pf *uint16) {
+						dot3x8NextBF16AVX512(&w[0], n, &x[0], n, n, (*[24]float32)(o2), pf, 2*n)
+					})
 				case wrows == 2 && xrows == 8:
 					dot2x8BF16AVX512(&w[0], n, &x[0], n, n, (*[16]float32)(o))
 				case wrows == 2 && xrows == 4:
 					dot2x4BF16AVX512(&w[0], n, &x[0], n, n, (*[8]float32)(o))
-					o2, fo2 := guardedMem[float32](t, 8, false)
-					pf2, fp2 := guardedMem[uint16](t, 2*n, false)
-					dot2x4NextBF16AVX512(&w[0], n, &x[0], n, n, (*[8]float32)(o2), &pf2[0], 2*n)
-					for i := range 8 {
-						if math.Float32bits(o2[i]) != math.Float32bits(o[i]) {
-							t.Fatalf("n %d: dot2x4NextBF16AVX512 out[%d] = %v, dot2x4BF16AVX512 %v", n, i, o2[i], o[i])
-						}
-					}
-					fo2()
-					fp2()
+					sameAsNext(t, "dot2x4", n, 2, o, func(o2 []float32, pf *uint16) {
+						dot2x4NextBF16AVX512(&w[0], n, &x[0], n, n, (*[8]float32)(o2), pf, 2*n)
+					})
 				default:
 					fw()
 					fx()
@@ -175,6 +161,22 @@ func TestPairKernelsGuardPages(t *testing.T) {
 				fo()
 				fp()
 			}
+		}
+	}
+}
+
+// sameAsNext runs a next-call kernel (next) into guarded output, prefetching rows rows of n
+// elements that end at a guard page, and fails unless its sums are want's bit for bit.
+func sameAsNext(t *testing.T, name string, n, rows int, want []float32, next func(out []float32, pf *uint16)) {
+	t.Helper()
+	o, fo := guardedMem[float32](t, len(want), false)
+	pf, fp := guardedMem[uint16](t, rows*n, false)
+	defer fo()
+	defer fp()
+	next(o, &pf[0])
+	for i := range want {
+		if math.Float32bits(o[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("n %d: the next-call %s kernel's out[%d] = %v, the plain one's %v", n, name, i, o[i], want[i])
 		}
 	}
 }
