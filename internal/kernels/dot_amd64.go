@@ -21,6 +21,12 @@ func dot4BF16AVX2(w *uint16, x *float32, stride int, n int, out *[4]float32)
 //go:noescape
 func dot2x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[8]float32)
 
+// dot3x4BF16AVX2 is dot2x4BF16AVX2 for three weight rows: out holds row 0's four sums, then
+// row 1's, then row 2's, each bit for bit what dot2x4BF16AVX2 gives for that row.
+//
+//go:noescape
+func dot3x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[12]float32)
+
 // VPMOVZXWD on Z registers is AVX512BW; the pair kernels store Y16 (EVEX, so AVX512VL).
 var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
 

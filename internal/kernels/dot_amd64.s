@@ -336,3 +336,111 @@ loop:
 	VMOVUPS      X4, 16(DX)
 	VZEROUPPER
 	RET
+
+DATA oddmask<>+0(SB)/8, $0xffff0000ffff0000
+DATA oddmask<>+8(SB)/8, $0xffff0000ffff0000
+DATA oddmask<>+16(SB)/8, $0xffff0000ffff0000
+DATA oddmask<>+24(SB)/8, $0xffff0000ffff0000
+GLOBL oddmask<>(SB), RODATA|NOPTR, $32
+
+// func dot3x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[12]float32)
+// dot2x4BF16AVX2 for three weight rows: twelve accumulators (Y0-Y3 row 0, Y4-Y7 row 1,
+// Y8-Y11 row 2), the three rows' widened halves in Y12-Y14 and each activation vector in
+// Y15 on its way to three FMAs. Sixteen registers leave none for the odd halves' mask, so it
+// comes from memory, and each weight line is loaded twice, once a half: L1 serves both, and
+// per 16 columns 24 FMAs against 17 loads and 6 widenings keep the FMA pipes the limit where
+// dot2x4's 16 FMAs ran at two thirds of their rate. Each accumulator sees the products in
+// dot2x4's order and the sums fold the same way, so the two agree bit for bit.
+TEXT ·dot3x4BF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ wstride+8(FP), R8
+	SHLQ $1, R8
+	MOVQ x+16(FP), DI
+	MOVQ xstride+24(FP), R9
+	SHLQ $2, R9
+	LEAQ (R9)(R9*2), R10
+	MOVQ n+32(FP), CX
+	MOVQ out+40(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+loop3x4:
+	VMOVDQU (SI), Y12
+	VMOVDQU (SI)(R8*1), Y13
+	VMOVDQU (SI)(R8*2), Y14
+	VPSLLD  $16, Y12, Y12
+	VPSLLD  $16, Y13, Y13
+	VPSLLD  $16, Y14, Y14
+	VMOVUPS (DI), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y8
+	VMOVUPS (DI)(R9*1), Y15
+	VFMADD231PS Y12, Y15, Y1
+	VFMADD231PS Y13, Y15, Y5
+	VFMADD231PS Y14, Y15, Y9
+	VMOVUPS (DI)(R9*2), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y6
+	VFMADD231PS Y14, Y15, Y10
+	VMOVUPS (DI)(R10*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y11
+	VMOVDQU (SI), Y12
+	VMOVDQU (SI)(R8*1), Y13
+	VMOVDQU (SI)(R8*2), Y14
+	VPAND   oddmask<>(SB), Y12, Y12
+	VPAND   oddmask<>(SB), Y13, Y13
+	VPAND   oddmask<>(SB), Y14, Y14
+	VMOVUPS 32(DI), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y8
+	VMOVUPS 32(DI)(R9*1), Y15
+	VFMADD231PS Y12, Y15, Y1
+	VFMADD231PS Y13, Y15, Y5
+	VFMADD231PS Y14, Y15, Y9
+	VMOVUPS 32(DI)(R9*2), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y6
+	VFMADD231PS Y14, Y15, Y10
+	VMOVUPS 32(DI)(R10*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ $32, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JNZ  loop3x4
+
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, 0(DX)
+	VHADDPS      Y5, Y4, Y4
+	VHADDPS      Y7, Y6, Y6
+	VHADDPS      Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS       X5, X4, X4
+	VMOVUPS      X4, 16(DX)
+	VHADDPS      Y9, Y8, Y8
+	VHADDPS      Y11, Y10, Y10
+	VHADDPS      Y10, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS       X9, X8, X8
+	VMOVUPS      X8, 32(DX)
+	VZEROUPPER
+	RET

@@ -180,3 +180,42 @@ func sameAsNext(t *testing.T, name string, n, rows int, want []float32, next fun
 		}
 	}
 }
+
+// TestAVX2ThreeRowKernel calls dot3x4BF16AVX2 with the weights, the packed activations and
+// the output each ending at a guard page, and checks its sums against dot2x4BF16AVX2's for
+// each row, bit for bit: the two feed each accumulator in the same order and fold alike, so
+// a batch gives the same sums whichever kernel a weight row falls to.
+func TestAVX2ThreeRowKernel(t *testing.T) {
+	if !hasAVX2FMA {
+		t.Skip("this CPU has no AVX2/FMA; the pair kernels cannot run here")
+	}
+	r := rand.New(rand.NewPCG(8, 1))
+	for _, n := range []int{16, 32, 48, 1056} {
+		w, fw := guardedMem[uint16](t, 3*n, false)
+		copy(w, randBF16(r, 3*n))
+		x, fx := guardedMem[float32](t, 4*n, false)
+		for j := range 4 {
+			raw := make([]float32, n)
+			for i := range raw {
+				raw[i] = float32(r.NormFloat64())
+			}
+			packEvenOdd(x[j*n:(j+1)*n], raw, 16)
+		}
+		o, fo := guardedMem[float32](t, 12, false)
+		dot3x4BF16AVX2(&w[0], n, &x[0], n, n, (*[12]float32)(o))
+		for row := range 3 {
+			var want [8]float32 // dot2x4 on rows row and row+1, or row-1 and row for the last
+			first := min(row, 1)
+			dot2x4BF16AVX2(&w[first*n], n, &x[0], n, n, &want)
+			for j := range 4 {
+				got, exp := o[row*4+j], want[(row-first)*4+j]
+				if math.Float32bits(got) != math.Float32bits(exp) {
+					t.Fatalf("n %d: weight row %d, activation row %d: dot3x4 %v, dot2x4 %v", n, row, j, got, exp)
+				}
+			}
+		}
+		fw()
+		fx()
+		fo()
+	}
+}
