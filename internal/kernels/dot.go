@@ -216,6 +216,9 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	wide := pairWide(in)
 	// unit is the rows a piece of the work starts on: a multiple of every kernel's rows
 	blk, kb, actBytes, unit := 16, in, pairActBytes, 6
+	if forceAVX2Pairs {
+		unit = 2
+	}
 	if wide {
 		nb := (in + pairKBlock - 1) / pairKBlock
 		blk, kb, actBytes, unit = 32, ((in+nb-1)/nb+31)&^31, pairActBytes512, 6
@@ -277,6 +280,12 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	steps := max((T8/8+(T4-T8)/4)*nk, 1)
 	if wide {
 		steps = max(nk*(T8/8*((chunk+2)/3)+(T4-T8)/4*((chunk+1)/2)), 1)
+	} else if !forceAVX2Pairs {
+		// On AVX2 too a call of the three-row kernel asks for its share, not a group: Zen 3,
+		// cold copies of the fused shapes, the two taking turns, GFLOP/s at the median, per
+		// group → per call: 4096×1024 batch 16 130 → 155, batch 32 142 → 162; 6144×1024 130
+		// → 155, 148 → 165; batch 8 and the other shapes within ±5 %.
+		steps = max(nk*(T4/4)*((chunk+2)/3), 1)
 	}
 	// One group of eight rows meets each weight row once: the three-row kernel then asks
 	// for the next call's rows as it reads its own, a line of each an iteration, as the
@@ -387,12 +396,13 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 					}
 				}
 				for t := T8; t < T4; t += 4 {
-					if !wide {
+					if !wide && forceAVX2Pairs {
 						fetch()
 					}
 					o := c
 					if !wide && !forceAVX2Pairs {
 						for ; o < triples; o += 3 {
+							fetch()
 							dot3x4BF16AVX2(&w[o*in+k0], in, &packed[t*in+k0], in, n, (*[12]float32)(acc[:12]))
 							put3xN(ys[t:t+4], o, acc[:12], first)
 						}
