@@ -382,6 +382,9 @@ bf16 weights in memory, so no checkpoint is needed.`,
 			}
 			fmt.Fprintf(w, "# model: %s\n# memory bandwidth %.1f GB/s (%d threads), activations %s, KV cache %s, kernels %s\n", enginebench.Describe(m), res.BandwidthGBs, res.Threads, res.DType, res.KVCacheDType, res.Kernels)
 			fmt.Fprintf(w, "# batched matmul peak %.0f GFLOP/s (batch 32, weight in cache): compute below is the weight matmuls' share of it\n", res.MatmulPeakGFLOPs)
+			if res.FMAPeakGFLOPs > 0 {
+				fmt.Fprintf(w, "# float32 FMA peak %.0f GFLOP/s: no batch decodes faster than %.1f tokens/s with float32 FMAs (%.2f GFLOP a token)\n", res.FMAPeakGFLOPs, res.FMACeilingTokensPerS, res.FMAPeakGFLOPs/res.FMACeilingTokensPerS)
+			}
 			fmt.Fprintf(w, "prefill  %6d tokens   %10.1f tokens/s\n", o.PromptLen, res.PrefillTokensPerS)
 			for _, d := range res.Decode {
 				steal := ""

@@ -104,6 +104,8 @@ func TestBenchEngineJSON(t *testing.T) {
 			} `json:"decode"`
 			Bandwidth float64 `json:"bandwidth_gb_s"`
 			Peak      float64 `json:"matmul_peak_gflop_s"`
+			FMAPeak   float64 `json:"fma_peak_gflop_s"`
+			Ceiling   float64 `json:"fma_ceiling_tokens_per_s"`
 		}
 		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatalf("%v: output is not one JSON object: %v\n%s", src, err, out)
@@ -111,10 +113,17 @@ func TestBenchEngineJSON(t *testing.T) {
 		if res.Prefill <= 0 || res.Bandwidth <= 0 || res.Peak <= 0 || len(res.Decode) != 2 {
 			t.Fatalf("%v: want a prefill rate, a bandwidth, a matmul peak and two decode entries, got %+v", src, res)
 		}
+		// a vector build measures the FMA peak, and no batch can outrun the ceiling it sets
+		if res.FMAPeak < 0 || res.FMAPeak > 0 && !(res.Ceiling > 0) {
+			t.Fatalf("%v: FMA peak %v GFLOP/s, ceiling %v tokens/s: want both positive or both 0", src, res.FMAPeak, res.Ceiling)
+		}
 		for i, want := range []int{1, 3} {
 			d := res.Decode[i]
 			if d.Batch != want || d.TokensPS <= 0 || d.Roofline <= 0 || d.Compute <= 0 {
 				t.Fatalf("%v: decode entry %d = %+v, want batch %d with a rate, a roofline and a compute fraction", src, i, d, want)
+			}
+			if res.Ceiling > 0 && d.TokensPS > res.Ceiling {
+				t.Fatalf("%v: batch %d decodes %.0f tokens/s, above the float32 FMA ceiling of %.0f", src, d.Batch, d.TokensPS, res.Ceiling)
 			}
 		}
 	}
