@@ -148,8 +148,20 @@ func pairsOK(rows, in int) bool {
 // gate/up (6144×1024, both cores) 2 rows 0.81–0.84 → 0.75, 3 rows 0.91–0.93 → 0.75–0.76; a
 // Qwen3-30B-A3B expert (gate/up and down, an expert a core) 2 rows 0.58–0.60 → 0.51–0.52, 3
 // rows 0.68–0.69 → 0.52. One row stays with the GEMV, which reads at the probe's bandwidth.
+//
+// On AVX2 alone too, where the padded group takes the three-row kernel that asks for the next
+// call's rows. Zen 3, cold copies taking turns, ms per matmul at the median, GEMV → a padded
+// group: the expert's gate/up (1536×2048, one core) 2 rows 0.66 → 0.56, 3 rows 0.82 → 0.56;
+// its down (2048×768) 2 rows 0.30 → 0.30, 3 rows 0.38 → 0.30; Qwen3-0.6B's gate/up
+// (6144×1024, both cores) 2 rows 0.67 → 0.63, 3 rows 0.76 → 0.61.
 func pairsSmallOK(rows, in int) bool {
-	return rows >= 2 && rows < 4 && hasAVX2FMA && !forceNoPairs && pairWide(in) && (!hasAVX512BF16 || forceNoBF16)
+	if rows < 2 || rows >= 4 || !hasAVX2FMA || forceNoPairs || in%16 != 0 || in == 0 {
+		return false
+	}
+	if hasAVX512 && !forceAVX2 {
+		return pairWide(in) && (!hasAVX512BF16 || forceNoBF16)
+	}
+	return true
 }
 
 // pairWide says whether matBF16Pairs takes the AVX-512 kernels for rows of in columns.
@@ -297,6 +309,13 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	// 0.52–0.53.
 	single := wide && T8 == 8 && T4 == 8
 	single4 := wide && T8 == 0 && T4 == 4
+	// On AVX2 the first group of up to two does the same with the three-row kernel, and a
+	// second finds the rows in L1 or L2. Zen 3, cold copies taking turns, ms per matmul at
+	// the median, a share per call → the next call's rows in the kernel: a Qwen3-30B-A3B
+	// expert's gate/up (1536×2048, one core) 4 rows 0.60 → 0.43, 8 rows 0.83 → 0.73;
+	// Qwen3-0.6B's gate/up (6144×1024, both cores) 4 rows 1.09 → 0.87, 8 rows 0.96 → 0.84,
+	// down (1024×3072) 8 rows 0.62 → 0.50. Three groups or more gain nothing.
+	nextAVX2 := !wide && T4 <= 8 && !forceAVX2Pairs
 	work := func(ulo, uhi int) {
 		lo, hi := unit*ulo, min(unit*uhi, out)
 		var acc [24]float32
@@ -402,8 +421,17 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 					o := c
 					if !wide && !forceAVX2Pairs {
 						for ; o < triples; o += 3 {
-							fetch()
-							dot3x4BF16AVX2(&w[o*in+k0], in, &packed[t*in+k0], in, n, (*[12]float32)(acc[:12]))
+							a := (*[12]float32)(acc[:12])
+							switch {
+							case nextAVX2 && t == 0:
+								pf := nextCall(o, 3, triples, k0, n)
+								dot3x4NextBF16AVX2(&w[o*in+k0], in, &packed[t*in+k0], in, n, a, pf, 2*in)
+							case nextAVX2:
+								dot3x4BF16AVX2(&w[o*in+k0], in, &packed[t*in+k0], in, n, a)
+							default:
+								fetch()
+								dot3x4BF16AVX2(&w[o*in+k0], in, &packed[t*in+k0], in, n, a)
+							}
 							put3xN(ys[t:t+4], o, acc[:12], first)
 						}
 					}

@@ -27,6 +27,12 @@ func dot2x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out 
 //go:noescape
 func dot3x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[12]float32)
 
+// dot3x4NextBF16AVX2 is dot3x4BF16AVX2 that prefetches, as it reads its own rows, the n
+// elements of each of three rows at pf, pf+pfstride and pf+2·pfstride (pfstride in bytes).
+//
+//go:noescape
+func dot3x4NextBF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[12]float32, pf *uint16, pfstride int)
+
 // VPMOVZXWD on Z registers is AVX512BW; the pair kernels store Y16 (EVEX, so AVX512VL).
 var hasAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL
 

@@ -343,104 +343,120 @@ DATA oddmask<>+16(SB)/8, $0xffff0000ffff0000
 DATA oddmask<>+24(SB)/8, $0xffff0000ffff0000
 GLOBL oddmask<>(SB), RODATA|NOPTR, $32
 
+// DOT3X4_SETUP, _BODY and _FOLD are dot3x4BF16AVX2's: the argument registers loaded (SI the
+// weights, R8 their row stride in bytes, DI the activations, R9 and R10 one and three
+// activation strides in bytes, CX the columns, DX the output), zeroed accumulators (Y0-Y3 row
+// 0, Y4-Y7 row 1, Y8-Y11 row 2), one iteration of 16 columns, and the sums folded into out.
+#define DOT3X4_SETUP \
+	SHLQ $1, R8; \
+	SHLQ $2, R9; \
+	LEAQ (R9)(R9*2), R10; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7; \
+	VXORPS Y8, Y8, Y8; \
+	VXORPS Y9, Y9, Y9; \
+	VXORPS Y10, Y10, Y10; \
+	VXORPS Y11, Y11, Y11
+#define DOT3X4_HALF(XOFF) \
+	VMOVUPS XOFF(DI), Y15; \
+	VFMADD231PS Y12, Y15, Y0; \
+	VFMADD231PS Y13, Y15, Y4; \
+	VFMADD231PS Y14, Y15, Y8; \
+	VMOVUPS XOFF(DI)(R9*1), Y15; \
+	VFMADD231PS Y12, Y15, Y1; \
+	VFMADD231PS Y13, Y15, Y5; \
+	VFMADD231PS Y14, Y15, Y9; \
+	VMOVUPS XOFF(DI)(R9*2), Y15; \
+	VFMADD231PS Y12, Y15, Y2; \
+	VFMADD231PS Y13, Y15, Y6; \
+	VFMADD231PS Y14, Y15, Y10; \
+	VMOVUPS XOFF(DI)(R10*1), Y15; \
+	VFMADD231PS Y12, Y15, Y3; \
+	VFMADD231PS Y13, Y15, Y7; \
+	VFMADD231PS Y14, Y15, Y11
+#define DOT3X4_BODY \
+	VMOVDQU (SI), Y12; \
+	VMOVDQU (SI)(R8*1), Y13; \
+	VMOVDQU (SI)(R8*2), Y14; \
+	VPSLLD  $16, Y12, Y12; \
+	VPSLLD  $16, Y13, Y13; \
+	VPSLLD  $16, Y14, Y14; \
+	DOT3X4_HALF(0); \
+	VMOVDQU (SI), Y12; \
+	VMOVDQU (SI)(R8*1), Y13; \
+	VMOVDQU (SI)(R8*2), Y14; \
+	VPAND   oddmask<>(SB), Y12, Y12; \
+	VPAND   oddmask<>(SB), Y13, Y13; \
+	VPAND   oddmask<>(SB), Y14, Y14; \
+	DOT3X4_HALF(32); \
+	ADDQ $32, SI; \
+	ADDQ $64, DI
+#define DOT3X4_FOLD_ROW(A, B, C, D, XA, XB, OFF) \
+	VHADDPS      B, A, A; \
+	VHADDPS      D, C, C; \
+	VHADDPS      C, A, A; \
+	VEXTRACTF128 $1, A, XB; \
+	VADDPS       XB, XA, XA; \
+	VMOVUPS      XA, OFF(DX)
+#define DOT3X4_FOLD \
+	DOT3X4_FOLD_ROW(Y0, Y1, Y2, Y3, X0, X1, 0); \
+	DOT3X4_FOLD_ROW(Y4, Y5, Y6, Y7, X4, X5, 16); \
+	DOT3X4_FOLD_ROW(Y8, Y9, Y10, Y11, X8, X9, 32)
+
 // func dot3x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[12]float32)
-// dot2x4BF16AVX2 for three weight rows: twelve accumulators (Y0-Y3 row 0, Y4-Y7 row 1,
-// Y8-Y11 row 2), the three rows' widened halves in Y12-Y14 and each activation vector in
-// Y15 on its way to three FMAs. Sixteen registers leave none for the odd halves' mask, so it
-// comes from memory, and each weight line is loaded twice, once a half: L1 serves both, and
-// per 16 columns 24 FMAs against 17 loads and 6 widenings keep the FMA pipes the limit where
-// dot2x4's 16 FMAs ran at two thirds of their rate. Each accumulator sees the products in
-// dot2x4's order and the sums fold the same way, so the two agree bit for bit.
+// dot2x4BF16AVX2 for three weight rows: twelve accumulators, the three rows' widened halves in
+// Y12-Y14 and each activation vector in Y15 on its way to three FMAs. Sixteen registers leave
+// none for the odd halves' mask, so it comes from memory, and each weight line is loaded
+// twice, once a half: L1 serves both, and per 16 columns 24 FMAs against 17 loads and 6
+// widenings keep the FMA pipes the limit where dot2x4's 16 FMAs ran at two thirds of their
+// rate. Each accumulator sees the products in dot2x4's order and the sums fold the same way,
+// so the two agree bit for bit.
 TEXT ·dot3x4BF16AVX2(SB), NOSPLIT, $0-48
 	MOVQ w+0(FP), SI
 	MOVQ wstride+8(FP), R8
-	SHLQ $1, R8
 	MOVQ x+16(FP), DI
 	MOVQ xstride+24(FP), R9
-	SHLQ $2, R9
-	LEAQ (R9)(R9*2), R10
 	MOVQ n+32(FP), CX
 	MOVQ out+40(FP), DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
+	DOT3X4_SETUP
 
 loop3x4:
-	VMOVDQU (SI), Y12
-	VMOVDQU (SI)(R8*1), Y13
-	VMOVDQU (SI)(R8*2), Y14
-	VPSLLD  $16, Y12, Y12
-	VPSLLD  $16, Y13, Y13
-	VPSLLD  $16, Y14, Y14
-	VMOVUPS (DI), Y15
-	VFMADD231PS Y12, Y15, Y0
-	VFMADD231PS Y13, Y15, Y4
-	VFMADD231PS Y14, Y15, Y8
-	VMOVUPS (DI)(R9*1), Y15
-	VFMADD231PS Y12, Y15, Y1
-	VFMADD231PS Y13, Y15, Y5
-	VFMADD231PS Y14, Y15, Y9
-	VMOVUPS (DI)(R9*2), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VFMADD231PS Y13, Y15, Y6
-	VFMADD231PS Y14, Y15, Y10
-	VMOVUPS (DI)(R10*1), Y15
-	VFMADD231PS Y12, Y15, Y3
-	VFMADD231PS Y13, Y15, Y7
-	VFMADD231PS Y14, Y15, Y11
-	VMOVDQU (SI), Y12
-	VMOVDQU (SI)(R8*1), Y13
-	VMOVDQU (SI)(R8*2), Y14
-	VPAND   oddmask<>(SB), Y12, Y12
-	VPAND   oddmask<>(SB), Y13, Y13
-	VPAND   oddmask<>(SB), Y14, Y14
-	VMOVUPS 32(DI), Y15
-	VFMADD231PS Y12, Y15, Y0
-	VFMADD231PS Y13, Y15, Y4
-	VFMADD231PS Y14, Y15, Y8
-	VMOVUPS 32(DI)(R9*1), Y15
-	VFMADD231PS Y12, Y15, Y1
-	VFMADD231PS Y13, Y15, Y5
-	VFMADD231PS Y14, Y15, Y9
-	VMOVUPS 32(DI)(R9*2), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VFMADD231PS Y13, Y15, Y6
-	VFMADD231PS Y14, Y15, Y10
-	VMOVUPS 32(DI)(R10*1), Y15
-	VFMADD231PS Y12, Y15, Y3
-	VFMADD231PS Y13, Y15, Y7
-	VFMADD231PS Y14, Y15, Y11
-	ADDQ $32, SI
-	ADDQ $64, DI
+	DOT3X4_BODY
 	SUBQ $16, CX
 	JNZ  loop3x4
+	DOT3X4_FOLD
+	VZEROUPPER
+	RET
 
-	VHADDPS      Y1, Y0, Y0
-	VHADDPS      Y3, Y2, Y2
-	VHADDPS      Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVUPS      X0, 0(DX)
-	VHADDPS      Y5, Y4, Y4
-	VHADDPS      Y7, Y6, Y6
-	VHADDPS      Y6, Y4, Y4
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS       X5, X4, X4
-	VMOVUPS      X4, 16(DX)
-	VHADDPS      Y9, Y8, Y8
-	VHADDPS      Y11, Y10, Y10
-	VHADDPS      Y10, Y8, Y8
-	VEXTRACTF128 $1, Y8, X9
-	VADDPS       X9, X8, X8
-	VMOVUPS      X8, 32(DX)
+// func dot3x4NextBF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[12]float32, pf *uint16, pfstride int)
+// dot3x4BF16AVX2 that asks for the next call's three rows (pf, pf+pfstride, pf+2·pfstride,
+// in bytes) as it reads its own: half a line of each an iteration, at the pace it reads
+// them, as the GEMV does. For one group of four rows, which meets each weight row once.
+TEXT ·dot3x4NextBF16AVX2(SB), NOSPLIT, $0-64
+	MOVQ w+0(FP), SI
+	MOVQ wstride+8(FP), R8
+	MOVQ x+16(FP), DI
+	MOVQ xstride+24(FP), R9
+	MOVQ n+32(FP), CX
+	MOVQ out+40(FP), DX
+	MOVQ pf+48(FP), R11
+	MOVQ pfstride+56(FP), BX
+	DOT3X4_SETUP
+
+next3x4:
+	PREFETCHT0 (R11)
+	PREFETCHT0 (R11)(BX*1)
+	PREFETCHT0 (R11)(BX*2)
+	ADDQ $32, R11
+	DOT3X4_BODY
+	SUBQ $16, CX
+	JNZ  next3x4
+	DOT3X4_FOLD
 	VZEROUPPER
 	RET

@@ -18,6 +18,10 @@ func dot3x4BF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out 
 	panic("no AVX2 on this architecture")
 }
 
+func dot3x4NextBF16AVX2(w *uint16, wstride int, x *float32, xstride int, n int, out *[12]float32, pf *uint16, pfstride int) {
+	panic("no AVX2 on this architecture")
+}
+
 const hasAVX512 = false
 
 func dot4BF16AVX512(w *uint16, x *float32, stride int, n int, out *[4]float32) {

@@ -183,7 +183,7 @@ func sameAsNext(t *testing.T, name string, n, rows int, want []float32, next fun
 
 // TestAVX2ThreeRowKernel calls dot3x4BF16AVX2 with the weights, the packed activations and
 // the output each ending at a guard page, and checks its sums against dot2x4BF16AVX2's for
-// each row, bit for bit: the two feed each accumulator in the same order and fold alike, so
+// each row, and dot3x4NextBF16AVX2's against its own, bit for bit: the two feed each accumulator in the same order and fold alike, so
 // a batch gives the same sums whichever kernel a weight row falls to.
 func TestAVX2ThreeRowKernel(t *testing.T) {
 	if !hasAVX2FMA {
@@ -203,6 +203,10 @@ func TestAVX2ThreeRowKernel(t *testing.T) {
 		}
 		o, fo := guardedMem[float32](t, 12, false)
 		dot3x4BF16AVX2(&w[0], n, &x[0], n, n, (*[12]float32)(o))
+		// the next-call kernel: the same sums, three prefetched rows that end at a guard page
+		sameAsNext(t, "dot3x4", n, 3, o, func(o2 []float32, pf *uint16) {
+			dot3x4NextBF16AVX2(&w[0], n, &x[0], n, n, (*[12]float32)(o2), pf, 2*n)
+		})
 		for row := range 3 {
 			var want [8]float32 // dot2x4 on rows row and row+1, or row-1 and row for the last
 			first := min(row, 1)

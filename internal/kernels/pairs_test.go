@@ -11,18 +11,39 @@ import (
 	"github.com/strata-ai/strata/internal/tensor"
 )
 
-// TestMatBF16Pairs checks the two-row AVX2 path against float64 sums of the same products,
-// over batch sizes with and without a remainder of four, odd and even weight row counts, one
-// row pair or chunks of rows at a time, serial and split across cores.
+// TestMatBF16Pairs checks the AVX2 path (three rows by four, a pair for what is left over)
+// against float64 sums of the same products, over batch sizes with and without a remainder
+// of four (one or two groups asking for the next call's rows, more taking shares), weight
+// row counts with every remainder of three, one unit or chunks of rows at a time, serial and
+// split across cores.
 func TestMatBF16Pairs(t *testing.T) {
 	if !hasAVX2FMA {
 		t.Skip("this CPU has no AVX2/FMA; the pair kernel cannot run here")
 	}
 	forceAVX2 = true
-	defer func(a int) { forceAVX2, pairActBytes = false, a }(pairActBytes)
+	// the rows the next-call kernel asks for must lie within the weights (a prefetch never
+	// faults, so nothing else would show a stray one), and the kernel must run
+	var calls atomic.Int64
+	var stray atomic.Value
+	pairPFCheck = func(w []uint16, pf *uint16, n, step int) {
+		calls.Add(1)
+		lo, p := uintptr(unsafe.Pointer(&w[0])), uintptr(unsafe.Pointer(pf))
+		if p < lo || p+uintptr(2*n) > lo+uintptr(2*len(w)) {
+			stray.Store(fmt.Sprintf("a prefetch of %d elements at element %d of %d", n, int(p-lo)/2, len(w)))
+		}
+	}
+	defer func() {
+		if s := stray.Load(); s != nil {
+			t.Errorf("the next-call kernel strays outside the weights: %s", s)
+		}
+		if calls.Load() == 0 {
+			t.Error("the next-call kernel never ran")
+		}
+	}()
+	defer func(a int) { forceAVX2, pairActBytes, pairPFCheck = false, a, nil }(pairActBytes)
 	for _, act := range []int{1 << 30, 0} {
 		pairActBytes = act // 1 GiB: every batch one row pair at a time; 0: chunks of rows
-		testMatBF16Pairs(t, []int{16, 48, 1024}, []int{4, 5, 8, 11, 32})
+		testMatBF16Pairs(t, []int{16, 48, 1024}, []int{2, 3, 4, 5, 7, 8, 11, 32})
 	}
 }
 
