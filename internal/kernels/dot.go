@@ -169,7 +169,8 @@ func pairWide(in int) bool {
 	return hasAVX512 && !forceAVX2 && in%32 == 0
 }
 
-// forceAVX2Pairs lets benchmarks compare AVX2's three-row kernel with the two-row one.
+// forceAVX2Pairs restores AVX2's earlier path (two weight rows by four, units of two rows, a
+// share of the prefetch a group), so benchmarks can compare the two.
 var forceAVX2Pairs = false
 
 // forceNoPairs lets tests and benchmarks compare matBF16Pairs with the four-row kernel.
@@ -201,8 +202,8 @@ var pairAheadBytes = 16 << 10
 // matBF16Pairs is MatBF16's path for four or more rows (two or more: pairsSmallOK). Each
 // call of a kernel takes a few weight rows against a group of activation rows: three by four
 // on AVX2, with two by four for what is left over; three by eight on AVX-512, with two by
-// eight and two by four for what is left over. Every activation vector loaded then feeds two or three FMAs and every widened
-// weight four or eight (the four-row kernel read four activation vectors per two FMAs'
+// eight and two by four for what is left over. Every activation vector loaded then feeds two
+// or three FMAs and every widened weight four or eight (the four-row kernel read four activation vectors per two FMAs'
 // worth of weight, and waited on L2 for them). The activations are packed even and odd, as
 // the kernels widen bfloat16 pairs; the weights go by in chunks (a unit of rows at a time
 // for a small batch, 128 KiB of rows for a larger one or a prefill), each meeting every
@@ -367,9 +368,9 @@ func matBF16Pairs(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 				// (6144×1024), 103 → 123 (1024×3072); one core gains 4–22 %.
 				pairs = triples + (ce-triples)&^1
 			}
-			// nextCall is where single's and single4's call after the one on rows o.. (of
-			// those up to end, in the block from k0 of n columns) reads: the next rows,
-			// the block after, or the next chunk; its own rows, already on their way,
+			// nextCall is where single's, single4's and nextAVX2's call after the one on rows
+			// o.. (of those up to end, in the block from k0 of n columns) reads: the next
+			// rows, the block after, or the next chunk; its own rows, already on their way,
 			// where nothing of that size is left
 			nextCall := func(o, rows, end, k0, n int) *uint16 {
 				nx, nk := o+rows, k0

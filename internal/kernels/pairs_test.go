@@ -150,10 +150,11 @@ func checkAgainstSums(t *testing.T, what string, w []uint16, out, in int, xs, ys
 	}
 }
 
-// BenchmarkMatBF16Pairs compares the pair kernels with the four-row kernel they replace, on
-// Qwen3-0.6B's batched shapes at decode batches of 8, 16 and 32 and a 128-token prefill, with
-// the weights coming from memory as in a model step (copies of each, 256 MiB in all, taken in
-// turn). The reported MB/s is MFLOP/s.
+// BenchmarkMatBF16Pairs compares the pair kernels with the four-row kernel they replace and,
+// on AVX2, with their earlier two-by-four path, on Qwen3-0.6B's batched shapes at decode
+// batches of 8, 16 and 32 and a 128-token prefill, with the weights coming from memory as in
+// a model step (copies of each, 256 MiB in all, taken in turn). The reported MB/s is
+// MFLOP/s.
 func BenchmarkMatBF16Pairs(b *testing.B) {
 	if !hasAVX2FMA {
 		b.Skip("this CPU has no AVX2/FMA")
@@ -168,14 +169,13 @@ func BenchmarkMatBF16Pairs(b *testing.B) {
 		}
 		for _, rows := range []int{8, 16, 32, 128} {
 			xs, ys := batchRows(r, rows, in, out)
-			for _, pairs := range []bool{false, true} {
-				name := "four-row"
-				if pairs {
-					name = "pairs"
+			for _, name := range []string{"four-row", "pairs-2x4", "pairs"} {
+				if name == "pairs-2x4" && hasAVX512 {
+					continue // AVX2's earlier path: on AVX-512 the wide kernels run instead
 				}
 				b.Run(fmt.Sprintf("%dx%d/b%d/%s", out, in, rows, name), func(b *testing.B) {
-					forceNoPairs = !pairs
-					defer func() { forceNoPairs = false }()
+					forceNoPairs, forceAVX2Pairs = name == "four-row", name == "pairs-2x4"
+					defer func() { forceNoPairs, forceAVX2Pairs = false, false }()
 					b.SetBytes(int64(2 * out * in * rows))
 					for i := range b.N {
 						MatBF16(ws[i%copies], out, in, xs, ys, Float32)
