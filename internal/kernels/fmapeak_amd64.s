@@ -16,6 +16,22 @@
 	VFMADD231PS A, B, R10; \
 	VFMADD231PS A, B, R11
 
+// ZERO_ACC zeroes the twelve accumulators: a VEX-encoded VXORPS on Y clears the whole Z
+// register too, so both loops use it.
+#define ZERO_ACC \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+	VXORPS Y4, Y4, Y4 \
+	VXORPS Y5, Y5, Y5 \
+	VXORPS Y6, Y6, Y6 \
+	VXORPS Y7, Y7, Y7 \
+	VXORPS Y8, Y8, Y8 \
+	VXORPS Y9, Y9, Y9 \
+	VXORPS Y10, Y10, Y10 \
+	VXORPS Y11, Y11, Y11
+
 // func fmaLoopAVX2(n int) float32
 // n rounds of twelve 8-lane FMAs of 1·1; returns lane 0 of the first accumulator (n).
 TEXT ·fmaLoopAVX2(SB), NOSPLIT, $0-12
@@ -24,18 +40,7 @@ TEXT ·fmaLoopAVX2(SB), NOSPLIT, $0-12
 	MOVD AX, X14
 	VBROADCASTSS X14, Y14
 	VMOVAPS Y14, Y15
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
+	ZERO_ACC
 	TESTQ CX, CX
 	JLE done2
 loop2:
@@ -54,18 +59,7 @@ TEXT ·fmaLoopAVX512(SB), NOSPLIT, $0-12
 	MOVL $0x3f800000, AX
 	VPBROADCASTD AX, Z14
 	VMOVAPS Z14, Z15
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
+	ZERO_ACC
 	TESTQ CX, CX
 	JLE done5
 loop5:
