@@ -966,8 +966,10 @@ func TestSampledBatchMatchesAlone(t *testing.T) {
 			t.Fatalf("request %d: %d events in the batch, %d alone", i, len(got), len(alone))
 		}
 		for j := range alone {
-			// the logits of a batch differ from one row's in the last bits (the matmul's
-			// blocking follows the batch), so logprobs agree to float32 rounding
+			// the logits of a batch differ from one row's in the last bits: alone a row takes
+			// the float32 GEMV, in a batch of four or more on AVX-512 BF16 the split-bfloat16
+			// kernels, within about 1e-5 relative of float32 (kernels.Float32). A 2-vCPU Zen 5
+			// put a logprob of -7.36 1.0e-5 apart, so logprobs must agree to 1e-4.
 			a, b := alone[j], got[j]
 			same := a.Token == b.Token && a.Reason == b.Reason && near(a.Logprob, b.Logprob) && len(a.TopLogprobs) == len(b.TopLogprobs)
 			for k := range a.TopLogprobs {
@@ -980,7 +982,7 @@ func TestSampledBatchMatchesAlone(t *testing.T) {
 	}
 }
 
-func near(a, b float32) bool { return math.Abs(float64(a-b)) <= 1e-5 }
+func near(a, b float32) bool { return math.Abs(float64(a-b)) <= 1e-4 }
 
 // poisonExecutor gives each row a peak at a token from 50 up, chosen by the row's last input
 // token, and gives NaN logits to any item whose tokens include 13: the row a model with
