@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/model/qwen3ref"
 	"github.com/strata-ai/strata/internal/safetensors"
 )
@@ -154,4 +155,61 @@ func maxDiff(got []float32, want []float64) (worst, most float64) {
 		most = math.Max(most, math.Abs(want[j]))
 	}
 	return worst, most
+}
+
+// TestDecodeBatchMatchesReference decodes one token for each of twelve sequences in one step,
+// after prompts of 9 to 20 tokens cached in blocks of four. With two cores, attention then
+// takes each sequence's three KV heads in one unit and reads its three to six blocks block by
+// block. The logits must be the float64 reference's (float32 cache), and those of a fresh
+// prefill of the same tokens (either cache type), within 1e-3.
+func TestDecodeBatchMatchesReference(t *testing.T) {
+	kernels.SetThreads(2) // twelve one-row groups then make units of all three KV heads
+	t.Cleanup(func() { kernels.SetThreads(0) })
+	const config = `{"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 70,
+		"hidden_size": 96, "intermediate_size": 80, "num_hidden_layers": 2, "num_attention_heads": 9,
+		"num_key_value_heads": 3, "head_dim": 40, "rms_norm_eps": 1e-6, "max_position_embeddings": 512,
+		"rope_theta": 10000.0, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "hidden_act": "silu"}`
+	_, m, prompt, want := againstReference(t, config, safetensors.BF16, 1, 21, 24, 5, 7)
+	const bs, seqs, perSeq = 4, 12, 6
+	for _, dt := range []kernels.Precision{kernels.Float32, kernels.BFloat16} {
+		m.SetKVCacheDType(dt)
+		kv := m.NewPagedKV(seqs*perSeq, bs)
+		items := make([]BatchItem, seqs)
+		for s := range items {
+			table := make([]int32, perSeq)
+			for i := range table {
+				table[i] = int32(seqs*perSeq - 1 - (i*seqs + s)) // scattered, interleaved blocks
+			}
+			items[s] = BatchItem{Tokens: prompt[:9+s], Table: table}
+		}
+		if _, err := m.ForwardBatch(kv, items); err != nil {
+			t.Fatal(err)
+		}
+		for s := range items {
+			n := 9 + s
+			items[s] = BatchItem{Tokens: prompt[n : n+1], Start: n, Table: items[s].Table, WantLogits: true}
+		}
+		lg, err := m.ForwardBatch(kv, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for s := range items {
+			n := 9 + s
+			if worst, _ := maxDiff(lg[s], want[n]); dt == kernels.Float32 && worst > 1e-3 {
+				t.Errorf("%v cache, sequence %d: decoded logits differ from the reference by %.2g", dt, s, worst)
+			}
+			fresh := m.NewPagedKV(perSeq, bs)
+			one, err := m.ForwardBatch(fresh, []BatchItem{{Tokens: prompt[:n+1], Table: []int32{0, 1, 2, 3, 4, 5}, WantLogits: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			worst := 0.0
+			for j := range one[0] {
+				worst = math.Max(worst, math.Abs(float64(lg[s][j]-one[0][j])))
+			}
+			if worst > 1e-3 {
+				t.Errorf("%v cache, sequence %d: decoded logits differ from a fresh prefill's by %.2g", dt, s, worst)
+			}
+		}
+	}
 }
