@@ -45,12 +45,12 @@ func dotBF16Go(w []uint16, x []float32) float32 {
 // weight row once for every row of xs (so a batch costs little more than one row), and
 // splitting the output rows across the machine's cores when the matrix is large enough. On a
 // CPU with AMX tiles every batch size takes them (see matBF16AMX). Otherwise, with
-// four or more rows on a CPU with AVX-512 BF16 the activations meet the weights as bfloat16 at
+// two or more rows on a CPU with AVX-512 BF16 the activations meet the weights as bfloat16 at
 // precision p: batches of 16 or more that fill most of their 16-token groups in an outer
 // product (matBF16Outer), others in row tiles (matBF16Tiled), which add the same products in
-// another order. Fewer rows (decoding one to three sequences, bound by reading the weights) take
-// the float32 kernels, with the activations rounded first at BFloat16 so that a row computes
-// the same products whatever its batch. Without AVX-512 BF16 they stay float32 whatever p says.
+// another order. One row (decoding one sequence, bound by reading the weights) takes the
+// float32 GEMV, with the activation rounded first at BFloat16 so that a row computes the same
+// products whatever its batch. Without AVX-512 BF16 they stay float32 whatever p says.
 func MatBF16(w []uint16, out, in int, xs, ys [][]float32, p Precision) {
 	matBF16(w, out, in, xs, ys, p, Threads())
 }
@@ -556,8 +556,8 @@ func gemvOK(in int) bool {
 	return in > 0 && (hasAVX512 && !forceAVX2 && in%32 == 0 || hasAVX2FMA && in%16 == 0)
 }
 
-// gemvBF16 is MatBF16 for one to three rows (decoding that many sequences, bound by reading
-// the weights) on AVX-512 or AVX2. The weight rows go out in chunks from a counter, about
+// gemvBF16 is MatBF16 for one row (decoding one sequence, bound by reading the weights), and
+// for two or three where no batched kernel takes them, on AVX-512 or AVX2. The weight rows go out in chunks from a counter, about
 // eight per core, so a core the host slows down takes fewer; a chunk is at most 64 rows, so
 // the second and third activation rows find it in L2 and the weights stream from memory once.
 func gemvBF16(w []uint16, out, in int, xs, ys [][]float32, procs int) {

@@ -36,9 +36,16 @@ func (p Precision) String() string {
 	return "float32"
 }
 
-// tiledOK says whether MatBF16 can take the VDPBF16PS path for this shape.
+// tiledOK says whether MatBF16 can take the VDPBF16PS path for this shape: two rows or more.
+// One row stays with the GEMV, which reads the weights at the probe's bandwidth. Two or three
+// rows took the GEMV too, which reads each chunk of weight rows once from memory and again from
+// L2 for every further row, widening every weight to float32 each time; a tile of that many
+// rows reads the weights once. Zen 5, cold copies, the two paths taking turns, medians of three,
+// µs per matmul, GEMV → tiles: a Qwen3-30B-A3B expert's gate/up (1536×2048, one core) 2 rows
+// 411 → 258, 3 rows 498 → 315; its down (2048×768) 209 → 166 and 232 → 138; Qwen3-0.6B's
+// gate/up (6144×1024, both cores) 417 → 303 and 504 → 301.
 func tiledOK(rows, out, in int) bool {
-	return hasAVX512BF16 && !forceAVX2 && !forceNoBF16 && rows >= 4 && in%32 == 0 && in > 0 && out >= 4
+	return hasAVX512BF16 && !forceAVX2 && !forceNoBF16 && rows >= 2 && in%32 == 0 && in > 0 && out >= 4
 }
 
 // actRowsPerBlock bounds the packed activation rows one pass over the weights uses, so they
@@ -68,7 +75,7 @@ var spreadPrefetch = true
 // weight rows split across cores in blocks of four, each block meeting every packed group of four
 // activations in one 4×4 register tile that stores straight into the output rows. A last group
 // of one to three rows takes the tile of that many rows, which forms every sum in the same
-// order: a row's result does not depend on the batch (of four or more) it is in.
+// order: a row's result does not depend on the batch (of two or more) it is in.
 func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int) {
 	parts := 1
 	if p == Float32 {
@@ -204,7 +211,13 @@ func matBF16Tiled(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 			}
 		}
 	}
-	if procs == 1 || out*in*len(xs) < 1<<23 { // under ~16 MFLOP a second core costs more than it gives (measured)
+	// Under ~16 MFLOP a second core costs more than it gives (measured with four rows or
+	// more), unless the weight alone takes a megabyte or more: a few rows are bound by reading
+	// it, and one core reads at about half the machine's bandwidth. Zen 5, cold copies, one
+	// core → both, medians of three, µs: 1024×2048 2 rows 225 → 128 (4 rows 125 → 127, over
+	// 16 MFLOP either way), 2048×768 2 rows 147 → 109 and 4 rows 159 → 101, 512×1024 4 rows
+	// 57 → 43.
+	if procs == 1 || out*in*len(xs) < 1<<23 && out*in < 1<<19 {
 		work()
 	} else {
 		runOn(min(procs, total), work)

@@ -17,7 +17,7 @@ func needBF16(t testing.TB) {
 }
 
 // forEachBatchedPath runs f on each batched matmul path this CPU has: the AVX-512 BF16 row
-// tiles (every batch of four rows or more), the outer product beside them (batches of 16 or
+// tiles (every batch of two rows or more), the outer product beside them (batches of 16 or
 // more that fill most of its lanes; the row tiles for the rest) and, where there are AMX tiles,
 // those.
 func forEachBatchedPath(t *testing.T, f func(t *testing.T)) {
@@ -195,7 +195,8 @@ func testMatBF16Tiled(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, p := range []Precision{Float32, BFloat16} {
 		for _, shape := range [][3]int{{4, 4, 32}, {5, 67, 96}, {7, 130, 1024}, {33, 9, 64}, {64, 36, 3072}, {9, 12, 1056}, {130, 20, 1024}, {4, 53, 128}, {20, 1079, 64}, {32, 2100, 96}, {1, 68, 96}, {2, 52, 128}, {3, 132, 1024},
-			{16, 16, 32}, {16, 40, 2048}, {48, 100, 4096}, {47, 33, 8192}, {96, 1030, 64}} {
+			{16, 16, 32}, {16, 40, 2048}, {48, 100, 4096}, {47, 33, 8192}, {96, 1030, 64},
+			{2, 600, 1024}, {3, 1030, 512}} { // few rows over a weight large enough to split across cores
 			rows, out, in := shape[0], shape[1], shape[2]
 			t.Run(fmt.Sprintf("%v/%dx%dx%d", p, rows, out, in), func(t *testing.T) {
 				w := randBF16(r, out*in)
@@ -250,8 +251,8 @@ func checkMatBF16(t *testing.T, w []uint16, out, in int, xs, ys [][]float32, p P
 // share its batch, where it sits, or how many there are, as long as the batch takes the same
 // path: bit for bit. The engine promises that a batched request produces what it produces
 // alone; across paths the sums are the same products added in another order, so they agree to
-// rounding. Batches of one to three rows take the float32 kernel (decode is bound by reading
-// the weights there); with AMX every size takes the tiles; without it, batches of 16 or more
+// rounding. A batch of one row takes the float32 GEMV (decode is bound by reading the weights
+// there); with AMX every size takes the tiles; without it, batches of 16 or more
 // that fill most of a 16-token group take the outer product, the others the row tiles.
 func TestMatBF16TiledBatchInvariant(t *testing.T) {
 	forEachBatchedPath(t, testMatBF16TiledBatchInvariant)

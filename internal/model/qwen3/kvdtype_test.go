@@ -18,8 +18,9 @@ import (
 // the cache rounds every key and value to 8 significant bits) and its greedy choice agrees
 // wherever transformers' top two are 0.1 apart. Both models then give the same last logits
 // whether a prompt is prefilled whole or in chunks, so the rounded cache is written and read
-// consistently: to 3e-3 (measured: under 1e-3), because chunks of fewer than four tokens take
-// the float32 matmul and a key that lands across a bf16 rounding step moves by 2^-9. A block
+// consistently: to 3e-3 (measured: under 1e-3), because chunks of different sizes take
+// different matmuls (one token the float32 GEMV, more the split-bfloat16 tiles on AVX-512 BF16)
+// and a key that lands across a bf16 rounding step moves by 2^-9. A block
 // takes half the bytes of a float32 one.
 func TestBF16KVCache(t *testing.T) {
 	for _, name := range []string{"qwen3-dense-tiny", "qwen3-moe-tiny"} {
