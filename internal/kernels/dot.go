@@ -557,9 +557,10 @@ func gemvOK(in int) bool {
 }
 
 // gemvBF16 is MatBF16 for one row (decoding one sequence, bound by reading the weights), and
-// for two or three where no batched kernel takes them, on AVX-512 or AVX2. The weight rows go out in chunks from a counter, about
-// eight per core, so a core the host slows down takes fewer; a chunk is at most 64 rows, so
-// the second and third activation rows find it in L2 and the weights stream from memory once.
+// for two or three where no batched kernel takes them, on AVX-512 or AVX2. The weight rows go
+// out in chunks from a counter, about eight per core, so a core the host slows down takes
+// fewer; a chunk is at most 64 rows, so the second and third activation rows find it in L2
+// and the weights stream from memory once.
 func gemvBF16(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	kernel, blk := gemvBF16AVX2, 16
 	if hasAVX512 && !forceAVX2 && in%32 == 0 {
