@@ -337,9 +337,11 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 					}
 				}
 			}
-			keys := func(kvh, start int) { // every query's scores for one head's run of keys
+			// meet every query with one head's run of keys (pass 0: scores) or of values
+			// (pass 1: the weighted sum into the query's output)
+			meet := func(pass, kvh, start int) {
 				base := kv.headBase(table[start/bs], kvh, hd)
-				ask(run(0, start/bs, kvh) + 1 + attnAhead)
+				ask(run(pass, start/bs, kvh) + 1 + attnAhead)
 				for t := un.r0; t < un.r1; t++ {
 					if start > rows[t].pos {
 						continue
@@ -347,21 +349,31 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 					end := min(start+bs, rows[t].pos+1)
 					for g := 0; g < group; g++ {
 						hh := kvh*group + g
-						qh := q[t][hh*hd : (hh+1)*hd]
-						if g+1 < group { // two heads of the group read each key once
-							q2 := q[t][(hh+1)*hd : (hh+2)*hd]
-							if K16 != nil {
-								kernels.DotsStrided2BF16(qh, q2, K16[base:], hd, sc(t, kvh, g)[start:end], sc(t, kvh, g+1)[start:end])
-							} else {
-								kernels.DotsStrided2(qh, q2, K[base:], hd, sc(t, kvh, g)[start:end], sc(t, kvh, g+1)[start:end])
+						s := sc(t, kvh, g)[start:end]
+						if g+1 < group { // two heads of the group read each key or value once
+							s2 := sc(t, kvh, g+1)[start:end]
+							switch {
+							case pass == 0 && K16 != nil:
+								kernels.DotsStrided2BF16(q[t][hh*hd:(hh+1)*hd], q[t][(hh+1)*hd:(hh+2)*hd], K16[base:], hd, s, s2)
+							case pass == 0:
+								kernels.DotsStrided2(q[t][hh*hd:(hh+1)*hd], q[t][(hh+1)*hd:(hh+2)*hd], K[base:], hd, s, s2)
+							case V16 != nil:
+								kernels.AxpysStrided2BF16(s, s2, V16[base:], hd, attn[t][hh*hd:(hh+1)*hd], attn[t][(hh+1)*hd:(hh+2)*hd])
+							default:
+								kernels.AxpysStrided2(s, s2, V[base:], hd, attn[t][hh*hd:(hh+1)*hd], attn[t][(hh+1)*hd:(hh+2)*hd])
 							}
 							g++
 							continue
 						}
-						if K16 != nil {
-							kernels.DotsStridedBF16(qh, K16[base:], hd, sc(t, kvh, g)[start:end])
-						} else {
-							kernels.DotsStrided(qh, K[base:], hd, sc(t, kvh, g)[start:end])
+						switch {
+						case pass == 0 && K16 != nil:
+							kernels.DotsStridedBF16(q[t][hh*hd:(hh+1)*hd], K16[base:], hd, s)
+						case pass == 0:
+							kernels.DotsStrided(q[t][hh*hd:(hh+1)*hd], K[base:], hd, s)
+						case V16 != nil:
+							kernels.AxpysStridedBF16(s, V16[base:], hd, attn[t][hh*hd:(hh+1)*hd])
+						default:
+							kernels.AxpysStrided(s, V[base:], hd, attn[t][hh*hd:(hh+1)*hd])
 						}
 					}
 				}
@@ -373,39 +385,10 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 					}
 				}
 			}
-			values := func(kvh, start int) { // every query's weighted sum over one run of values
-				base := kv.headBase(table[start/bs], kvh, hd)
-				ask(run(1, start/bs, kvh) + 1 + attnAhead)
-				for t := un.r0; t < un.r1; t++ {
-					if start > rows[t].pos {
-						continue
-					}
-					end := min(start+bs, rows[t].pos+1)
-					for g := 0; g < group; g++ {
-						hh := kvh*group + g
-						o := attn[t][hh*hd : (hh+1)*hd]
-						if g+1 < group {
-							o2 := attn[t][(hh+1)*hd : (hh+2)*hd]
-							if V16 != nil {
-								kernels.AxpysStrided2BF16(sc(t, kvh, g)[start:end], sc(t, kvh, g+1)[start:end], V16[base:], hd, o, o2)
-							} else {
-								kernels.AxpysStrided2(sc(t, kvh, g)[start:end], sc(t, kvh, g+1)[start:end], V[base:], hd, o, o2)
-							}
-							g++
-							continue
-						}
-						if V16 != nil {
-							kernels.AxpysStridedBF16(sc(t, kvh, g)[start:end], V16[base:], hd, o)
-						} else {
-							kernels.AxpysStrided(sc(t, kvh, g)[start:end], V[base:], hd, o)
-						}
-					}
-				}
-			}
 			if blockMajor {
 				for start := 0; start <= last; start += bs {
 					for kvh := un.kvh0; kvh < un.kvh1; kvh++ {
-						keys(kvh, start)
+						meet(0, kvh, start)
 					}
 				}
 				for kvh := un.kvh0; kvh < un.kvh1; kvh++ {
@@ -413,18 +396,18 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 				}
 				for start := 0; start <= last; start += bs {
 					for kvh := un.kvh0; kvh < un.kvh1; kvh++ {
-						values(kvh, start)
+						meet(1, kvh, start)
 					}
 				}
 				return
 			}
 			for kvh := un.kvh0; kvh < un.kvh1; kvh++ {
 				for start := 0; start <= last; start += bs {
-					keys(kvh, start)
+					meet(0, kvh, start)
 				}
 				softmax(kvh)
 				for start := 0; start <= last; start += bs {
-					values(kvh, start)
+					meet(1, kvh, start)
 				}
 			}
 		})
