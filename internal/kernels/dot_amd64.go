@@ -105,20 +105,23 @@ func dpbf16Tile4x2(w *uint16, wstride int, x *uint16, xstride int, n int, out *[
 //go:noescape
 func dpbf16Tile4x1(w *uint16, wstride int, x *uint16, xstride int, n int, out *[4]*float32, pf *uint16, loOff int, add int)
 
-// dpbf16Outer8x2 adds, for 8 weight rows (wstride elements apart, at the slice's first
-// column) and two groups of 16 tokens, the products over kch chunks of 32 columns into
-// sums[r][g][t]: overwritten when add is 0, else added to. x is the token-major activation
+// dpbf16Outer8x2 adds, for tiles tiles of 8 weight rows (wstride elements apart, at the
+// slice's first column, the tiles one after another from w) and two groups of 16 tokens, the
+// products over kch chunks of 32 columns into each tile's sums[r][g][t], the tiles' sums one
+// after another: overwritten when add is 0, else added to. x is the token-major activation
 // layout of the AMX path (a chunk of a group is 16 rows of 64 bytes, one per column pair, the
 // next group 1024 bytes on, the next chunk xcstride bytes on); lo, when not 0, is the byte
-// offset of the low halves. pf, when not nil, is the next tile's first row, prefetched.
+// offset of the low halves. pf nil: nothing is prefetched; otherwise each tile prefetches
+// the next one's rows, and the last tile pf's. One call takes a work item's rows at one
+// column slice, where a call per tile cost a Go loop iteration per 2048 instructions.
 //
 //go:noescape
-func dpbf16Outer8x2(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int)
+func dpbf16Outer8x2(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int, tiles int)
 
-// dpbf16Outer16x1 is dpbf16Outer8x2 for 16 weight rows and one group of tokens.
+// dpbf16Outer16x1 is dpbf16Outer8x2 for tiles of 16 weight rows and one group of tokens.
 //
 //go:noescape
-func dpbf16Outer16x1(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int)
+func dpbf16Outer16x1(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int, tiles int)
 
 // bf16PackAVX512 rounds x to bfloat16 into hi and, if lo is not nil, the rest x-hi into lo; n
 // is a multiple of 16.

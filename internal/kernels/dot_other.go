@@ -56,11 +56,11 @@ func dpbf16Tile4x4(w *uint16, wstride int, x *uint16, xstride int, n int, out *[
 	panic("no AVX-512 BF16 on this architecture")
 }
 
-func dpbf16Outer8x2(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int) {
+func dpbf16Outer8x2(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int, tiles int) {
 	panic("no AVX-512 BF16 on this architecture")
 }
 
-func dpbf16Outer16x1(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int) {
+func dpbf16Outer16x1(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int, tiles int) {
 	panic("no AVX-512 BF16 on this architecture")
 }
 

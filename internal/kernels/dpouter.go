@@ -90,27 +90,25 @@ func matBF16Outer(w []uint16, out, in int, xs, ys [][]float32, p Precision, proc
 					if G == 1 {
 						O = 16
 					}
-					for o := olo; o < ohi; o += O {
-						// The first pass over these rows streams them in from memory: ask for
-						// the next tile's rows meanwhile (the next slice's, or the next item's
-						// when this is the last tile of the item).
-						var pf *uint16
-						if g0 == 0 {
-							switch {
-							case o+O < ohi:
-								pf = &w[(o+O)*in+k0]
-							case k0+kc < in:
-								pf = &w[olo*in+k0+kc]
-							case item+1 < end:
-								pf = &w[(item+1)*chunk*in]
-							}
+					// The first pass over these rows streams them in from memory: each tile
+					// asks for the next one's rows, and the last for what follows the item's
+					// rows at this slice (the next slice's, or the next item's), or for its
+					// own when nothing follows (a harmless request, so the others still go out).
+					var pf *uint16
+					if g0 == 0 {
+						switch {
+						case k0+kc < in:
+							pf = &w[olo*in+k0+kc]
+						case item+1 < end:
+							pf = &w[(item+1)*chunk*in]
+						default:
+							pf = &w[(ohi-O)*in+k0]
 						}
-						s := &region[(o-olo)*G*16]
-						if G == 2 {
-							dpbf16Outer8x2(&w[o*in+k0], in, x, xcstride, kn/32, lo, s, pf, add)
-						} else {
-							dpbf16Outer16x1(&w[o*in+k0], in, x, xcstride, kn/32, lo, s, pf, add)
-						}
+					}
+					if G == 2 {
+						dpbf16Outer8x2(&w[olo*in+k0], in, x, xcstride, kn/32, lo, &region[0], pf, add, rows/O)
+					} else {
+						dpbf16Outer16x1(&w[olo*in+k0], in, x, xcstride, kn/32, lo, &region[0], pf, add, rows/O)
 					}
 				}
 			}

@@ -2,18 +2,27 @@
 
 #include "textflag.h"
 
-// func dpbf16Outer8x2(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int)
-// sums[r][g][t] (+)= Σ_k w[r][k]·x_g[t][k] for 8 weight rows r (wstride elements apart,
-// starting at the slice's first column) and 2 group(s) g of 16 tokens t, over kch chunks
-// of 32 columns. x points at the slice's first chunk of group 0: a chunk of a group is 16
-// rows of 64 bytes (column pair c, tokens 0-15 as 32-bit pairs), the next group 1024
-// bytes on, the next chunk xcstride bytes on; when lo is not 0 every pair has a low half
-// lo bytes further on, which goes into the same sums right after the high half. sums is
-// 8×2×16 float32, overwritten (add = 0) or added to. pf, when not nil, is the next
-// tile's first row at this slice: 64 bytes of each of its 8 rows are prefetched per
-// chunk, so they stream in while this tile computes.
-TEXT ·dpbf16Outer8x2(SB), NOSPLIT, $0-72
-	MOVQ w+0(FP), SI
+// func dpbf16Outer8x2(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int, tiles int)
+// For each of tiles tiles of 8 weight rows (wstride elements apart, tile i's first row
+// i·8 rows after w, each pointer at the slice's first column) and 2 group(s) g of 16
+// tokens t: sums_i[r][g][t] (+)= Σ_k w[r][k]·x_g[t][k] over kch chunks of 32 columns. x
+// points at the slice's first chunk of group 0: a chunk of a group is 16 rows of 64 bytes
+// (column pair c, tokens 0-15 as 32-bit pairs), the next group 1024 bytes on, the next
+// chunk xcstride bytes on; when lo is not 0 every pair has a low half lo bytes further on,
+// which goes into the same sums right after the high half. Each tile's sums are 8×2×16
+// float32, the next tile's right after them, overwritten (add = 0) or added to. pf nil:
+// no prefetch. Otherwise 64 bytes of each of 8 rows are prefetched per chunk under each
+// tile, the next tile's rows at this slice, and under the last tile pf's, so the rows
+// stream in while the tile before them computes.
+TEXT ·dpbf16Outer8x2(SB), NOSPLIT, $24-80
+	MOVQ tiles+72(FP), AX
+	MOVQ AX, left-8(SP)
+	MOVQ w+0(FP), AX
+	MOVQ AX, tw-16(SP)
+	MOVQ sums+48(FP), AX
+	MOVQ AX, ts-24(SP)
+tile:
+	MOVQ tw-16(SP), SI
 	MOVQ wstride+8(FP), R8
 	SHLQ $1, R8
 	LEAQ (R8)(R8*2), R9
@@ -22,6 +31,12 @@ TEXT ·dpbf16Outer8x2(SB), NOSPLIT, $0-72
 	MOVQ kch+32(FP), CX
 	MOVQ lo+40(FP), DX
 	MOVQ pf+56(FP), R15
+	TESTQ R15, R15
+	JEQ  pfset
+	CMPQ left-8(SP), $1
+	JEQ  pfset
+	LEAQ (SI)(R8*8), R15
+pfset:
 	LEAQ (SI)(R8*4), R10
 	LEAQ (R15)(R8*4), R13
 	VPXORD Z0, Z0, Z0
@@ -1205,7 +1220,7 @@ splitnopf:
 	JMP  store
 
 store:
-	MOVQ sums+48(FP), DI
+	MOVQ ts-24(SP), DI
 	MOVQ add+64(FP), CX
 	TESTQ CX, CX
 	JEQ  overwrite
@@ -1242,21 +1257,35 @@ overwrite:
 	VMOVUPS Z13, 832(DI)
 	VMOVUPS Z14, 896(DI)
 	VMOVUPS Z15, 960(DI)
+	ADDQ $1024, ts-24(SP)
+	SHLQ $3, R8
+	ADDQ R8, tw-16(SP)
+	DECQ left-8(SP)
+	JNE  tile
 	VZEROUPPER
 	RET
 
-// func dpbf16Outer16x1(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int)
-// sums[r][g][t] (+)= Σ_k w[r][k]·x_g[t][k] for 16 weight rows r (wstride elements apart,
-// starting at the slice's first column) and 1 group(s) g of 16 tokens t, over kch chunks
-// of 32 columns. x points at the slice's first chunk of group 0: a chunk of a group is 16
-// rows of 64 bytes (column pair c, tokens 0-15 as 32-bit pairs), the next group 1024
-// bytes on, the next chunk xcstride bytes on; when lo is not 0 every pair has a low half
-// lo bytes further on, which goes into the same sums right after the high half. sums is
-// 16×1×16 float32, overwritten (add = 0) or added to. pf, when not nil, is the next
-// tile's first row at this slice: 64 bytes of each of its 16 rows are prefetched per
-// chunk, so they stream in while this tile computes.
-TEXT ·dpbf16Outer16x1(SB), NOSPLIT, $0-72
-	MOVQ w+0(FP), SI
+// func dpbf16Outer16x1(w *uint16, wstride int, x *uint16, xcstride int, kch int, lo int, sums *float32, pf *uint16, add int, tiles int)
+// For each of tiles tiles of 16 weight rows (wstride elements apart, tile i's first row
+// i·16 rows after w, each pointer at the slice's first column) and 1 group(s) g of 16
+// tokens t: sums_i[r][g][t] (+)= Σ_k w[r][k]·x_g[t][k] over kch chunks of 32 columns. x
+// points at the slice's first chunk of group 0: a chunk of a group is 16 rows of 64 bytes
+// (column pair c, tokens 0-15 as 32-bit pairs), the next group 1024 bytes on, the next
+// chunk xcstride bytes on; when lo is not 0 every pair has a low half lo bytes further on,
+// which goes into the same sums right after the high half. Each tile's sums are 16×1×16
+// float32, the next tile's right after them, overwritten (add = 0) or added to. pf nil:
+// no prefetch. Otherwise 64 bytes of each of 16 rows are prefetched per chunk under each
+// tile, the next tile's rows at this slice, and under the last tile pf's, so the rows
+// stream in while the tile before them computes.
+TEXT ·dpbf16Outer16x1(SB), NOSPLIT, $24-80
+	MOVQ tiles+72(FP), AX
+	MOVQ AX, left-8(SP)
+	MOVQ w+0(FP), AX
+	MOVQ AX, tw-16(SP)
+	MOVQ sums+48(FP), AX
+	MOVQ AX, ts-24(SP)
+tile:
+	MOVQ tw-16(SP), SI
 	MOVQ wstride+8(FP), R8
 	SHLQ $1, R8
 	LEAQ (R8)(R8*2), R9
@@ -1265,6 +1294,13 @@ TEXT ·dpbf16Outer16x1(SB), NOSPLIT, $0-72
 	MOVQ kch+32(FP), CX
 	MOVQ lo+40(FP), DX
 	MOVQ pf+56(FP), R15
+	TESTQ R15, R15
+	JEQ  pfset
+	CMPQ left-8(SP), $1
+	JEQ  pfset
+	LEAQ (SI)(R8*8), R15
+	LEAQ (R15)(R8*8), R15
+pfset:
 	LEAQ (SI)(R8*4), R10
 	LEAQ (R10)(R8*4), R11
 	LEAQ (R11)(R8*4), R12
@@ -2684,7 +2720,7 @@ splitnopf:
 	JMP  store
 
 store:
-	MOVQ sums+48(FP), DI
+	MOVQ ts-24(SP), DI
 	MOVQ add+64(FP), CX
 	TESTQ CX, CX
 	JEQ  overwrite
@@ -2721,5 +2757,10 @@ overwrite:
 	VMOVUPS Z13, 832(DI)
 	VMOVUPS Z14, 896(DI)
 	VMOVUPS Z15, 960(DI)
+	ADDQ $1024, ts-24(SP)
+	SHLQ $4, R8
+	ADDQ R8, tw-16(SP)
+	DECQ left-8(SP)
+	JNE  tile
 	VZEROUPPER
 	RET
