@@ -145,7 +145,7 @@ func TestExpF32(t *testing.T) {
 // TestSiluMul checks the fused vector SwiGLU gate bit for bit against the portable one (same
 // exp, same float32 operations) and against float64 math, on lengths with a scalar tail.
 func TestSiluMul(t *testing.T) {
-	for _, n := range []int{1, 7, 8, 29, 3072} {
+	for _, n := range []int{1, 7, 8, 29, 700, 3072} {
 		g, u := make([]float32, n), make([]float32, n)
 		for i := range g {
 			g[i] = float32(math.Sin(float64(i)*0.77) * 12)
@@ -154,9 +154,14 @@ func TestSiluMul(t *testing.T) {
 		g[0] = -100 // exp(100) is clamped: the gate is ~0, not NaN
 		want := append([]float32(nil), g...)
 		siluMulGo(want, u, make([]float32, n))
+		pieces := append([]float32(nil), g...)
+		siluMulPieces(pieces, u)
 		got := append([]float32(nil), g...)
-		SiluMul(got, u, make([]float32, n))
+		SiluMul(got, u)
 		for i := range g {
+			if math.Float32bits(pieces[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n=%d: in pieces, silu(%v)·%v = %v, portable %v", n, g[i], u[i], pieces[i], want[i])
+			}
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 				t.Fatalf("n=%d: silu(%v)·%v = %v, portable %v", n, g[i], u[i], got[i], want[i])
 			}

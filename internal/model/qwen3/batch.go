@@ -2,11 +2,12 @@ package qwen3
 
 import (
 	"fmt"
-	"github.com/strata-ai/strata/internal/hugepage"
 	"math"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/strata-ai/strata/internal/hugepage"
 	"github.com/strata-ai/strata/internal/kernels"
 )
 
@@ -511,21 +512,38 @@ func parallelUnits(n, width, work int, f func(u int, scores []float32)) {
 		workers = 1
 	}
 	if workers <= 1 {
-		scores := make([]float32, width)
+		scores := scratch(width)
+		defer scoresPool.Put(scores)
 		for u := range n {
-			f(u, scores)
+			f(u, *scores)
 		}
 		return
 	}
 	var next atomic.Int64
 	kernels.Run(workers, func() {
-		scores := make([]float32, width)
+		scores := scratch(width)
+		defer scoresPool.Put(scores)
 		for {
 			u := int(next.Add(1) - 1)
 			if u >= n {
 				return
 			}
-			f(u, scores)
+			f(u, *scores)
 		}
 	})
+}
+
+// scoresPool keeps attention's score buffers between layers and steps: made afresh, they were
+// half a megabyte of new heap per batch-32 decode step, each page faulted in and cleared.
+var scoresPool sync.Pool
+
+// scratch returns a buffer of n floats from scoresPool, its contents left from earlier use
+// (attention writes every score before it reads it).
+func scratch(n int) *[]float32 {
+	if p, ok := scoresPool.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]float32, n)
+	return &b
 }

@@ -204,9 +204,8 @@ func (p *mlp) run(a *arena, x [][]float32, serial bool) [][]float32 {
 		grain = len(g)
 	}
 	kernels.ParallelFor(len(g), grain, func(lo, hi int) {
-		tmp := make([]float32, p.gate.out)
 		for t := lo; t < hi; t++ {
-			kernels.SiluMul(g[t], u[t], tmp)
+			kernels.SiluMul(g[t], u[t])
 		}
 	})
 	return apply(p.down, a, g)
