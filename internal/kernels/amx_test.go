@@ -105,23 +105,24 @@ func BenchmarkMatBF16Decode1(b *testing.B) {
 	}
 }
 
-// TestGEMVBF16 checks the GEMV kernels (AVX-512 and AVX2) for one to three activation rows
-// against float64 sums of the same products, for weight row counts with and without a
-// remainder of the four-row loop, serial and split across cores.
+// TestGEMVBF16 checks the GEMV kernels (AVX-512 in both one-row forms, and AVX2) for one to
+// three activation rows against float64 sums of the same products, for weight row counts with
+// and without a remainder of the four-row loop, row lengths with and without an odd last
+// line, serial and split across cores.
 func TestGEMVBF16(t *testing.T) {
 	if !hasAVX2FMA {
 		t.Skip("this CPU has no AVX2/FMA; the one-row kernels cannot run here")
 	}
-	for _, avx2 := range []bool{false, true} {
-		forceAVX2 = avx2
+	for _, c := range []struct{ avx2, seq, four bool }{{false, true, false}, {false, false, true}, {true, false, false}} {
+		forceAVX2, forceSeqGEMV, forceFourRowGEMV = c.avx2, c.seq, c.four
 		testGEMVBF16(t)
 	}
-	forceAVX2 = false
+	forceAVX2, forceSeqGEMV, forceFourRowGEMV = false, false, false
 }
 
 func testGEMVBF16(t *testing.T) {
 	r := rand.New(rand.NewPCG(2, 9))
-	for _, in := range []int{16, 32, 48, 96, 1024} {
+	for _, in := range []int{16, 32, 48, 96, 1024, 3072 + 32} {
 		if !gemvOK(in) {
 			continue
 		}
@@ -138,7 +139,7 @@ func testGEMVBF16(t *testing.T) {
 				for _, procs := range []int{1, 2} {
 					ys := guardedRows(rows, out)
 					gemvBF16(w, out, in, xs[:rows], ys, procs)
-					checkAgainstSums(t, fmt.Sprintf("avx2 %v in %d out %d rows %d procs %d", forceAVX2, in, out, rows, procs), w, out, in, xs[:rows], ys)
+					checkAgainstSums(t, fmt.Sprintf("avx2 %v seq %v in %d out %d rows %d procs %d", forceAVX2, forceSeqGEMV, in, out, rows, procs), w, out, in, xs[:rows], ys)
 				}
 			}
 		}

@@ -551,6 +551,10 @@ func put2xN(ys [][]float32, o int, acc []float32, first bool) {
 // forceAVX2 lets tests run the AVX2 micro-kernel on machines that also have AVX-512.
 var forceAVX2 = false
 
+// forceSeqGEMV and forceFourRowGEMV let tests and benchmarks run either one-row GEMV form on
+// any AVX-512 machine.
+var forceSeqGEMV, forceFourRowGEMV = false, false
+
 // gemvOK says whether one row of length in can take gemvBF16.
 func gemvOK(in int) bool {
 	return in > 0 && (hasAVX512 && !forceAVX2 && in%32 == 0 || hasAVX2FMA && in%16 == 0)
@@ -563,8 +567,15 @@ func gemvOK(in int) bool {
 // and the weights stream from memory once.
 func gemvBF16(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	kernel, blk := gemvBF16AVX2, 16
+	rowsPer := 64
 	if hasAVX512 && !forceAVX2 && in%32 == 0 {
 		kernel, blk = gemvBF16AVX512, 32
+		// One row alone streams every weight once, row after row: where one sequential run
+		// reads faster than four in step (seqGEMV), it goes a row at a time, in chunks of
+		// 128 rows so a core's run breaks less often.
+		if len(xs) == 1 && (seqGEMV || forceSeqGEMV) && !forceFourRowGEMV {
+			kernel, rowsPer = gemv1BF16AVX512, 128
+		}
 	}
 	if out == 0 {
 		return
@@ -576,8 +587,8 @@ func gemvBF16(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	}
 	_ = w[out*in-1]
 	run := func(lo, hi int) {
-		for c := lo; c < hi; c += 64 {
-			n := min(64, hi-c)
+		for c := lo; c < hi; c += rowsPer {
+			n := min(rowsPer, hi-c)
 			for t := range xs {
 				kernel(&w[c*in], n, in, &xeo[t][0], &ys[t][:out][c])
 			}
@@ -587,7 +598,7 @@ func gemvBF16(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 		run(0, out)
 		return
 	}
-	chunk := min(64, max(4, (out/(8*procs))&^3))
+	chunk := min(rowsPer, max(4, (out/(8*procs))&^3))
 	var next atomic.Int64
 	work := func() {
 		for {

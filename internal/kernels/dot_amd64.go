@@ -220,6 +220,23 @@ func axpys2BF16AVX2(p0, p1 *float32, v *uint16, stride, n, hd int, o0, o1 *float
 //go:noescape
 func gemvBF16AVX512(w *uint16, rows int, in int, x *float32, out *float32)
 
+// gemv1BF16AVX512 is gemvBF16AVX512 one row at a time: each core reads its weights as one
+// sequential run.
+//
+//go:noescape
+func gemv1BF16AVX512(w *uint16, rows int, in int, x *float32, out *float32)
+
+// cpuVendorAMD reports whether CPUID names AMD as the maker.
+func cpuVendorAMD() bool
+
+// seqGEMV says whether one row's GEMV reads its weights one row at a time. Measured on a
+// 2-vCPU AMD EPYC (Zen 5), in one process, the two forms taking turns: a batch-1 decode step
+// of Qwen3-0.6B's shape 36.1 → 31.9 and 31.6 → 27.4 ms (medians of 20 rounds, two runs).
+// A scratch read of 512 MB on both cores there, one load per line, went 1.6–1.9× as fast as
+// one run per core as with four rows in step (57 against 30 GB/s in one run). Intel CPUs keep
+// the four-row form, measured there, until it is measured against this one.
+var seqGEMV = hasAVX512 && cpuVendorAMD()
+
 // gemvBF16AVX2 is gemvBF16AVX512 with eight lanes: in a multiple of 16, x packed by
 // packEvenOdd in blocks of 16.
 //

@@ -142,6 +142,12 @@ func axpys2F32AVX512(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32) {
 	panic("no AVX-512 on this architecture")
 }
 
+const seqGEMV = false
+
+func gemv1BF16AVX512(w *uint16, rows int, in int, x *float32, out *float32) {
+	panic("no AVX-512 on this architecture")
+}
+
 func gemvBF16AVX512(w *uint16, rows int, in int, x *float32, out *float32) {
 	panic("no AVX-512 on this architecture")
 }

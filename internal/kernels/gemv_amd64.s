@@ -250,3 +250,99 @@ onek2:
 done2:
 	VZEROUPPER
 	RET
+
+// func gemv1BF16AVX512(w *uint16, rows int, in int, x *float32, out *float32)
+// gemvBF16AVX512 one weight row at a time, so that a core reads its rows as one sequential
+// run instead of four runs in step: on a 2-vCPU AMD EPYC (Zen 5) four rows in step read
+// memory at about half the rate of one run, the hardware prefetchers following one stream
+// far better than four. x is loaded again for every row (from L1). Two 64-byte lines per
+// iteration feed four sums (even and odd elements of each line); a last odd line goes into
+// the first two. PREFETCHT0 asks for the line 4 KB ahead, which keeps the stream going
+// across the chunks the cores take in turn.
+TEXT ·gemv1BF16AVX512(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ rows+8(FP), R8
+	MOVQ in+16(FP), R9
+	SHLQ $1, R9 // bytes per weight row
+	MOVQ x+24(FP), DI
+	MOVQ out+32(FP), DX
+	MOVL $0xffff0000, AX
+	VPBROADCASTD AX, Z31
+	LEAQ -64(R9), R10 // the last offset at which two lines remain
+
+row1:
+	TESTQ R8, R8
+	JEQ  done1
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	XORQ AX, AX
+	MOVQ DI, BX
+	CMPQ AX, R10
+	JGE  tail1
+
+pair1:
+	PREFETCHT0 4096(SI)(AX*1)
+	PREFETCHT0 4160(SI)(AX*1)
+	VMOVDQU32 (SI)(AX*1), Z10
+	VMOVDQU32 64(SI)(AX*1), Z11
+	VPSLLD $16, Z10, Z14
+	VPANDD Z31, Z10, Z10
+	VFMADD231PS (BX), Z14, Z0
+	VFMADD231PS 64(BX), Z10, Z1
+	VPSLLD $16, Z11, Z15
+	VPANDD Z31, Z11, Z11
+	VFMADD231PS 128(BX), Z15, Z2
+	VFMADD231PS 192(BX), Z11, Z3
+	ADDQ $256, BX
+	ADDQ $128, AX
+	CMPQ AX, R10
+	JLT  pair1
+
+tail1:
+	CMPQ AX, R9
+	JGE  sum1
+	PREFETCHT0 4096(SI)(AX*1)
+	VMOVDQU32 (SI)(AX*1), Z10
+	VPSLLD $16, Z10, Z14
+	VPANDD Z31, Z10, Z10
+	VFMADD231PS (BX), Z14, Z0
+	VFMADD231PS 64(BX), Z10, Z1
+
+sum1:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R9, SI
+	DECQ R8
+	JMP  row1
+
+done1:
+	VZEROUPPER
+	RET
+
+// func cpuVendorAMD() bool
+// CPUID leaf 0: the vendor string is "AuthenticAMD" (EBX "Auth", EDX "enti", ECX "cAMD").
+TEXT ·cpuVendorAMD(SB), NOSPLIT, $0-1
+	XORL AX, AX
+	CPUID
+	CMPL BX, $0x68747541
+	JNE  notamd
+	CMPL DX, $0x69746e65
+	JNE  notamd
+	CMPL CX, $0x444d4163
+	JNE  notamd
+	MOVB $1, ret+0(FP)
+	RET
+notamd:
+	MOVB $0, ret+0(FP)
+	RET
