@@ -8,9 +8,11 @@ import (
 )
 
 // BenchmarkDecodeStep is one decode step of Qwen3-0.6B's shape (random bf16 weights,
-// float32 activations and cache) at batch 1 and 32, 64 cached tokens per sequence: the two
-// sides of bench engine's batch-32 ratio, for profiling (-cpuprofile) without its prefill
-// and bandwidth probe. gc/op shows whether a step allocates enough to collect.
+// float32 activations and cache) at batch 1, 8 and 32, 64 cached tokens per sequence: the
+// two sides of bench engine's batch-32 ratio and the batch between them, where reading the
+// weights and the arithmetic take about as long, for profiling (-cpuprofile) without bench
+// engine's prefill and bandwidth probe. gc/op shows whether a step allocates enough to
+// collect.
 func BenchmarkDecodeStep(b *testing.B) {
 	raw, err := os.ReadFile("../../../testdata/configs/qwen3-0.6b.json")
 	if err != nil {
@@ -25,7 +27,7 @@ func BenchmarkDecodeStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	const ctx, bs = 64, 16
-	for _, batch := range []int{1, 32} {
+	for _, batch := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
 			kv, items := decodeBatch(b, m, batch, ctx, bs)
 			var ms0, ms1 runtime.MemStats
