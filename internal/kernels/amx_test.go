@@ -105,7 +105,7 @@ func BenchmarkMatBF16Decode1(b *testing.B) {
 	}
 }
 
-// TestGEMVBF16 checks the GEMV kernels (AVX-512 in both one-row forms, and AVX2) for one to
+// TestGEMVBF16 checks the GEMV kernels (AVX-512 and AVX2, each in both one-row forms) for one to
 // three activation rows against float64 sums of the same products, for weight row counts with
 // and without a remainder of the four-row loop, row lengths with and without an odd last
 // line, serial and split across cores.
@@ -113,7 +113,7 @@ func TestGEMVBF16(t *testing.T) {
 	if !hasAVX2FMA {
 		t.Skip("this CPU has no AVX2/FMA; the one-row kernels cannot run here")
 	}
-	for _, c := range []struct{ avx2, seq, four bool }{{false, true, false}, {false, false, true}, {true, false, false}} {
+	for _, c := range []struct{ avx2, seq, four bool }{{false, true, false}, {false, false, true}, {true, true, false}, {true, false, true}} {
 		forceAVX2, forceSeqGEMV, forceFourRowGEMV = c.avx2, c.seq, c.four
 		testGEMVBF16(t)
 	}

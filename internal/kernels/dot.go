@@ -567,14 +567,19 @@ func gemvOK(in int) bool {
 // and the weights stream from memory once.
 func gemvBF16(w []uint16, out, in int, xs, ys [][]float32, procs int) {
 	kernel, blk := gemvBF16AVX2, 16
-	rowsPer := 64
-	if hasAVX512 && !forceAVX2 && in%32 == 0 {
+	wide := hasAVX512 && !forceAVX2 && in%32 == 0
+	if wide {
 		kernel, blk = gemvBF16AVX512, 32
-		// One row alone streams every weight once, row after row: where one sequential run
-		// reads faster than four in step (seqGEMV), it goes a row at a time, in chunks of
-		// 128 rows so a core's run breaks less often.
-		if len(xs) == 1 && (seqGEMV || forceSeqGEMV) && !forceFourRowGEMV {
-			kernel, rowsPer = gemv1BF16AVX512, 128
+	}
+	// One row alone streams every weight once, row after row: where one sequential run reads
+	// faster than four in step (seqGEMV), it goes a row at a time, in chunks of 128 rows so a
+	// core's run breaks less often.
+	rowsPer := 64
+	if len(xs) == 1 && (seqGEMV || forceSeqGEMV) && !forceFourRowGEMV {
+		rowsPer = 128
+		kernel = gemv1BF16AVX2
+		if wide {
+			kernel = gemv1BF16AVX512
 		}
 	}
 	if out == 0 {

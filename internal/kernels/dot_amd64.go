@@ -226,16 +226,24 @@ func gemvBF16AVX512(w *uint16, rows int, in int, x *float32, out *float32)
 //go:noescape
 func gemv1BF16AVX512(w *uint16, rows int, in int, x *float32, out *float32)
 
+// gemv1BF16AVX2 is gemv1BF16AVX512 with eight lanes: in a multiple of 16, x packed by
+// packEvenOdd in blocks of 16.
+//
+//go:noescape
+func gemv1BF16AVX2(w *uint16, rows int, in int, x *float32, out *float32)
+
 // cpuVendorAMD reports whether CPUID names AMD as the maker.
 func cpuVendorAMD() bool
 
 // seqGEMV says whether one row's GEMV reads its weights one row at a time. Measured on a
 // 2-vCPU AMD EPYC (Zen 5), in one process, the two forms taking turns: a batch-1 decode step
-// of Qwen3-0.6B's shape 36.1 → 31.9 and 31.6 → 27.4 ms (medians of 20 rounds, two runs).
+// of Qwen3-0.6B's shape 36.1 → 31.9 and 31.6 → 27.4 ms (medians of 20 rounds, two runs); the
+// output layer's one-row matmul on the AVX2 kernels (as a CPU without AVX-512 runs them)
+// 35.6 → 47.3 GB/s, and at in = 3072 42.2 → 48.7.
 // A scratch read of 512 MB on both cores there, one load per line, went 1.6–1.9× as fast as
 // one run per core as with four rows in step (57 against 30 GB/s in one run). Intel CPUs keep
 // the four-row form, measured there, until it is measured against this one.
-var seqGEMV = hasAVX512 && cpuVendorAMD()
+var seqGEMV = cpuVendorAMD()
 
 // gemvBF16AVX2 is gemvBF16AVX512 with eight lanes: in a multiple of 16, x packed by
 // packEvenOdd in blocks of 16.

@@ -144,6 +144,10 @@ func axpys2F32AVX512(p0, p1, v *float32, stride, n, hd int, o0, o1 *float32) {
 
 const seqGEMV = false
 
+func gemv1BF16AVX2(w *uint16, rows int, in int, x *float32, out *float32) {
+	panic("no AVX2 on this architecture")
+}
+
 func gemv1BF16AVX512(w *uint16, rows int, in int, x *float32, out *float32) {
 	panic("no AVX-512 on this architecture")
 }

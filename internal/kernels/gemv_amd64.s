@@ -330,6 +330,78 @@ done1:
 	VZEROUPPER
 	RET
 
+// func gemv1BF16AVX2(w *uint16, rows int, in int, x *float32, out *float32)
+// gemv1BF16AVX512 with eight lanes: one weight row at a time, x packed by packEvenOdd in
+// blocks of 16 (in a multiple of 16). A 64-byte line per iteration feeds four sums (even and
+// odd elements of each half); a last half line goes into the first two.
+TEXT ·gemv1BF16AVX2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ rows+8(FP), R8
+	MOVQ in+16(FP), R9
+	SHLQ $1, R9 // bytes per weight row
+	MOVQ x+24(FP), DI
+	MOVQ out+32(FP), DX
+	MOVL $0xffff0000, AX
+	MOVQ AX, X15
+	VPBROADCASTD X15, Y15
+	LEAQ -32(R9), R10 // the last offset at which a whole line remains
+
+r2row:
+	TESTQ R8, R8
+	JEQ  r2done
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ AX, AX
+	MOVQ DI, BX
+	CMPQ AX, R10
+	JGE  r2tail
+
+r2line:
+	PREFETCHT0 4096(SI)(AX*1)
+	VMOVDQU (SI)(AX*1), Y10
+	VPSLLD $16, Y10, Y11
+	VPAND Y15, Y10, Y10
+	VFMADD231PS (BX), Y11, Y0
+	VFMADD231PS 32(BX), Y10, Y1
+	VMOVDQU 32(SI)(AX*1), Y12
+	VPSLLD $16, Y12, Y13
+	VPAND Y15, Y12, Y12
+	VFMADD231PS 64(BX), Y13, Y2
+	VFMADD231PS 96(BX), Y12, Y3
+	ADDQ $128, BX
+	ADDQ $64, AX
+	CMPQ AX, R10
+	JLT  r2line
+
+r2tail:
+	CMPQ AX, R9
+	JGE  r2sum
+	VMOVDQU (SI)(AX*1), Y10
+	VPSLLD $16, Y10, Y11
+	VPAND Y15, Y10, Y10
+	VFMADD231PS (BX), Y11, Y0
+	VFMADD231PS 32(BX), Y10, Y1
+
+r2sum:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ $4, DX
+	ADDQ R9, SI
+	DECQ R8
+	JMP  r2row
+
+r2done:
+	VZEROUPPER
+	RET
+
 // func cpuVendorAMD() bool
 // CPUID leaf 0: the vendor string is "AuthenticAMD" (EBX "Auth", EDX "enti", ECX "cAMD").
 TEXT ·cpuVendorAMD(SB), NOSPLIT, $0-1
