@@ -551,8 +551,8 @@ func put2xN(ys [][]float32, o int, acc []float32, first bool) {
 // forceAVX2 lets tests run the AVX2 micro-kernel on machines that also have AVX-512.
 var forceAVX2 = false
 
-// forceSeqGEMV and forceFourRowGEMV let tests and benchmarks run either one-row GEMV form on
-// any AVX-512 machine.
+// forceSeqGEMV and forceFourRowGEMV let tests and benchmarks run either one-row GEMV form
+// (AVX-512 or AVX2) whatever the CPU's maker.
 var forceSeqGEMV, forceFourRowGEMV = false, false
 
 // gemvOK says whether one row of length in can take gemvBF16.
