@@ -225,9 +225,28 @@ func (j *Job) start(ctx context.Context, o Options, nodes [][]*comm.Comm) error 
 	if j.NumBlocks < 1 {
 		return fmt.Errorf("pipeline: %d bytes of KV cache per rank hold no block of %d tokens", o.KVBytesPerRank, o.BlockSize)
 	}
-	for _, ld := range all {
-		r := NewRank(l, ld.m, j.NumBlocks, o.BlockSize, ld.g, ld.tpc, timeout)
-		j.Ranks = append(j.Ranks, r)
+	// Every rank builds its KV cache before any driver starts: a driver's heartbeat counts
+	// from its first ping, and a rank still zeroing its cache (hundreds of milliseconds for a
+	// quarter gigabyte, far longer for a server's) cannot answer one yet. The caches are built
+	// at once, and a last reduction holds every node until all of them are ready.
+	j.Ranks = make([]*Rank, len(all))
+	for i, ld := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j.Ranks[i] = NewRank(l, ld.m, j.NumBlocks, o.BlockSize, ld.g, ld.tpc, timeout)
+			b := make([]byte, 8)
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			errs[i] = ld.g.AllReduce(cctx, b, b, comm.Int64, comm.Min)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("pipeline: waiting for every node's KV cache: %w", err)
+	}
+	for i, ld := range all {
+		r := j.Ranks[i]
 		if ld.g.Rank() == 0 {
 			hb := o.Heartbeat
 			if hb <= 0 {

@@ -284,15 +284,18 @@ func TestLongStepIsNotADeadNode(t *testing.T) {
 	one := time.Since(start)
 	whole.Close()
 
-	// The link timeout also bounds every wait while the job starts (link measurement moves
-	// megabytes), which a busy machine can stretch: it is at least minTimeout, and the step
-	// takes as many prompts as make each stage's half outlast it.
+	// The step takes as many prompts as make each stage's half outlast the link timeout. The
+	// job starts under a deadline of its own: without one the short link timeout would also
+	// bound the start, whose link measurement moves megabytes, and a busy machine (or the
+	// race detector) stretches that past a quarter second.
 	const minTimeout = 250 * time.Millisecond
 	n := max(1, int((3*minTimeout+one-1)/one))
 	items := batch(n)
 	cc := comm.DefaultConfig()
 	cc.Timeout = max(time.Duration(n)*one/3, minTimeout)
-	job, err := StartLocal(context.Background(), Options{Dir: dir, Layout: Layout{Nodes: 2, TP: 1}, BlockSize: 16,
+	startCtx, cancelStart := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancelStart()
+	job, err := StartLocal(startCtx, Options{Dir: dir, Layout: Layout{Nodes: 2, TP: 1}, BlockSize: 16,
 		KVBytesPerRank: 256 << 20, Comm: cc, Heartbeat: cc.Timeout / 20})
 	if err != nil {
 		t.Fatal(err)
