@@ -71,6 +71,7 @@ Every node must be given the same flags except --node-rank. Environment:
   STRATA_ALGO           ring | tree | hier | auto (-a wins)
   STRATA_TOKEN          shared secret every connection must prove (set the same on all nodes)
   STRATA_TIMEOUT        default for --timeout
+  STRATA_JOIN_TIMEOUT   how long a node waits at start for the others to come up (default 10m)
   STRATA_RING_IFNAMES   LEFT,RIGHT: NICs facing node i-1 and i+1; hier's node rings then use them
   STRATA_SPIN_US        how long a rank polls for a small message before sleeping (default 50)`,
 		Example: `  strata bench comm

@@ -83,9 +83,14 @@ func Join(ctx context.Context, o JoinOptions, cfg Config) (*Node, error) {
 	case o.Store == nil && o.NNodes > 1 && o.MasterAddr == "":
 		return nil, errors.New("comm: a multi-node job needs the master address (--master-addr host:port)")
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	// Without a deadline from the caller, reaching the master and waiting for every node to
+	// register get cfg.JoinTimeout (nodes start minutes apart), and what follows (connecting,
+	// measuring the links: every node is up by then) gets cfg.Timeout.
+	parent := ctx
+	_, callerDeadline := ctx.Deadline()
+	if !callerDeadline {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Timeout)
+		ctx, cancel = context.WithTimeout(parent, cfg.JoinTimeout)
 		defer cancel()
 	}
 	n := newNode(o.NodeRank, o.NNodes, o.RanksPerNode, cfg)
@@ -160,7 +165,7 @@ func Join(ctx context.Context, o JoinOptions, cfg Config) (*Node, error) {
 		}
 		v, err := st.Get(ctx, key(j))
 		if err != nil {
-			return nil, fmt.Errorf("comm: node %d: node %d did not register with the master within the timeout (is it running with --nnodes %d --node-rank %d and the same master address?): %w", n.id, j, o.NNodes, j, err)
+			return nil, fmt.Errorf("comm: node %d: node %d did not register with the master in time (STRATA_JOIN_TIMEOUT, %v; is it running with --nnodes %d --node-rank %d and the same master address?): %w", n.id, j, cfg.JoinTimeout, o.NNodes, j, err)
 		}
 		var pi nodeInfo
 		if err := json.Unmarshal(v, &pi); err != nil {
@@ -177,6 +182,11 @@ func Join(ctx context.Context, o JoinOptions, cfg Config) (*Node, error) {
 			}
 			ring.nextAddr = pi.RingAddr
 		}
+	}
+	if !callerDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, cfg.Timeout)
+		defer cancel()
 	}
 
 	if err := n.connectAll(ctx, tr, ln, log); err != nil {

@@ -303,3 +303,51 @@ func TestCallerDeadlineWins(t *testing.T) {
 		t.Fatalf("the call took %v, under the communicator's timeout: slow the links down so the test means something", el)
 	}
 }
+
+// TestJoinWaitsForALateNode: a node that starts after its peers have waited longer than the
+// link timeout still joins, within the join window; with no window beyond the link timeout,
+// a node alone gives up and names the node that never registered and the setting to raise.
+func TestJoinWaitsForALateNode(t *testing.T) {
+	cfg := testConfig()
+	cfg.Timeout = 200 * time.Millisecond
+	cfg.JoinTimeout = time.Minute
+
+	st := store.NewMem()
+	w := NewInmemNetwork()
+	var wg sync.WaitGroup
+	nodes := make([]*Node, 2)
+	errs := make([]error, 2)
+	join := func(i int) {
+		defer wg.Done()
+		nodes[i], errs[i] = Join(context.Background(), JoinOptions{NNodes: 2, NodeRank: i, RanksPerNode: 1, Transport: w.Transport(), Store: st}, cfg)
+	}
+	wg.Add(1)
+	go join(0)
+	// node 1 starts three link timeouts after node 0 has registered
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := st.Get(ctx, cfg.JobID+"/node/0"); err != nil {
+		t.Fatalf("node 0 did not register: %v", err)
+	}
+	<-time.After(3 * cfg.Timeout)
+	wg.Add(1)
+	go join(1)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		defer nodes[i].Close()
+	}
+
+	alone := cfg
+	alone.JoinTimeout = 0 // no longer than the link timeout
+	start := time.Now()
+	_, err := Join(context.Background(), JoinOptions{NNodes: 2, NodeRank: 0, RanksPerNode: 1, Transport: w.Transport(), Store: store.NewMem()}, alone)
+	if err == nil || !strings.Contains(err.Error(), "node 1 did not register") || !strings.Contains(err.Error(), "STRATA_JOIN_TIMEOUT") {
+		t.Fatalf("a node alone: want an error naming node 1 and STRATA_JOIN_TIMEOUT, got %v", err)
+	}
+	if waited := time.Since(start); waited > 20*alone.Timeout {
+		t.Errorf("a node alone waited %v with a %v link timeout and no longer join window", waited, alone.Timeout)
+	}
+}

@@ -61,6 +61,11 @@ type Config struct {
 	Token string
 	// Timeout bounds every blocking call that has no earlier context deadline (STRATA_TIMEOUT).
 	Timeout time.Duration
+	// JoinTimeout bounds how long a node waits at start for the others to come up: to reach
+	// the master, and for every node to register with it (STRATA_JOIN_TIMEOUT). People start
+	// nodes by hand, minutes apart, so it is far longer than Timeout, as torch.distributed's
+	// rendezvous is; it is never shorter than Timeout.
+	JoinTimeout time.Duration
 	// Channels is the number of TCP connections per pair of nodes (STRATA_NCHANNELS); the
 	// flat ring runs one ring per channel.
 	Channels int
@@ -93,15 +98,17 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns the defaults: 30 s timeout, 2 channels, auto algorithm, 256 KiB pieces.
+// DefaultConfig returns the defaults: 30 s timeout, 10 min to join, 2 channels, auto
+// algorithm, 256 KiB pieces.
 func DefaultConfig() Config {
 	return Config{
-		JobID:      "strata",
-		Timeout:    30 * time.Second,
-		Channels:   2,
-		Algo:       AlgoAuto,
-		PieceBytes: 256 << 10,
-		SpinWait:   50 * time.Microsecond,
+		JobID:       "strata",
+		Timeout:     30 * time.Second,
+		JoinTimeout: 10 * time.Minute,
+		Channels:    2,
+		Algo:        AlgoAuto,
+		PieceBytes:  256 << 10,
+		SpinWait:    50 * time.Microsecond,
 	}
 }
 
@@ -120,6 +127,13 @@ func ConfigFromEnv() (Config, error) {
 			return c, fmt.Errorf("STRATA_TIMEOUT=%q: %w", v, err)
 		}
 		c.Timeout = d
+	}
+	if v := os.Getenv("STRATA_JOIN_TIMEOUT"); v != "" {
+		d, err := parseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("STRATA_JOIN_TIMEOUT=%q: %w", v, err)
+		}
+		c.JoinTimeout = d
 	}
 	if v := os.Getenv("STRATA_NCHANNELS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -173,6 +187,7 @@ func (c *Config) normalize() error {
 	if c.Timeout <= 0 {
 		c.Timeout = 30 * time.Second
 	}
+	c.JoinTimeout = max(c.JoinTimeout, c.Timeout)
 	if c.Channels <= 0 {
 		c.Channels = 1
 	}

@@ -142,6 +142,10 @@ func (j *Job) start(ctx context.Context, o Options, nodes [][]*comm.Comm) error 
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
+	// The two reductions at start wait for the other nodes to load their shards and build
+	// their caches, which a cold disk or a large cache stretches far past a link timeout:
+	// they get the join's window.
+	startWait := max(timeout, o.Comm.JoinTimeout)
 	type loaded struct {
 		m   *qwen3.Model
 		tpc *comm.Comm
@@ -204,7 +208,7 @@ func (j *Job) start(ctx context.Context, o Options, nodes [][]*comm.Comm) error 
 			for k, x := range v {
 				binary.LittleEndian.PutUint64(b[8*k:], uint64(x))
 			}
-			cctx, cancel := context.WithTimeout(ctx, timeout)
+			cctx, cancel := context.WithTimeout(ctx, startWait)
 			defer cancel()
 			errs[i] = ld.g.AllReduce(cctx, b, b, comm.Int64, comm.Min)
 			for k := range v {
@@ -236,7 +240,7 @@ func (j *Job) start(ctx context.Context, o Options, nodes [][]*comm.Comm) error 
 			defer wg.Done()
 			j.Ranks[i] = NewRank(l, ld.m, j.NumBlocks, o.BlockSize, ld.g, ld.tpc, timeout)
 			b := make([]byte, 8)
-			cctx, cancel := context.WithTimeout(ctx, timeout)
+			cctx, cancel := context.WithTimeout(ctx, startWait)
 			defer cancel()
 			errs[i] = ld.g.AllReduce(cctx, b, b, comm.Int64, comm.Min)
 		}()
