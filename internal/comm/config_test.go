@@ -12,7 +12,9 @@ func TestConfigFromEnv(t *testing.T) {
 		check   func(Config) bool
 		wantErr string
 	}{
-		{env: nil, check: func(c Config) bool { return c.Timeout == 30*time.Second && c.JoinTimeout == 10*time.Minute && c.Channels == 2 }},
+		{env: nil, check: func(c Config) bool {
+			return c.Timeout == 30*time.Second && c.JoinTimeout == 10*time.Minute && c.Channels == 2
+		}},
 		{env: map[string]string{"STRATA_TIMEOUT": "5"}, check: func(c Config) bool { return c.Timeout == 5*time.Second && c.JoinTimeout == 10*time.Minute }},
 		{env: map[string]string{"STRATA_JOIN_TIMEOUT": "1h"}, check: func(c Config) bool { return c.JoinTimeout == time.Hour && c.Timeout == 30*time.Second }},
 		{env: map[string]string{"STRATA_JOIN_TIMEOUT": "90"}, check: func(c Config) bool { return c.JoinTimeout == 90*time.Second }},
