@@ -101,7 +101,7 @@ Every node must be given the same flags except --node-rank. Environment:
 	fl.IntVar(&f.nnodes, "nnodes", 0, "number of node processes in a multi-process run")
 	fl.IntVar(&f.nodeRank, "node-rank", 0, "this process's node index (0 serves the rendezvous store)")
 	fl.StringVar(&f.masterAddr, "master-addr", "", "host:port of node 0's rendezvous store (multi-process runs)")
-	fl.DurationVar(&f.timeout, "timeout", 0, "deadline for every blocking wait (default $STRATA_TIMEOUT, else 30s)")
+	fl.DurationVar(&f.timeout, "timeout", 0, "deadline for every blocking wait once the nodes have registered (default $STRATA_TIMEOUT, else 30s; STRATA_JOIN_TIMEOUT bounds the wait for them)")
 	fl.IntVar(&f.channels, "nchannels", 0, "TCP connections per node pair (default $STRATA_NCHANNELS, else 2)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON report instead of the table")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of this process to this file")
