@@ -69,6 +69,10 @@ func Plan(cfg *qwen3.Config, l Layout) ([][2]int, error) {
 	return qwen3.StageLayers(cfg.Layers, l.Nodes)
 }
 
+// testHookBuildCache, when set, runs before each rank of a node builds its KV cache (tests
+// make one node slow to build it).
+var testHookBuildCache func(node int)
+
 // StartLocal runs the whole job in this process: Layout.Nodes emulated nodes linked over
 // loopback TCP (their inter-node traffic goes through real sockets), each with TP ranks.
 func StartLocal(ctx context.Context, o Options) (*Job, error) {
@@ -238,6 +242,9 @@ func (j *Job) start(ctx context.Context, o Options, nodes [][]*comm.Comm) error 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if testHookBuildCache != nil {
+				testHookBuildCache(ld.g.Node())
+			}
 			j.Ranks[i] = NewRank(l, ld.m, j.NumBlocks, o.BlockSize, ld.g, ld.tpc, timeout)
 			b := make([]byte, 8)
 			cctx, cancel := context.WithTimeout(ctx, startWait)

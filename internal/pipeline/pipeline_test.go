@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -336,5 +337,51 @@ func TestJoinRefusesMixedPrecisions(t *testing.T) {
 		if err := <-errs; err == nil || !strings.Contains(err.Error(), "different --kv-cache-dtype") {
 			t.Fatalf("nodes with float32 and bfloat16 KV caches: %v, want a refusal naming --kv-cache-dtype", err)
 		}
+	}
+}
+
+// TestSlowCacheIsNotADeadNode: a node that takes several link timeouts to build its KV cache
+// (a server's is many gigabytes) is not taken for dead by the driver's heartbeat: the driver
+// starts only once every node's cache is ready, and the first step runs.
+func TestSlowCacheIsNotADeadNode(t *testing.T) {
+	w := comm.NewInmemNetwork()
+	st := store.NewMem()
+	defer st.Close()
+	cfg := comm.DefaultConfig()
+	cfg.Timeout = 200 * time.Millisecond
+	cfg.SkipCalibration = true
+	testHookBuildCache = func(node int) {
+		if node == 1 {
+			<-time.After(3 * cfg.Timeout) // the slow node, not a synchronisation
+		}
+	}
+	defer func() { testHookBuildCache = nil }()
+	jobs := make([]*Job, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for n := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := Options{Dir: modelDir("qwen3-dense-tiny"), Layout: Layout{Nodes: 2, TP: 1}, BlockSize: 4, KVBytesPerRank: 1 << 20, Comm: cfg, Heartbeat: cfg.Timeout / 20}
+			jobs[n], errs[n] = JoinNode(context.Background(), o, comm.JoinOptions{NodeRank: n, Transport: w.Transport(), Store: st})
+		}()
+	}
+	wg.Wait()
+	for n, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", n, err)
+		}
+		defer jobs[n].Close()
+	}
+	logits, err := jobs[0].Driver.Forward([]qwen3.BatchItem{{Tokens: []int{1, 2, 3}, Table: []int32{0}, WantLogits: true}})
+	if err != nil {
+		t.Fatalf("the first step after a slow cache: %v", err)
+	}
+	if len(logits) != 1 || len(logits[0]) != jobs[0].Full.Vocab {
+		t.Fatalf("got %d logit rows", len(logits))
+	}
+	if err := jobs[0].Err(); err != nil {
+		t.Fatalf("the job failed: %v", err)
 	}
 }
