@@ -62,9 +62,10 @@ type Config struct {
 	// Timeout bounds every blocking call that has no earlier context deadline (STRATA_TIMEOUT).
 	Timeout time.Duration
 	// JoinTimeout bounds how long a node waits at start for the others to come up: to reach
-	// the master, and for every node to register with it (STRATA_JOIN_TIMEOUT). People start
-	// nodes by hand, minutes apart, so it is far longer than Timeout, as torch.distributed's
-	// rendezvous is; it is never shorter than Timeout.
+	// the master, and for every node to register with it (STRATA_JOIN_TIMEOUT); a serving job
+	// also gives it to the waits for other nodes' model loads. People start nodes by hand,
+	// minutes apart, so it is far longer than Timeout, as torch.distributed's rendezvous is;
+	// it is never shorter than Timeout.
 	JoinTimeout time.Duration
 	// Channels is the number of TCP connections per pair of nodes (STRATA_NCHANNELS); the
 	// flat ring runs one ring per channel.
