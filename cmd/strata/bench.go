@@ -387,12 +387,25 @@ bf16 weights in memory, so no checkpoint is needed.`,
 				fmt.Fprintf(w, "# float32 FMA peak %.0f GFLOP/s: no batch decodes faster than %.1f tokens/s with float32 FMAs (%.2f GFLOP a token)\n", res.FMAPeakGFLOPs, res.FMACeilingTokensPerS, res.FMAPeakGFLOPs/res.FMACeilingTokensPerS)
 			}
 			fmt.Fprintf(w, "prefill  %6d tokens   %10.1f tokens/s\n", o.PromptLen, res.PrefillTokensPerS)
+			one := 0.0 // batch 1's rate, when measured: each batch's gain over it is what batching buys
+			for _, d := range res.Decode {
+				if d.Batch == 1 {
+					one = d.TokensPerS
+				}
+			}
 			for _, d := range res.Decode {
 				steal := ""
 				if d.CPUStealFraction != nil {
 					steal = fmt.Sprintf("   cpu steal %4.1f%%", 100**d.CPUStealFraction)
 				}
-				fmt.Fprintf(w, "decode   batch %4d   %10.1f tokens/s   %7.2f ms/step   roofline %5.1f%%   compute %5.1f%%%s\n", d.Batch, d.TokensPerS, d.StepMs, 100*d.RooflineFraction, 100*d.ComputeFraction, steal)
+				gain := ""
+				if one > 0 && d.Batch > 1 {
+					gain = fmt.Sprintf("   %5.2f× batch 1", d.TokensPerS/one)
+				}
+				fmt.Fprintf(w, "decode   batch %4d   %10.1f tokens/s   %7.2f ms/step   roofline %5.1f%%   compute %5.1f%%%s%s\n", d.Batch, d.TokensPerS, d.StepMs, 100*d.RooflineFraction, 100*d.ComputeFraction, gain, steal)
+			}
+			if one > 0 && res.FMACeilingTokensPerS > 0 && res.DType == "float32" && res.Kernels != "amx" { // AMX tiles are not bound by the FMAs
+				fmt.Fprintf(w, "# at float32, the FMA ceiling bounds any batch at %.1f× batch 1 on this machine\n", res.FMACeilingTokensPerS/one)
 			}
 			return nil
 		},

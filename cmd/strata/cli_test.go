@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -168,5 +169,41 @@ func TestBenchServeBadSampling(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.flag) {
 			t.Errorf("%s %s: want an error naming the flag, got %v", c.flag, c.value, err)
 		}
+	}
+}
+
+// TestBenchEngineText: the table gives each batch's gain over batch 1, as its rate divided by
+// batch 1's (to the two decimals printed).
+func TestBenchEngineText(t *testing.T) {
+	out, err := runCLI("bench", "engine", "--model", "../../testdata/models/qwen3-dense-tiny", "--prompt-len", "8",
+		"--context-len", "8", "--decode-steps", "2", "--batches", "1,3", "--repeats", "1")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	rates := map[int]float64{}
+	gains := map[int]string{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line) // decode batch N RATE tokens/s ... [GAIN× batch 1] ...
+		if len(f) < 4 || f[0] != "decode" {
+			continue
+		}
+		n, _ := strconv.Atoi(f[2])
+		rates[n], _ = strconv.ParseFloat(f[3], 64)
+		for k := 4; k+2 < len(f); k++ {
+			if strings.HasSuffix(f[k], "×") && f[k+1] == "batch" && f[k+2] == "1" {
+				gains[n] = strings.TrimSuffix(f[k], "×")
+			}
+		}
+	}
+	if len(rates) != 2 || rates[1] <= 0 || rates[3] <= 0 {
+		t.Fatalf("want decode lines for batches 1 and 3, got %v in\n%s", rates, out)
+	}
+	if gains[1] != "" {
+		t.Errorf("batch 1 shows a gain over itself: %q\n%s", gains[1], out)
+	}
+	// the printed rates are rounded to 0.1, so the gain from them is near, not equal
+	g, err := strconv.ParseFloat(gains[3], 64)
+	if err != nil || g <= 0 || g < (rates[3]-0.05)/(rates[1]+0.05)-0.005 || g > (rates[3]+0.05)/(rates[1]-0.05)+0.005 {
+		t.Errorf("batch 3's gain %q does not match %.1f ÷ %.1f tokens/s\n%s", gains[3], rates[3], rates[1], out)
 	}
 }
