@@ -314,39 +314,50 @@ func TestLongStepIsNotADeadNode(t *testing.T) {
 // TestJoinRefusesMixedPrecisions: nodes started with different --kv-cache-dtype (or --dtype)
 // would hold different block counts and compute differently; both refuse, naming the flag.
 func TestJoinRefusesMixedPrecisions(t *testing.T) {
-	w := comm.NewInmemNetwork()
-	st := store.NewMem()
-	defer st.Close()
 	cfg := comm.DefaultConfig()
 	cfg.Timeout = 10 * time.Second
-	errs := make(chan error, 2)
-	for n := range 2 {
-		go func() {
-			o := Options{Dir: modelDir("qwen3-dense-tiny"), Layout: Layout{Nodes: 2, TP: 1}, BlockSize: 4, KVBytesPerRank: 1 << 20, Comm: cfg}
-			if n == 1 {
-				o.KVCacheDType = kernels.BFloat16
-			}
-			j, err := JoinNode(context.Background(), o, comm.JoinOptions{NodeRank: n, Transport: w.Transport(), Store: st})
-			if j != nil {
-				j.Close()
-			}
-			errs <- err
-		}()
-	}
-	for range 2 {
-		if err := <-errs; err == nil || !strings.Contains(err.Error(), "different --kv-cache-dtype") {
+	jobs, errs := joinTwoNodes(t, func(n int) Options {
+		o := Options{Dir: modelDir("qwen3-dense-tiny"), Layout: Layout{Nodes: 2, TP: 1}, BlockSize: 4, KVBytesPerRank: 1 << 20, Comm: cfg}
+		if n == 1 {
+			o.KVCacheDType = kernels.BFloat16
+		}
+		return o
+	})
+	for n, err := range errs {
+		if jobs[n] != nil {
+			jobs[n].Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "different --kv-cache-dtype") {
 			t.Fatalf("nodes with float32 and bfloat16 KV caches: %v, want a refusal naming --kv-cache-dtype", err)
 		}
 	}
+}
+
+// joinTwoNodes runs JoinNode for nodes 0 and 1 at once, over an in-memory network and store,
+// with the options opts gives each, and returns their jobs and errors.
+func joinTwoNodes(t *testing.T, opts func(node int) Options) ([]*Job, []error) {
+	t.Helper()
+	w := comm.NewInmemNetwork()
+	st := store.NewMem()
+	t.Cleanup(func() { st.Close() })
+	jobs := make([]*Job, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for n := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			jobs[n], errs[n] = JoinNode(context.Background(), opts(n), comm.JoinOptions{NodeRank: n, Transport: w.Transport(), Store: st})
+		}()
+	}
+	wg.Wait()
+	return jobs, errs
 }
 
 // TestSlowCacheIsNotADeadNode: a node that takes several link timeouts to build its KV cache
 // (a server's is many gigabytes) is not taken for dead by the driver's heartbeat: the driver
 // starts only once every node's cache is ready, and the first step runs.
 func TestSlowCacheIsNotADeadNode(t *testing.T) {
-	w := comm.NewInmemNetwork()
-	st := store.NewMem()
-	defer st.Close()
 	cfg := comm.DefaultConfig()
 	cfg.Timeout = 200 * time.Millisecond
 	cfg.SkipCalibration = true
@@ -356,18 +367,9 @@ func TestSlowCacheIsNotADeadNode(t *testing.T) {
 		}
 	}
 	defer func() { testHookBuildCache = nil }()
-	jobs := make([]*Job, 2)
-	errs := make([]error, 2)
-	var wg sync.WaitGroup
-	for n := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o := Options{Dir: modelDir("qwen3-dense-tiny"), Layout: Layout{Nodes: 2, TP: 1}, BlockSize: 4, KVBytesPerRank: 1 << 20, Comm: cfg, Heartbeat: cfg.Timeout / 20}
-			jobs[n], errs[n] = JoinNode(context.Background(), o, comm.JoinOptions{NodeRank: n, Transport: w.Transport(), Store: st})
-		}()
-	}
-	wg.Wait()
+	jobs, errs := joinTwoNodes(t, func(int) Options {
+		return Options{Dir: modelDir("qwen3-dense-tiny"), Layout: Layout{Nodes: 2, TP: 1}, BlockSize: 4, KVBytesPerRank: 1 << 20, Comm: cfg, Heartbeat: cfg.Timeout / 20}
+	})
 	for n, err := range errs {
 		if err != nil {
 			t.Fatalf("node %d: %v", n, err)
