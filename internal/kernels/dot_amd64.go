@@ -129,6 +129,12 @@ func dpbf16Outer16x1(w *uint16, wstride int, x *uint16, xcstride int, kch int, l
 //go:noescape
 func bf16PackAVX512(hi, lo *uint16, x *float32, n int)
 
+// blockMax64AVX2 sets out[b] to the largest of y[64b : 64b+64] for b < blocks (> 0); the
+// values are finite.
+//
+//go:noescape
+func blockMax64AVX2(y *float32, blocks int, out *float32)
+
 // dotF32AVX2 returns Σ a[i]·b[i]; n is a positive multiple of 32.
 //
 //go:noescape

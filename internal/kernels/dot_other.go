@@ -68,6 +68,8 @@ func bf16PackAVX512(hi, lo *uint16, x *float32, n int) { panic("no AVX-512 on th
 
 func dotF32AVX2(a, b *float32, n int) float32 { panic("no AVX2 on this architecture") }
 
+func blockMax64AVX2(y *float32, blocks int, out *float32) { panic("no AVX2 on this architecture") }
+
 func axpyF32AVX2(alpha float32, x, y *float32, n int) { panic("no AVX2 on this architecture") }
 
 func dotsF32AVX2(q, k *float32, stride, n, hd int, out *float32) {

@@ -304,3 +304,37 @@ adloop:
 	JNZ     adloop
 	VZEROUPPER
 	RET
+
+// func blockMax64AVX2(y *float32, blocks int, out *float32)
+// out[b] = the largest of y[64b : 64b+64] for b < blocks (finite values: VMAXPS passes a NaN
+// through only from its second operand).
+TEXT ·blockMax64AVX2(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), SI
+	MOVQ blocks+8(FP), CX
+	MOVQ out+16(FP), DI
+
+bmloop:
+	VMOVUPS      (SI), Y0
+	VMAXPS       32(SI), Y0, Y0
+	VMOVUPS      64(SI), Y1
+	VMAXPS       96(SI), Y1, Y1
+	VMOVUPS      128(SI), Y2
+	VMAXPS       160(SI), Y2, Y2
+	VMOVUPS      192(SI), Y3
+	VMAXPS       224(SI), Y3, Y3
+	VMAXPS       Y1, Y0, Y0
+	VMAXPS       Y3, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4E, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xB1, X0, X1
+	VMAXSS       X1, X0, X0
+	VMOVSS       X0, (DI)
+	ADDQ         $256, SI
+	ADDQ         $4, DI
+	DECQ         CX
+	JNZ          bmloop
+	VZEROUPPER
+	RET

@@ -1,0 +1,212 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/strata-ai/strata/internal/tensor"
+)
+
+// TestBF16PrecisionRoundsToNearest pins what MatBF16Top's bound assumes of every path at
+// BFloat16 precision: activations are rounded to the nearest bfloat16 (ties to even), as
+// tensor.F32ToBF16 does. One-hot weight rows copy the rounded activation out exactly.
+func TestBF16PrecisionRoundsToNearest(t *testing.T) {
+	forEachBatchedPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(7, 8))
+		const out, in = 64, 64
+		w := make([]uint16, out*in)
+		for o := range out {
+			w[o*in+o%in] = tensor.F32ToBF16(1)
+		}
+		for _, n := range []int{1, 3, 8, 16, 32} {
+			xs, ys := batchRows(r, n, in, out)
+			for _, x := range xs {
+				for i := range x {
+					x[i] *= float32(math.Ldexp(1, r.IntN(40)-20))
+				}
+				x[0] = 1 + 1.0/256 // a tie: to even gives 1
+				x[1] = 1 + 3.0/256 // a tie: to even gives 1 + 4/256
+			}
+			MatBF16(w, out, in, xs, ys, BFloat16)
+			for ti, x := range xs {
+				for o := range out {
+					want := math.Float32frombits(uint32(tensor.F32ToBF16(x[o%in])) << 16)
+					if ys[ti][o] != want {
+						t.Fatalf("batch %d row %d: %v rounds to %v, want %v (nearest, ties to even)", n, o, x[o%in], ys[ti][o], want)
+					}
+				}
+			}
+		}
+	})
+}
+
+// topCase builds a weight and activations for MatBF16Top: rows of several scales, or rows
+// clustered around one direction so that many results lie within the bound of each other.
+func topCase(r *rand.Rand, out, in, n int, clustered bool) (w []uint16, xs [][]float32) {
+	w = make([]uint16, out*in)
+	base := make([]float64, in)
+	for i := range base {
+		base[i] = r.NormFloat64()
+	}
+	for o := range out {
+		scale := math.Ldexp(1, o%7-3)
+		for i := range in {
+			v := r.NormFloat64() * scale
+			if clustered {
+				v = base[i] + 0.01*v
+			}
+			w[o*in+i] = tensor.F32ToBF16(float32(v))
+		}
+	}
+	if !clustered {
+		for i := range in { // a zero row
+			w[5*in+i] = 0
+		}
+	}
+	xs, _ = batchRows(r, n, in, 1)
+	for t, x := range xs {
+		s := []float64{1e-3, 1, 300}[t%3]
+		for i := range x {
+			x[i] *= float32(s)
+		}
+		if t%4 == 1 {
+			x[3] *= 1000 // an outlier channel
+		}
+	}
+	if n > 2 {
+		clear(xs[2]) // every result zero: all tied
+	}
+	return w, xs
+}
+
+// checkTop asserts MatBF16Top's promise for one row: the k largest of got are DotBF16's
+// values (dot) and the rest lie strictly below them, or the row was taken whole at Float32:
+// every result within the split activations' rounding (16 bits) of dot, where abs holds
+// Σ|w||x| for each.
+func checkTop(t *testing.T, name string, got, dot []float32, abs []float64, k int) {
+	t.Helper()
+	whole := true
+	for o := range got {
+		if math.Abs(float64(got[o])-float64(dot[o])) > 0x1p-14*abs[o]+1e-30 {
+			whole = false
+			break
+		}
+	}
+	if whole {
+		return
+	}
+	// the k-th largest float32 value
+	sorted := append([]float32(nil), dot...)
+	for i := 0; i < k; i++ {
+		for j := i + 1; j < len(sorted); j++ {
+			if sorted[j] > sorted[i] {
+				sorted[i], sorted[j] = sorted[j], sorted[i]
+			}
+		}
+	}
+	vk := sorted[k-1]
+	for o := range got {
+		if dot[o] >= vk {
+			if math.Float32bits(got[o]) != math.Float32bits(dot[o]) {
+				t.Fatalf("%s: result %d is among the %d largest (%v) but came out %v", name, o, k, dot[o], got[o])
+			}
+		} else if !(got[o] < vk) {
+			t.Fatalf("%s: result %d (float32 %v) is not among the %d largest (the k-th is %v) but came out %v, not below it", name, o, dot[o], k, vk, got[o])
+		}
+	}
+}
+
+func TestMatBF16Top(t *testing.T) {
+	forEachBatchedPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for _, shape := range [][2]int{{5000, 256}, {4099, 512}, {20, 64}} {
+			out, in := shape[0], shape[1]
+			for _, clustered := range []bool{false, true} {
+				for _, n := range []int{1, 5, 16, 32} {
+					w, xs := topCase(r, out, in, n, clustered)
+					norms := NewRowNorms(w, out, in)
+					ks := make([]int, n)
+					for i := range ks {
+						ks[i] = []int{1, 2, 20, 64, 1, 200}[i%6]
+					}
+					ys := make([][]float32, n)
+					for i := range ys {
+						ys[i] = make([]float32, out)
+					}
+					MatBF16Top(w, norms, out, in, xs, ys, ks)
+					for ti, x := range xs {
+						dot, abs := make([]float32, out), make([]float64, out)
+						for o := range out {
+							dot[o] = DotBF16(w[o*in:(o+1)*in], x)
+							for i, v := range w[o*in : (o+1)*in] {
+								abs[o] += math.Abs(float64(math.Float32frombits(uint32(v)<<16)) * float64(x[i]))
+							}
+						}
+						checkTop(t, fmt.Sprintf("%dx%d clustered=%v batch %d row %d k %d", out, in, clustered, n, ti, ks[ti]), ys[ti], dot, abs, min(ks[ti], out))
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestRefineTopBound checks the bound itself, result by result: the BFloat16 pass is within
+// c·|row| of DotBF16's value, and a typical row settles cheaply (without this, MatBF16Top
+// could pass its test by taking every row whole).
+func TestRefineTopBound(t *testing.T) {
+	forEachBatchedPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(11, 12))
+		for _, clustered := range []bool{false, true} {
+			const out, in = 8192, 1024
+			w, xs := topCase(r, out, in, 32, clustered)
+			norms := NewRowNorms(w, out, in)
+			ys := make([][]float32, len(xs))
+			for i := range ys {
+				ys[i] = make([]float32, out)
+			}
+			MatBF16(w, out, in, xs, ys, BFloat16)
+			for ti, x := range xs {
+				c, slack, ok := topBound(norms, in, x)
+				if !ok {
+					t.Fatalf("row %d: no bound for finite activations", ti)
+				}
+				for o := range out {
+					d := DotBF16(w[o*in:(o+1)*in], x)
+					if e := math.Abs(float64(ys[ti][o]) - float64(d)); e > c*float64(norms.row[o])+slack {
+						t.Fatalf("clustered=%v row %d result %d: the bf16 pass is %g off, beyond the bound %g", clustered, ti, o, e, c*float64(norms.row[o])+slack)
+					}
+				}
+				y := append([]float32(nil), ys[ti]...)
+				if settled := refineTop(w, norms, out, in, x, y, 1); !settled && !clustered && ti != 2 {
+					t.Errorf("row %d: a row of random activations did not settle its largest result cheaply", ti)
+				}
+			}
+		}
+	})
+}
+
+// TestBlockMax checks the assembly block maxima against a plain loop, with short last blocks.
+func TestBlockMax(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, n := range []int{1, 63, 64, 65, 128, 1000, 4096, 151936} {
+		y := make([]float32, n)
+		for i := range y {
+			y[i] = float32(r.NormFloat64() * 100)
+		}
+		y[n-1] = 1e30 // the last value of a (possibly short) last block
+		nb := (n + normBlock - 1) / normBlock
+		got := make([]float32, nb)
+		blockMax(y, got)
+		for b := range nb {
+			want := float32(math.Inf(-1))
+			for _, v := range y[b*normBlock : min(n, (b+1)*normBlock)] {
+				want = max(want, v)
+			}
+			if got[b] != want {
+				t.Fatalf("%d values, block %d: got %v, want %v", n, b, got[b], want)
+			}
+		}
+	}
+}
