@@ -73,6 +73,10 @@ func keepFor(p Params, logits []float32) *kept {
 			}
 		}
 		k.id, k.key, k.w = k.id[:n], k.key[:n], k.w[:n]
+		// into the filters' order: the heap's order depends on the tokens it turned away, and
+		// the draw walks the kept tokens in order, so a row must draw the same whatever lies
+		// below its top k (Params.ReadsTop)
+		k.sortRange(0, n)
 	} else {
 		k.grow(len(logits))
 		n := 0

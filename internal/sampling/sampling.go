@@ -58,6 +58,24 @@ func (p Params) Validate() error {
 	return nil
 }
 
+// ReadsTop is how many of a row's largest logits a draw with p reads: 1 when greedy, k for
+// top-k sampling (up to 256), or 0 when it reads more: the penalties, the logit bias and the
+// allowed tokens change logits of their own tokens, wherever those rank, and sampling
+// without top-k weighs the whole vocabulary. A model may then compute the rest of the row
+// more cheaply (qwen3.BatchItem.TopK).
+func (p Params) ReadsTop() int {
+	rp := p.RepetitionPenalty != 0 && p.RepetitionPenalty != 1
+	switch {
+	case rp || p.PresencePenalty != 0 || p.FrequencyPenalty != 0 || len(p.LogitBias) > 0 || len(p.AllowedTokens) > 0:
+		return 0
+	case p.Temperature < 1e-5: // pick's greedy
+		return 1
+	case p.TopK > 0 && p.TopK <= smallTopK:
+		return p.TopK
+	}
+	return 0
+}
+
 // Sampler draws tokens for one sequence and remembers what it drew (for the penalties).
 type Sampler struct {
 	p      Params

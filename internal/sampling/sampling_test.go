@@ -187,3 +187,73 @@ func TestLogprobsMasked(t *testing.T) {
 		t.Fatalf("logprob %v, want %v", lp, want)
 	}
 }
+
+func TestReadsTop(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		p    Params
+		want int
+	}{
+		{"greedy", Params{TopP: 1}, 1},
+		{"greedy ignores top-k", Params{TopP: 1, TopK: 50}, 1},
+		{"vanishing temperature is greedy", Params{Temperature: 1e-6, TopP: 1}, 1},
+		{"top-k", Params{Temperature: 0.6, TopP: 0.95, TopK: 20, MinP: 0.05}, 20},
+		{"largest top-k", Params{Temperature: 1, TopP: 1, TopK: smallTopK}, smallTopK},
+		{"top-k too large", Params{Temperature: 1, TopP: 1, TopK: smallTopK + 1}, 0},
+		{"no top-k", Params{Temperature: 1, TopP: 0.9}, 0},
+		{"top-k off", Params{Temperature: 1, TopP: 1, TopK: -1}, 0},
+		{"repetition penalty", Params{TopP: 1, RepetitionPenalty: 1.1}, 0},
+		{"repetition penalty off", Params{TopP: 1, RepetitionPenalty: 1}, 1},
+		{"presence penalty", Params{TopP: 1, PresencePenalty: 0.5}, 0},
+		{"frequency penalty", Params{TopP: 1, FrequencyPenalty: -0.5}, 0},
+		{"logit bias", Params{TopP: 1, LogitBias: map[int]float64{3: 5}}, 0},
+		{"allowed tokens", Params{TopP: 1, AllowedTokens: []int{1, 2}}, 0},
+	} {
+		if got := c.p.ReadsTop(); got != c.want {
+			t.Errorf("%s: ReadsTop() = %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// TestReadsTopIsAllADrawReads checks ReadsTop's promise from the sampler's side: a row whose
+// ReadsTop() largest logits are kept and whose others are lowered anywhere below them draws
+// the same tokens, seed for seed, as the row itself.
+func TestReadsTopIsAllADrawReads(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const V = 5000
+	for _, p := range []Params{
+		{TopP: 1},
+		{Temperature: 0.6, TopP: 0.95, TopK: 20, Seed: 1},
+		{Temperature: 1.5, TopP: 1, TopK: 5, MinP: 0.1, Seed: 2},
+		{Temperature: 100, TopP: 1, TopK: 256, Seed: 3},
+	} {
+		k := p.ReadsTop()
+		for trial := range 20 {
+			row := make([]float32, V)
+			for i := range row {
+				row[i] = float32(r.NormFloat64() * 3)
+			}
+			if trial%2 == 1 { // ties at the top
+				for i := range 8 {
+					row[r.IntN(V)] = 11
+					_ = i
+				}
+			}
+			sorted := append([]float32(nil), row...)
+			sort.Slice(sorted, func(i, j int) bool { return sorted[i] > sorted[j] })
+			vk := sorted[k-1]
+			lowered := append([]float32(nil), row...)
+			for i, v := range lowered {
+				if v < vk {
+					lowered[i] = vk - float32(math.Abs(r.NormFloat64())) - 1e-3
+				}
+			}
+			a, b := New(p), New(p)
+			for step := range 30 {
+				if x, y := a.Next(row), b.Next(lowered); x != y {
+					t.Fatalf("%+v trial %d step %d: the row drew %d, the row lowered below its %d largest %d", p, trial, step, x, k, y)
+				}
+			}
+		}
+	}
+}
