@@ -521,7 +521,7 @@ type flight struct {
 	wait func() ([][]float32, error)
 }
 
-func batchItems(st Step) []qwen3.BatchItem {
+func (e *Engine) batchItems(st Step) []qwen3.BatchItem {
 	items := make([]qwen3.BatchItem, len(st.Items))
 	for i, it := range st.Items {
 		table := make([]int32, len(it.Seq.Table))
@@ -529,9 +529,23 @@ func batchItems(st Step) []qwen3.BatchItem {
 			table[j] = int32(b)
 		}
 		items[i] = qwen3.BatchItem{Tokens: it.Seq.Tokens[it.Start:it.End], Start: it.Start, Table: table, WantLogits: it.Samples(),
-			AllLogits: it.promptRows()}
+			AllLogits: it.promptRows(), TopK: e.readsTop(it)}
 	}
 	return items
+}
+
+// readsTop is how many of its largest logits the item's draw reads (qwen3.BatchItem.TopK),
+// or 0 when finish reads more of the row: for logprobs, for a constraint's mask, or to drop
+// tokens min_tokens or bad words exclude (the next ones down would then be read).
+func (e *Engine) readsTop(it Item) int {
+	a := e.reqs[it.Seq]
+	if a == nil || !it.Samples() || it.promptRows() || a.con != nil || a.req.Logprobs != 0 {
+		return 0
+	}
+	if exclude, _ := a.excluded(it); len(exclude) > 0 {
+		return 0
+	}
+	return a.req.Sampling.ReadsTop()
 }
 
 // Step runs one scheduled forward pass and returns the tokens it produced. With a pipelined
@@ -544,7 +558,7 @@ func (e *Engine) Step() ([]Event, error) {
 		if len(st.Items) == 0 {
 			return nil, nil
 		}
-		logits, err := e.x.Forward(batchItems(st))
+		logits, err := e.x.Forward(e.batchItems(st))
 		if err != nil {
 			return nil, err
 		}
@@ -557,7 +571,7 @@ func (e *Engine) Step() ([]Event, error) {
 		if len(st.Items) == 0 {
 			break
 		}
-		wait, err := px.Submit(batchItems(st))
+		wait, err := px.Submit(e.batchItems(st))
 		if err != nil {
 			e.dropInflight()
 			return nil, err

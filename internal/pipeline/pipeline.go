@@ -111,7 +111,7 @@ const (
 )
 
 // encodePlan writes a step's items: count, then per item start, logits flags (1: the last
-// token's, 2: every token's), len(tokens), tokens, len(table), table.
+// token's, 2: every token's, TopK in the bits above), len(tokens), tokens, len(table), table.
 func encodePlan(items []qwen3.BatchItem) []byte {
 	var b []byte
 	put := func(v int64) { b = binary.LittleEndian.AppendUint64(b, uint64(v)) }
@@ -125,6 +125,7 @@ func encodePlan(items []qwen3.BatchItem) []byte {
 		if it.AllLogits {
 			w |= 2
 		}
+		w |= int64(it.TopK) << 2
 		put(w)
 		put(int64(len(it.Tokens)))
 		for _, t := range it.Tokens {
@@ -137,6 +138,9 @@ func encodePlan(items []qwen3.BatchItem) []byte {
 	}
 	return b
 }
+
+// maxTopK bounds a plan's TopK: samplers read at most a few hundred of a row's largest logits.
+const maxTopK = 1 << 16
 
 func decodePlan(b []byte) ([]qwen3.BatchItem, error) {
 	off := 0
@@ -160,10 +164,10 @@ func decodePlan(b []byte) ([]qwen3.BatchItem, error) {
 				return nil, err
 			}
 		}
-		if v[1] < 0 || v[1] > 3 {
+		if v[1] < 0 || v[1]>>2 > maxTopK {
 			return nil, errors.New("pipeline: bad step plan (logits flags)")
 		}
-		it := qwen3.BatchItem{Start: int(v[0]), WantLogits: v[1]&1 != 0, AllLogits: v[1]&2 != 0}
+		it := qwen3.BatchItem{Start: int(v[0]), WantLogits: v[1]&1 != 0, AllLogits: v[1]&2 != 0, TopK: int(v[1] >> 2)}
 		if v[2] < 0 || v[2] > int64(len(b)) {
 			return nil, errors.New("pipeline: bad step plan")
 		}

@@ -133,6 +133,11 @@ type BatchItem struct {
 	// AllLogits returns the logits of every token instead, row after row in one slice (a
 	// prompt's logprobs need each position's prediction of the next token)
 	AllLogits bool
+	// TopK > 0 says the caller reads only the TopK largest of the last token's logits (greedy
+	// decoding reads one, top-k sampling k): those come back as float32 computes them, every
+	// other one strictly below them, from a cheaper pass where the CPU has one
+	// (kernels.MatBF16Top). It does not apply with AllLogits.
+	TopK int
 }
 
 // ForwardBatch runs every item's tokens through the model in one pass: the linear layers see
@@ -421,6 +426,7 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 	}
 	// only the rows whose logits are wanted go through the final norm and the vocabulary
 	var last [][]float32
+	var ks []int          // each row of last's TopK (0: every logit exact)
 	var which, from []int // the item of each wanted row range, and where its rows start in last
 	r = 0
 	for i, it := range items {
@@ -431,14 +437,19 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 		r += len(it.Tokens)
 		if it.WantLogits || it.AllLogits {
 			which, from = append(which, i), append(from, len(last))
+			k := it.TopK
+			if it.AllLogits {
+				k = 0
+			}
 			for t := first; t < r; t++ {
 				last = append(last, rmsNormInto(kv.step.floats(cfg.Hidden), h[t], m.norm, cfg.RMSEps))
+				ks = append(ks, k)
 			}
 		}
 	}
 	out := make([][]float32, len(items))
 	if len(last) > 0 {
-		logits, err := m.vocabLogits(kv, last)
+		logits, err := m.vocabLogits(kv, last, ks)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -462,7 +473,8 @@ func (m *Model) ForwardStage(kv *PagedKV, items []BatchItem, hIn [][]float32) (h
 // vocabLogits applies the output layer to rows: on one rank directly; with tensor
 // parallelism each rank computes its slice of the vocabulary and an all-gather assembles the
 // full rows on every rank.
-func (m *Model) vocabLogits(kv *PagedKV, rows [][]float32) ([][]float32, error) {
+// ks holds each row's TopK (BatchItem).
+func (m *Model) vocabLogits(kv *PagedKV, rows [][]float32, ks []int) ([][]float32, error) {
 	V := m.Cfg.Vocab
 	if cap(kv.logits) < len(rows)*V {
 		kv.logits = make([]float32, len(rows)*V)
@@ -470,13 +482,15 @@ func (m *Model) vocabLogits(kv *PagedKV, rows [][]float32) ([][]float32, error) 
 	logits := rowsOf(kv.logits[:len(rows)*V], len(rows), V)
 	m.bytesRead.Add(m.lmHead.bytes())
 	if m.tp == nil {
-		m.lmHead.applyInto(rows, logits)
+		m.lmHead.applyTop(rows, logits, ks)
 		return logits, nil
 	}
 	T, Vp := m.shard.TP, m.vocabPer
 	local := make([]float32, len(rows)*Vp) // padded to the same size on every rank
 	if m.lmHead.out > 0 {
-		m.lmHead.applyInto(rows, rowsOf(local, len(rows), Vp))
+		// each rank's slice keeps its own largest exact: the TopK largest of the whole row are
+		// among them
+		m.lmHead.applyTop(rows, rowsOf(local, len(rows), Vp), ks)
 	}
 	all := make([]float32, T*len(local))
 	if err := m.tp.AllGather(local, all); err != nil {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -22,6 +23,10 @@ type linear struct {
 	dt      safetensors.DType
 	data    []byte
 	prec    kernels.Precision
+	// the rows' norms, for applyTop: measured on first use (the output layer's take a pass
+	// over its weight, which a model that never decodes greedily need not pay)
+	normsOnce sync.Once
+	norms     *kernels.RowNorms
 }
 
 // row widens row o into buf.
@@ -173,6 +178,33 @@ func (l *linear) applyInto(xs, ys [][]float32) [][]float32 {
 		}
 	}
 	return ys
+}
+
+// applyTop is applyInto for rows of which the caller reads only the ks[t] largest results
+// (BatchItem.TopK; 0: all of them). Rows that want every result exact go through applyInto;
+// when they are there and the others few, all rows share that one pass, since a second pass
+// over the weight costs more than the cheaper arithmetic saves while a pass is bound by
+// memory.
+func (l *linear) applyTop(xs, ys [][]float32, ks []int) {
+	w, ok := l.bf16()
+	var tx, ty, ex, ey [][]float32
+	var tk []int
+	for t, k := range ks {
+		if k > 0 {
+			tx, ty, tk = append(tx, xs[t]), append(ty, ys[t]), append(tk, k)
+		} else {
+			ex, ey = append(ex, xs[t]), append(ey, ys[t])
+		}
+	}
+	if !ok || !kernels.CheapBF16() || len(tx) == 0 || (len(ex) > 0 && len(tx) < 16) {
+		l.applyInto(xs, ys)
+		return
+	}
+	l.normsOnce.Do(func() { l.norms = kernels.NewRowNorms(w, l.out, l.in) })
+	kernels.MatBF16Top(w, l.norms, l.out, l.in, tx, ty, tk)
+	if len(ex) > 0 {
+		l.applyInto(ex, ey)
+	}
 }
 
 // mlp is a SwiGLU block. gateUp, when set, holds gate's rows then up's in one matrix (gate and
