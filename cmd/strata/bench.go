@@ -313,8 +313,10 @@ each batch size, and decode's fraction of the roofline (weight and KV bytes read
 the memory bandwidth, measured in the same run). A batch reads its weights once for all
 its tokens, so a large one is bound by arithmetic instead: "compute" is the rate of the
 step's weight matmuls ÷ the batched matmul's own rate on a weight held in cache, also
-measured in the run. --random-model builds a model of a config.json's shape with random
-bf16 weights in memory, so no checkpoint is needed.`,
+measured in the run. Each decode step draws its tokens greedily, as generate does by
+default; --full-logits computes every logit of every step instead, as sampling without
+top-k, logprobs or penalties need. --random-model builds a model of a config.json's shape
+with random bf16 weights in memory, so no checkpoint is needed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (dir == "") == (random == "") {
@@ -381,7 +383,7 @@ bf16 weights in memory, so no checkpoint is needed.`,
 			if jsonOut {
 				return json.NewEncoder(w).Encode(res)
 			}
-			fmt.Fprintf(w, "# model: %s\n# memory bandwidth %.1f GB/s (%d threads), activations %s, KV cache %s, kernels %s\n", enginebench.Describe(m), res.BandwidthGBs, res.Threads, res.DType, res.KVCacheDType, res.Kernels)
+			fmt.Fprintf(w, "# model: %s\n# memory bandwidth %.1f GB/s (%d threads), activations %s, KV cache %s, kernels %s, decoding %s\n", enginebench.Describe(m), res.BandwidthGBs, res.Threads, res.DType, res.KVCacheDType, res.Kernels, res.Sampling)
 			fmt.Fprintf(w, "# batched matmul peak %.0f GFLOP/s (batch 32, weight in cache): compute below is the weight matmuls' share of it\n", res.MatmulPeakGFLOPs)
 			if res.FMAPeakGFLOPs > 0 {
 				fmt.Fprintf(w, "# float32 FMA peak %.0f GFLOP/s: no batch decodes faster than %.1f tokens/s with float32 FMAs (%.2f GFLOP a token)\n", res.FMAPeakGFLOPs, res.FMACeilingTokensPerS, res.FMAPeakGFLOPs/res.FMACeilingTokensPerS)
@@ -417,6 +419,7 @@ bf16 weights in memory, so no checkpoint is needed.`,
 	f.IntVar(&o.ContextLen, "context-len", 64, "tokens cached before decoding")
 	f.IntVar(&o.DecodeSteps, "decode-steps", 16, "decode steps timed per batch size")
 	f.StringVar(&batches, "batches", "1,8,32", "decode batch sizes")
+	f.BoolVar(&o.FullLogits, "full-logits", false, "compute every step's whole logits rows and feed random tokens, as sampling without top-k, logprobs or penalties need (default: decode greedily, as generate does)")
 	f.IntVar(&o.Repeats, "repeats", 3, "timed passes per batch size, the sizes taking turns (the best of each is reported)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measurement to this file")
 	addDTypeFlag(f, &dtype)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -88,6 +89,7 @@ func TestBenchEngineJSON(t *testing.T) {
 	for _, src := range [][]string{
 		{"--model", "../../testdata/models/qwen3-dense-tiny"},
 		{"--random-model", "../../testdata/models/qwen3-moe-tiny/config.json"},
+		{"--model", "../../testdata/models/qwen3-dense-tiny", "--full-logits"},
 	} {
 		args := append([]string{"bench", "engine", "--json", "--prompt-len", "8", "--context-len", "8", "--decode-steps", "2", "--batches", "1,3", "--repeats", "2"}, src...)
 		out, err := runCLI(args...)
@@ -107,9 +109,13 @@ func TestBenchEngineJSON(t *testing.T) {
 			Peak      float64 `json:"matmul_peak_gflop_s"`
 			FMAPeak   float64 `json:"fma_peak_gflop_s"`
 			Ceiling   float64 `json:"fma_ceiling_tokens_per_s"`
+			Sampling  string  `json:"sampling"`
 		}
 		if err := json.Unmarshal([]byte(out), &res); err != nil {
 			t.Fatalf("%v: output is not one JSON object: %v\n%s", src, err, out)
+		}
+		if want := map[bool]string{false: "greedy", true: "full-logits"}[slices.Contains(src, "--full-logits")]; res.Sampling != want {
+			t.Fatalf("%v: sampling %q, want %q", src, res.Sampling, want)
 		}
 		if res.Prefill <= 0 || res.Bandwidth <= 0 || res.Peak <= 0 || len(res.Decode) != 2 {
 			t.Fatalf("%v: want a prefill rate, a bandwidth, a matmul peak and two decode entries, got %+v", src, res)

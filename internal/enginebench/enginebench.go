@@ -18,6 +18,7 @@ import (
 	"github.com/strata-ai/strata/internal/hugepage"
 	"github.com/strata-ai/strata/internal/kernels"
 	"github.com/strata-ai/strata/internal/model/qwen3"
+	"github.com/strata-ai/strata/internal/sampling"
 )
 
 // Options shape a run.
@@ -30,6 +31,11 @@ type Options struct {
 	// MemoryLimit, when positive, is the most the run's KV cache may take: a run that would
 	// need more is refused before it allocates, instead of being killed by the OS.
 	MemoryLimit int64
+	// FullLogits makes every step compute its rows' whole logits, as a draw that weighs the
+	// whole vocabulary needs (sampling without top-k, logprobs, penalties), and feed random
+	// tokens. Otherwise each step draws greedily, as strata generate and bench serve do by
+	// default, and feeds the drawn tokens back.
+	FullLogits bool
 }
 
 // DecodeResult is one batch size's decode speed.
@@ -65,7 +71,8 @@ type Result struct {
 	Threads              int     `json:"threads"`
 	DType                string  `json:"dtype"`
 	KVCacheDType         string  `json:"kv_cache_dtype"`
-	Kernels              string  `json:"kernels"` // amx, avx512-bf16, avx512, avx2 or portable
+	Kernels              string  `json:"kernels"`  // amx, avx512-bf16, avx512, avx2 or portable
+	Sampling             string  `json:"sampling"` // greedy, or full-logits (Options.FullLogits)
 }
 
 // Bandwidth measures how fast all cores together can read memory, three ways, and keeps the
@@ -171,7 +178,11 @@ func MatmulPeak(p kernels.Precision) float64 {
 // Run measures m.
 func Run(m *qwen3.Model, o Options) (*Result, error) {
 	cfg := m.Cfg
-	res := &Result{BandwidthGBs: Bandwidth(), WeightBytes: m.WeightBytes(), Threads: runtime.GOMAXPROCS(0), KVCacheDType: m.KVCacheDType().String(), Kernels: kernels.Path()}
+	res := &Result{BandwidthGBs: Bandwidth(), WeightBytes: m.WeightBytes(), Threads: runtime.GOMAXPROCS(0), KVCacheDType: m.KVCacheDType().String(), Kernels: kernels.Path(), Sampling: "greedy"}
+	topK := 1 // a greedy draw reads the largest logit only
+	if o.FullLogits {
+		res.Sampling, topK = "full-logits", 0
+	}
 	res.MatmulPeakGFLOPs = MatmulPeak(m.Precision())
 	res.FMAPeakGFLOPs = kernels.FMAPeak(res.Threads)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -214,7 +225,7 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 		t0 := time.Now()
 		var err error
 		labelled("prefill", 1, func() {
-			_, err = m.ForwardBatch(kv, []qwen3.BatchItem{{Tokens: tokens(o.PromptLen), Table: table(0), WantLogits: true}})
+			_, err = m.ForwardBatch(kv, []qwen3.BatchItem{{Tokens: tokens(o.PromptLen), Table: table(0), WantLogits: true, TopK: topK}})
 		})
 		if err != nil {
 			return nil, err
@@ -257,15 +268,35 @@ func Run(m *qwen3.Model, o Options) (*Result, error) {
 			var kvBytes int64
 			read0 := m.WeightBytesRead()
 			cpu0, cpuOK := readCPU()
+			next := tokens(B) // each sequence's next token
+			samplers := make([]*sampling.Sampler, B)
+			for s := range samplers {
+				samplers[s] = sampling.New(sampling.Params{TopP: 1})
+			}
 			t0 := time.Now()
 			for step := range o.DecodeSteps {
 				items := make([]qwen3.BatchItem, B)
 				pos := o.ContextLen + step
+				if o.FullLogits {
+					next = tokens(B)
+				}
 				for s := range B {
-					items[s] = qwen3.BatchItem{Tokens: tokens(1), Start: pos, Table: table(base[i] + s), WantLogits: true}
+					items[s] = qwen3.BatchItem{Tokens: next[s : s+1], Start: pos, Table: table(base[i] + s), WantLogits: true, TopK: topK}
 				}
 				var err error
-				labelled("decode", B, func() { _, err = m.ForwardBatch(kv, items) })
+				labelled("decode", B, func() {
+					var logits [][]float32
+					if logits, err = m.ForwardBatch(kv, items); err != nil || o.FullLogits {
+						return
+					}
+					next = make([]int, B)
+					// across the cores, as the engine draws a batch's plain requests
+					kernels.ParallelFor(B, 1, func(lo, hi int) {
+						for s := lo; s < hi; s++ {
+							next[s] = samplers[s].Next(logits[s])
+						}
+					})
+				})
 				if err != nil {
 					return nil, err
 				}
