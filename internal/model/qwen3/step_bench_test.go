@@ -12,7 +12,8 @@ import (
 // two sides of bench engine's batch-32 ratio and the batch between them, where reading the
 // weights and the arithmetic take about as long, for profiling (-cpuprofile) without bench
 // engine's prefill and bandwidth probe. gc/op shows whether a step allocates enough to
-// collect.
+// collect. The greedy variants read only each row's largest logit (BatchItem.TopK 1), as
+// greedy decoding does, and take kernels.MatBF16Top where the CPU has cheap bf16 products.
 func BenchmarkDecodeStep(b *testing.B) {
 	raw, err := os.ReadFile("../../../testdata/configs/qwen3-0.6b.json")
 	if err != nil {
@@ -27,9 +28,18 @@ func BenchmarkDecodeStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	const ctx, bs = 64, 16
-	for _, batch := range []int{1, 8, 32} {
-		b.Run(fmt.Sprintf("batch%d", batch), func(b *testing.B) {
+	for _, c := range []struct {
+		batch, topK int
+	}{{1, 0}, {1, 1}, {8, 0}, {8, 1}, {32, 0}, {32, 1}} {
+		batch, name := c.batch, fmt.Sprintf("batch%d", c.batch)
+		if c.topK > 0 {
+			name += "/greedy"
+		}
+		b.Run(name, func(b *testing.B) {
 			kv, items := decodeBatch(b, m, batch, ctx, bs)
+			for i := range items {
+				items[i].TopK = c.topK
+			}
 			var ms0, ms1 runtime.MemStats
 			runtime.ReadMemStats(&ms0)
 			b.ResetTimer()
