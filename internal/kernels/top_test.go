@@ -121,7 +121,7 @@ func checkTop(t *testing.T, name string, got, dot []float32, abs []float64, k in
 func TestMatBF16Top(t *testing.T) {
 	forEachBatchedPath(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(9, 10))
-		for _, shape := range [][2]int{{5000, 256}, {4099, 512}, {20, 64}} {
+		for _, shape := range [][2]int{{5000, 256}, {4099, 512}, {20, 64}, {3001, 100}} {
 			out, in := shape[0], shape[1]
 			for _, clustered := range []bool{false, true} {
 				for _, n := range []int{1, 5, 16, 32} {
@@ -158,8 +158,11 @@ func TestMatBF16Top(t *testing.T) {
 func TestRefineTopBound(t *testing.T) {
 	forEachBatchedPath(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(11, 12))
-		for _, clustered := range []bool{false, true} {
-			const out, in = 8192, 1024
+		for _, c := range []struct {
+			out, in   int
+			clustered bool
+		}{{8192, 1024, false}, {8192, 1024, true}, {3001, 100, false}, {3001, 100, true}} {
+			out, in, clustered := c.out, c.in, c.clustered
 			w, xs := topCase(r, out, in, 32, clustered)
 			norms := NewRowNorms(w, out, in)
 			ys := make([][]float32, len(xs))
@@ -175,7 +178,7 @@ func TestRefineTopBound(t *testing.T) {
 				for o := range out {
 					d := DotBF16(w[o*in:(o+1)*in], x)
 					if e := math.Abs(float64(ys[ti][o]) - float64(d)); e > c*float64(norms.row[o])+slack {
-						t.Fatalf("clustered=%v row %d result %d: the bf16 pass is %g off, beyond the bound %g", clustered, ti, o, e, c*float64(norms.row[o])+slack)
+						t.Fatalf("%dx%d clustered=%v row %d result %d: the bf16 pass is %g off, beyond the bound %g", out, in, clustered, ti, o, e, c*float64(norms.row[o])+slack)
 					}
 				}
 				y := append([]float32(nil), ys[ti]...)
@@ -206,6 +209,33 @@ func TestBlockMax(t *testing.T) {
 			}
 			if got[b] != want {
 				t.Fatalf("%d values, block %d: got %v, want %v", n, b, got[b], want)
+			}
+		}
+	}
+}
+
+// TestMatBF16TopWithoutCheapBF16: where bfloat16 products cost what float32 ones do,
+// MatBF16Top is MatBF16 at Float32, bit for bit.
+func TestMatBF16TopWithoutCheapBF16(t *testing.T) {
+	forceNoBF16 = true
+	defer func() { forceNoBF16 = false }()
+	if CheapBF16() {
+		t.Fatal("CheapBF16 with bfloat16 kernels turned off")
+	}
+	r := rand.New(rand.NewPCG(15, 16))
+	const out, in, n = 5000, 256, 9
+	w, xs := topCase(r, out, in, n, false)
+	ys, want := make([][]float32, n), make([][]float32, n)
+	ks := make([]int, n)
+	for i := range ys {
+		ys[i], want[i], ks[i] = make([]float32, out), make([]float32, out), 1+i
+	}
+	MatBF16Top(w, NewRowNorms(w, out, in), out, in, xs, ys, ks)
+	MatBF16(w, out, in, xs, want, Float32)
+	for ti := range ys {
+		for o := range out {
+			if math.Float32bits(ys[ti][o]) != math.Float32bits(want[ti][o]) {
+				t.Fatalf("row %d result %d: %v, MatBF16 at Float32 gives %v", ti, o, ys[ti][o], want[ti][o])
 			}
 		}
 	}
