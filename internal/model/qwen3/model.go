@@ -196,7 +196,8 @@ func (l *linear) applyTop(xs, ys [][]float32, ks []int) {
 			ex, ey = append(ex, xs[t]), append(ey, ys[t])
 		}
 	}
-	if !ok || !kernels.CheapBF16() || len(tx) == 0 || (len(ex) > 0 && len(tx) < 16) {
+	// at BFloat16 precision the whole pass already costs what MatBF16Top's first one does
+	if !ok || l.prec != kernels.Float32 || !kernels.CheapBF16() || len(tx) == 0 || (len(ex) > 0 && len(tx) < 16) {
 		l.applyInto(xs, ys)
 		return
 	}
