@@ -861,15 +861,7 @@ func (e *Engine) constrain(a *active, row []float32) []float32 {
 }
 
 // argmax is the index of row's largest value.
-func argmax(row []float32) int {
-	best := 0
-	for i, v := range row {
-		if v > row[best] {
-			best = i
-		}
-	}
-	return best
-}
+func argmax(row []float32) int { return kernels.ArgmaxF32(row) }
 
 // badWordEnds lists the tokens that would complete a bad word after out: each word's last
 // token, when out ends with the tokens before it (always, for a one-token word).

@@ -135,6 +135,17 @@ func bf16PackAVX512(hi, lo *uint16, x *float32, n int)
 //go:noescape
 func blockMax64AVX2(y *float32, blocks int, out *float32)
 
+// maxNumF32AVX2 returns the largest of x[0:n] that is a number, -Inf when none is; n is a
+// positive multiple of 32.
+//
+//go:noescape
+func maxNumF32AVX2(x *float32, n int) float32
+
+// firstEqualAVX2 returns the first i < n with x[i] == v, or -1; n is a positive multiple of 8.
+//
+//go:noescape
+func firstEqualAVX2(x *float32, n int, v float32) int
+
 // dotF32AVX2 returns Σ a[i]·b[i]; n is a positive multiple of 32.
 //
 //go:noescape

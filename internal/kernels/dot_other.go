@@ -70,6 +70,10 @@ func dotF32AVX2(a, b *float32, n int) float32 { panic("no AVX2 on this architect
 
 func blockMax64AVX2(y *float32, blocks int, out *float32) { panic("no AVX2 on this architecture") }
 
+func maxNumF32AVX2(x *float32, n int) float32 { panic("no AVX2 on this architecture") }
+
+func firstEqualAVX2(x *float32, n int, v float32) int { panic("no AVX2 on this architecture") }
+
 func axpyF32AVX2(alpha float32, x, y *float32, n int) { panic("no AVX2 on this architecture") }
 
 func dotsF32AVX2(q, k *float32, stride, n, hd int, out *float32) {

@@ -338,3 +338,69 @@ bmloop:
 	JNZ          bmloop
 	VZEROUPPER
 	RET
+
+// func maxNumF32AVX2(x *float32, n int) float32
+// The largest of x[0:n] that is a number (-Inf when none is); n is a positive multiple of 32.
+// Each VMAXPS takes x first, so a NaN in x gives the running maximum back.
+TEXT ·maxNumF32AVX2(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	MOVL         $0xff800000, AX
+	MOVL         AX, X0
+	VBROADCASTSS X0, Y0
+	VMOVAPS      Y0, Y1
+	VMOVAPS      Y0, Y2
+	VMOVAPS      Y0, Y3
+
+mxloop:
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VMAXPS  Y0, Y4, Y0
+	VMAXPS  Y1, Y5, Y1
+	VMAXPS  Y2, Y6, Y2
+	VMAXPS  Y3, Y7, Y3
+	ADDQ    $128, SI
+	SUBQ    $32, CX
+	JNZ     mxloop
+
+	VMAXPS       Y1, Y0, Y0
+	VMAXPS       Y3, Y2, Y2
+	VMAXPS       Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4E, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xB1, X0, X1
+	VMAXSS       X1, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+16(FP)
+	RET
+
+// func firstEqualAVX2(x *float32, n int, v float32) int
+// The first i < n with x[i] == v, or -1; n is a positive multiple of 8.
+TEXT ·firstEqualAVX2(SB), NOSPLIT, $0-32
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS v+16(FP), Y0
+	XORQ         DX, DX
+
+feloop:
+	VCMPPS    $0, (SI)(DX*4), Y0, Y1
+	VMOVMSKPS Y1, AX
+	TESTL     AX, AX
+	JNZ       fefound
+	ADDQ      $8, DX
+	CMPQ      DX, CX
+	JLT       feloop
+	VZEROUPPER
+	MOVQ      $-1, ret+24(FP)
+	RET
+
+fefound:
+	BSFL       AX, AX
+	ADDQ       AX, DX
+	VZEROUPPER
+	MOVQ       DX, ret+24(FP)
+	RET

@@ -240,3 +240,61 @@ func TestMatBF16TopWithoutCheapBF16(t *testing.T) {
 		}
 	}
 }
+
+// TestArgmaxF32 checks MaxF32 and ArgmaxF32 against the scans they stand in for, with NaNs,
+// infinities, ties, signed zeros and every tail length.
+func TestArgmaxF32(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	scanMax := func(x []float32) float32 {
+		m := -inf
+		for _, v := range x {
+			if v > m {
+				m = v
+			}
+		}
+		return m
+	}
+	scanArg := func(x []float32) int {
+		best := 0
+		for i, v := range x {
+			if v > x[best] {
+				best = i
+			}
+		}
+		return best
+	}
+	for n := 0; n < 300; n++ {
+		for trial := range 20 {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.IntN(7) - 3) // many ties
+				if trial%2 == 0 {
+					x[i] = float32(r.NormFloat64())
+				}
+				switch r.IntN(40) {
+				case 0:
+					x[i] = nan
+				case 1:
+					x[i] = -inf
+				case 2:
+					x[i] = float32(math.Copysign(0, -1))
+				}
+			}
+			if trial == 5 && n > 0 {
+				x[r.IntN(n)] = inf
+			}
+			if trial == 6 {
+				for i := range x {
+					x[i] = nan
+				}
+			}
+			if got, want := MaxF32(x), scanMax(x); math.Float32bits(got) != math.Float32bits(want) && !(got == 0 && want == 0) {
+				t.Fatalf("n %d trial %d: MaxF32 %v, want %v (%v)", n, trial, got, want, x)
+			}
+			if got, want := ArgmaxF32(x), scanArg(x); got != want {
+				t.Fatalf("n %d trial %d: ArgmaxF32 %d, want %d (%v)", n, trial, got, want, x)
+			}
+		}
+	}
+}

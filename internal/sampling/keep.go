@@ -41,12 +41,7 @@ func (k *kept) grow(n int) {
 func keepFor(p Params, logits []float32) *kept {
 	k := keptPool.Get().(*kept)
 	k.id, k.key, k.w, k.sum = k.id[:0], k.key[:0], k.w[:0], 0
-	mx := float32(math.Inf(-1))
-	for _, v := range logits {
-		if v > mx { // a NaN never wins (the builtin max would return it): it can never be drawn
-			mx = v
-		}
-	}
+	mx := kernels.MaxF32(logits) // a NaN never wins (the builtin max would return it): it can never be drawn
 	if math.IsInf(float64(mx), -1) {
 		return k
 	}

@@ -278,13 +278,7 @@ func (s *Sampler) penalize(logits []float32) []float32 {
 
 func (s *Sampler) pick(logits []float32) int {
 	if s.p.Temperature < 1e-5 { // as vLLM: a vanishing temperature is greedy (and avoids Inf/NaN)
-		best := 0
-		for i, v := range logits {
-			if v > logits[best] {
-				best = i
-			}
-		}
-		return best
+		return kernels.ArgmaxF32(logits)
 	}
 	k := keepFor(s.p, logits)
 	defer k.free()
