@@ -322,15 +322,7 @@ bmloop:
 	VMAXPS       160(SI), Y2, Y2
 	VMOVUPS      192(SI), Y3
 	VMAXPS       224(SI), Y3, Y3
-	VMAXPS       Y1, Y0, Y0
-	VMAXPS       Y3, Y2, Y2
-	VMAXPS       Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VMAXPS       X1, X0, X0
-	VPERMILPS    $0x4E, X0, X1
-	VMAXPS       X1, X0, X0
-	VPERMILPS    $0xB1, X0, X1
-	VMAXSS       X1, X0, X0
+	HMAX4
 	VMOVSS       X0, (DI)
 	ADDQ         $256, SI
 	ADDQ         $4, DI
@@ -365,15 +357,7 @@ mxloop:
 	SUBQ    $32, CX
 	JNZ     mxloop
 
-	VMAXPS       Y1, Y0, Y0
-	VMAXPS       Y3, Y2, Y2
-	VMAXPS       Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VMAXPS       X1, X0, X0
-	VPERMILPS    $0x4E, X0, X1
-	VMAXPS       X1, X0, X0
-	VPERMILPS    $0xB1, X0, X1
-	VMAXSS       X1, X0, X0
+	HMAX4
 	VZEROUPPER
 	MOVSS        X0, ret+16(FP)
 	RET
