@@ -27,6 +27,9 @@ func NewRowNorms(w []uint16, out, in int) *RowNorms {
 	// float32 sums of in squares are within in·2^-24 of the real sum (every term positive):
 	// raising each sum by twice that keeps the norm an upper bound
 	up := 1 + 2*float64(in+1)*0x1p-24
+	// and a square below 2^-149 comes out zero (or rounded to a multiple of 2^-149): adding
+	// in·2^-148 keeps rows of tiny weights bounded too
+	floor := float64(in) * 0x1p-148
 	ParallelFor(len(n.block), GrainFor(normBlock*in), func(lo, hi int) {
 		wide := make([]float32, in)
 		for b := lo; b < hi; b++ {
@@ -36,10 +39,10 @@ func NewRowNorms(w []uint16, out, in int) *RowNorms {
 				for i, v := range row {
 					wide[i] = math.Float32frombits(uint32(v) << 16)
 				}
-				r := float32(math.Sqrt(float64(DotBF16(row, wide)) * up))
+				r := float32(math.Sqrt(float64(DotBF16(row, wide))*up + floor))
 				r = math.Nextafter32(r, float32(math.Inf(1)))
 				n.row[o] = r
-				if !(r <= m) { // a NaN row makes the block NaN, and the weight not finite
+				if m == m && !(r <= m) { // a NaN row makes the block NaN for good, and the weight not finite
 					m = r
 				}
 			}
@@ -63,28 +66,36 @@ func CheapBF16() bool { return hasAVX512BF16 && !forceAVX2 && !forceNoBF16 }
 
 // MatBF16Top is MatBF16 at Float32 for callers that read only each row's ks[t] largest
 // results: greedy decoding reads the largest logit, top-k sampling the k largest. Every result
-// that is among its row's ks[t] largest comes out as a float32 dot product (DotBF16's, or
-// MatBF16's at Float32 for a row taken whole); every other one comes out strictly below them,
-// as an approximation.
+// that is among its row's ks[t] largest comes out as its exact value (defined below); every
+// other one comes out strictly below them, as an approximation.
+//
+// The exact value is the one MatBF16 at Float32 gives where that does not depend on the
+// batch: on AMX, whose sums for a row never depend on the other rows, it is MatBF16's own
+// value bit for bit, so a draw does not change with what else is in the batch or whether the
+// caller wants every logit. Elsewhere MatBF16's float32 sums are formed in an order that
+// depends on the batch size, and the exact value is DotBF16's (within float32 rounding of
+// any of them).
 //
 // It makes one pass at BFloat16 precision (half the arithmetic of Float32), then bounds each
-// result's distance from its float32 value: the activation's rounding x − bf16(x) can move a
+// result's distance from its exact value: the activation's rounding x − bf16(x) can move a
 // dot product with row o by at most |row o|·|x − bf16(x)| (Cauchy–Schwarz), and each side's
-// float32 additions by at most in·2^-24 of Σ|w||x|, itself at most |row o|·|x|. A result
-// whose upper bound lies below the ks[t]-th largest lower bound cannot be among the row's
-// largest; the few that can are computed again in float32. Rows where the bounds rule out
-// too little (activations of zero, a vocabulary of equal logits), ks[t] outside [1, blocks of
-// rows], or anything not finite take MatBF16 at Float32 whole.
+// float32 additions by at most in·2^-24 of Σ|w||x|, itself at most |row o|·|x| (on AMX: the
+// low half's |row o|·|bf16(x − bf16(x))| and the additions of both halves). A result whose
+// upper bound lies below the ks[t]-th largest lower bound cannot be among the row's largest;
+// the few that can are computed again exactly. Rows where the bounds rule out too little
+// (activations of zero, a vocabulary of equal logits), ks[t] outside [1, blocks of rows], or
+// anything not finite take MatBF16 at Float32 whole.
 func MatBF16Top(w []uint16, norms *RowNorms, out, in int, xs, ys [][]float32, ks []int) {
 	if !CheapBF16() || norms == nil || !norms.finite {
 		MatBF16(w, out, in, xs, ys, Float32)
 		return
 	}
 	MatBF16(w, out, in, xs, ys, BFloat16)
+	split := amxOK(1, out, in) // MatBF16 at Float32 runs on the tiles for every batch size
 	whole := make([]bool, len(xs))
 	ParallelFor(len(xs), 1, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			whole[t] = !refineTop(w, norms, out, in, xs[t], ys[t], ks[t])
+			whole[t] = !refineTop(w, norms, out, in, xs[t], ys[t], ks[t], split)
 		}
 	})
 	var fx, fy [][]float32
@@ -107,13 +118,14 @@ type topBufs struct {
 }
 
 // refineTop turns y = W·bf16(x) into MatBF16Top's result for one row, or reports false when
-// the bounds cannot settle the row's k largest cheaply.
-func refineTop(w []uint16, norms *RowNorms, out, in int, x, y []float32, k int) bool {
+// the bounds cannot settle the row's k largest cheaply. split: the exact values are the AMX
+// tiles' at Float32 (bfloat16 high and low halves of x), else DotBF16's.
+func refineTop(w []uint16, norms *RowNorms, out, in int, x, y []float32, k int, split bool) bool {
 	nb := len(norms.block)
 	if k < 1 || k > nb {
 		return false
 	}
-	c, slack, ok := topBound(norms, in, x)
+	c, slack, ok := topBound(norms, in, x, split)
 	if !ok {
 		return false
 	}
@@ -140,6 +152,9 @@ func refineTop(w []uint16, norms *RowNorms, out, in int, x, y []float32, k int) 
 	}
 	buf.heap = h
 	L := h[0]
+	if !(L > math.Inf(-1)) { // not a number: no bound can be trusted to rule anything out
+		return false
+	}
 	cand := buf.cand[:0]
 	limit := max(k, out/8)
 	for b, m := range bmax {
@@ -157,31 +172,68 @@ func refineTop(w []uint16, norms *RowNorms, out, in int, x, y []float32, k int) 
 		}
 	}
 	buf.cand = cand
+	if split {
+		exactTiles(w, out, in, x, y, cand)
+		return true
+	}
 	for _, o := range cand {
 		y[o] = DotBF16(w[int(o)*in:(int(o)+1)*in], x)
 	}
 	return true
 }
 
+// exactTiles sets y[o] for each o in cand (ascending) to MatBF16's value at Float32 on AMX:
+// the 16-row tile holding o, met by x alone, forms the same sums as in any batch. The last
+// out%16 rows, which MatBF16 leaves to DotBF16, get DotBF16's.
+func exactTiles(w []uint16, out, in int, x, y []float32, cand []int32) {
+	var tile [16]float32
+	xs, ys := [][]float32{x}, [][]float32{tile[:]}
+	last := -1
+	for _, o32 := range cand {
+		o := int(o32)
+		if o >= out&^15 {
+			y[o] = DotBF16(w[o*in:(o+1)*in], x)
+			continue
+		}
+		if b := o &^ 15; b != last {
+			matBF16AMX(w[b*in:(b+16)*in], 16, in, xs, ys, Float32, 1)
+			last = b
+		}
+		y[o] = tile[o&15]
+	}
+}
+
 // topBound returns c and slack such that a result of the BFloat16 pass for row o lies within
-// c·|row o| + slack of its float32 value, or false when x is not finite or too large for the
-// bound to be worth taking.
-func topBound(norms *RowNorms, in int, x []float32) (c, slack float64, ok bool) {
-	var sx, sh, sl float64
+// c·|row o| + slack of its exact value (refineTop's split says which), or false when x is not
+// finite or too large for the bound to be worth taking.
+func topBound(norms *RowNorms, in int, x []float32, split bool) (c, slack float64, ok bool) {
+	var sx, sh, sl, slo float64
 	for _, v := range x[:in] {
 		h := math.Float32frombits(uint32(tensor.F32ToBF16(v)) << 16)
 		d := float64(v) - float64(h) // exact: both are float32 within a factor of two
 		sx += float64(v) * float64(v)
 		sh += float64(h) * float64(h)
 		sl += d * d
+		if split { // the low half the tiles take: d rounded to bfloat16 (d is exact in float32)
+			lo := float64(tensor.BF16ToF32(tensor.F32ToBF16(float32(d))))
+			slo += lo * lo
+		}
 	}
-	nx, nh, nl := math.Sqrt(sx), math.Sqrt(sh), math.Sqrt(sl)
+	nx, nh, nl, nlo := math.Sqrt(sx), math.Sqrt(sh), math.Sqrt(sl), math.Sqrt(slo)
 	gamma := 2 * float64(in+16) * 0x1p-24
-	// the factor covers float64's own rounding here and in the comparisons
-	c = (nl + gamma*(nh+nx)) * (1 + 0x1p-20)
 	// flushed subnormals (the bfloat16 instructions treat them as zero) move a sum by less
 	// than 2^-126 per term and per addition
 	slack = float64(in) * 0x1p-124 * (1 + nx + float64(norms.max))
+	// the factor covers float64's own rounding here and in the comparisons
+	if split {
+		// the exact value adds the high and the low halves' products, twice in terms: its
+		// distance from the pass is the low half's dot product plus both sides' additions
+		gamma2 := 2 * float64(2*in+16) * 0x1p-24
+		c = (nlo + gamma*nh + gamma2*(nh+nlo)) * (1 + 0x1p-20)
+		slack *= 3
+	} else {
+		c = (nl + gamma*(nh+nx)) * (1 + 0x1p-20)
+	}
 	if !(c*float64(norms.max) < 1e30) || !(nx*float64(norms.max) < 1e30) {
 		return 0, 0, false // not finite, or near float32's range: the whole row in float32
 	}

@@ -81,8 +81,22 @@ func topCase(r *rand.Rand, out, in, n int, clustered bool) (w []uint16, xs [][]f
 	return w, xs
 }
 
-// checkTop asserts MatBF16Top's promise for one row: the k largest of got are DotBF16's
-// values (dot) and the rest lie strictly below them, or the row was taken whole at Float32:
+// topExact is what MatBF16Top promises for the largest results of row x: MatBF16's values at
+// Float32 where they do not depend on the batch (AMX), DotBF16's elsewhere.
+func topExact(w []uint16, out, in int, x []float32) []float32 {
+	y := make([]float32, out)
+	if amxOK(1, out, in) {
+		MatBF16(w, out, in, [][]float32{x}, [][]float32{y}, Float32)
+		return y
+	}
+	for o := range out {
+		y[o] = DotBF16(w[o*in:(o+1)*in], x)
+	}
+	return y
+}
+
+// checkTop asserts MatBF16Top's promise for one row: the k largest of got are the exact
+// values (dot, from topExact) and the rest lie strictly below them, or the row was taken whole at Float32:
 // every result within the split activations' rounding (16 bits) of dot, where abs holds
 // Σ|w||x| for each.
 func checkTop(t *testing.T, name string, got, dot []float32, abs []float64, k int) {
@@ -136,10 +150,17 @@ func TestMatBF16Top(t *testing.T) {
 						ys[i] = make([]float32, out)
 					}
 					MatBF16Top(w, norms, out, in, xs, ys, ks)
+					full := make([][]float32, n)
+					for i := range full {
+						full[i] = make([]float32, out)
+					}
+					MatBF16(w, out, in, xs, full, Float32)
 					for ti, x := range xs {
-						dot, abs := make([]float32, out), make([]float64, out)
+						dot, abs := topExact(w, out, in, x), make([]float64, out)
 						for o := range out {
-							dot[o] = DotBF16(w[o*in:(o+1)*in], x)
+							if amxOK(1, out, in) && math.Float32bits(dot[o]) != math.Float32bits(full[ti][o]) {
+								t.Fatalf("%dx%d batch %d row %d result %d: %v alone, %v in the batch: on AMX a row's sums must not depend on its batch", out, in, n, ti, o, dot[o], full[ti][o])
+							}
 							for i, v := range w[o*in : (o+1)*in] {
 								abs[o] += math.Abs(float64(math.Float32frombits(uint32(v)<<16)) * float64(x[i]))
 							}
@@ -153,7 +174,7 @@ func TestMatBF16Top(t *testing.T) {
 }
 
 // TestRefineTopBound checks the bound itself, result by result: the BFloat16 pass is within
-// c·|row| of DotBF16's value, and a typical row settles cheaply (without this, MatBF16Top
+// c·|row| of the exact value (topExact's), and a typical row settles cheaply (without this, MatBF16Top
 // could pass its test by taking every row whole).
 func TestRefineTopBound(t *testing.T) {
 	forEachBatchedPath(t, func(t *testing.T) {
@@ -170,24 +191,107 @@ func TestRefineTopBound(t *testing.T) {
 				ys[i] = make([]float32, out)
 			}
 			MatBF16(w, out, in, xs, ys, BFloat16)
+			split := amxOK(1, out, in)
 			for ti, x := range xs {
-				c, slack, ok := topBound(norms, in, x)
+				c, slack, ok := topBound(norms, in, x, split)
 				if !ok {
 					t.Fatalf("row %d: no bound for finite activations", ti)
 				}
+				exact := topExact(w, out, in, x)
 				for o := range out {
-					d := DotBF16(w[o*in:(o+1)*in], x)
+					d := exact[o]
 					if e := math.Abs(float64(ys[ti][o]) - float64(d)); e > c*float64(norms.row[o])+slack {
 						t.Fatalf("%dx%d clustered=%v row %d result %d: the bf16 pass is %g off, beyond the bound %g", out, in, clustered, ti, o, e, c*float64(norms.row[o])+slack)
 					}
 				}
 				y := append([]float32(nil), ys[ti]...)
-				if settled := refineTop(w, norms, out, in, x, y, 1); !settled && !clustered && ti != 2 {
+				if settled := refineTop(w, norms, out, in, x, y, 1, split); !settled && !clustered && ti != 2 {
 					t.Errorf("row %d: a row of random activations did not settle its largest result cheaply", ti)
 				}
 			}
 		}
 	})
+}
+
+// TestMatBF16TopTinyWeights: weights so small that their squares underflow float32 still get
+// row norms that bound their results (a norm summed in float32 came out near zero, and the
+// bound with it), and the top results come out exact.
+func TestMatBF16TopTinyWeights(t *testing.T) {
+	forEachBatchedPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(21, 22))
+		const out, in, n = 512, 1024, 4
+		for _, shift := range []int{-80, -90} {
+			w, xs := topCase(r, out, in, n, shift == -90)
+			for i, v := range w {
+				w[i] = tensor.F32ToBF16(float32(math.Ldexp(float64(tensor.BF16ToF32(v)), shift)))
+			}
+			norms := NewRowNorms(w, out, in)
+			ys := make([][]float32, n)
+			for i := range ys {
+				ys[i] = make([]float32, out)
+			}
+			MatBF16(w, out, in, xs, ys, BFloat16)
+			for ti, x := range xs {
+				c, slack, ok := topBound(norms, in, x, amxOK(1, out, in))
+				if !ok {
+					continue
+				}
+				exact := topExact(w, out, in, x)
+				for o := range out {
+					if e := math.Abs(float64(ys[ti][o]) - float64(exact[o])); e > c*float64(norms.row[o])+slack {
+						t.Fatalf("weights scaled by 2^%d, row %d result %d: the bf16 pass is %g off, beyond the bound %g", shift, ti, o, e, c*float64(norms.row[o])+slack)
+					}
+				}
+			}
+			for i := range ys {
+				clear(ys[i])
+			}
+			MatBF16Top(w, norms, out, in, xs, ys, []int{1, 1, 5, 20})
+			for ti, x := range xs {
+				dot, abs := topExact(w, out, in, x), make([]float64, out)
+				for o := range out {
+					for i, v := range w[o*in : (o+1)*in] {
+						abs[o] += math.Abs(float64(tensor.BF16ToF32(v)) * float64(x[i]))
+					}
+				}
+				checkTop(t, fmt.Sprintf("weights scaled by 2^%d, row %d", shift, ti), ys[ti], dot, abs, []int{1, 1, 5, 20}[ti])
+			}
+		}
+	})
+}
+
+// TestRowNormsNotFinite: a NaN or infinite weight anywhere in a block, not only in its last
+// row, marks the weight not finite, so MatBF16Top takes every row at Float32 (a NaN block
+// maximum once let the last rows of its block overwrite it, and the pass's NaN results then
+// upset the search for the largest).
+func TestRowNormsNotFinite(t *testing.T) {
+	needBF16(t)
+	r := rand.New(rand.NewPCG(23, 24))
+	const out, in = 300, 64
+	for _, c := range []struct {
+		row  int
+		bits uint16
+	}{{3, 0x7fc0}, {0, 0x7fc0}, {70, 0x7f80}, {130, 0xff80}, {299, 0x7fc0}} {
+		w, xs := topCase(r, out, in, 3, false)
+		w[c.row*in+7] = c.bits
+		norms := NewRowNorms(w, out, in)
+		if norms.finite {
+			t.Fatalf("weight %#04x in row %d: the norms say every weight is finite", c.bits, c.row)
+		}
+		ys, want := make([][]float32, 3), make([][]float32, 3)
+		for i := range ys {
+			ys[i], want[i] = make([]float32, out), make([]float32, out)
+		}
+		MatBF16Top(w, norms, out, in, xs, ys, []int{1, 2, 3})
+		MatBF16(w, out, in, xs, want, Float32)
+		for ti := range ys {
+			for o := range out {
+				if math.Float32bits(ys[ti][o]) != math.Float32bits(want[ti][o]) {
+					t.Fatalf("weight %#04x in row %d: row %d result %d is %v, MatBF16 at Float32 gives %v", c.bits, c.row, ti, o, ys[ti][o], want[ti][o])
+				}
+			}
+		}
+	}
 }
 
 // TestBlockMax checks the assembly block maxima against a plain loop, with short last blocks.

@@ -134,8 +134,9 @@ type BatchItem struct {
 	// prompt's logprobs need each position's prediction of the next token)
 	AllLogits bool
 	// TopK > 0 says the caller reads only the TopK largest of the last token's logits (greedy
-	// decoding reads one, top-k sampling k): those come back as float32 computes them, every
-	// other one strictly below them, from a cheaper pass where the CPU has one
+	// decoding reads one, top-k sampling k): those come back as float32 computes them (on
+	// AMX bit for bit as with TopK 0, in any batch; elsewhere within float32 rounding of
+	// it), every other one strictly below them, from a cheaper pass where the CPU has one
 	// (kernels.MatBF16Top). It does not apply with AllLogits.
 	TopK int
 }
