@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -81,7 +82,16 @@ type ropeParameters struct {
 // LoadConfig reads and checks dir/config.json.
 func LoadConfig(dir string) (*Config, error) {
 	path := filepath.Join(dir, "config.json")
+	const want = "give the folder of a Hugging Face model (config.json, *.safetensors)"
+	if st, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("model folder %s does not exist: %s", dir, want)
+	} else if err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("model folder %s is a file, not a folder: %s", dir, want)
+	}
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("model folder %s has no config.json: %s", dir, want)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("model folder %s: %w", dir, err)
 	}

@@ -411,3 +411,23 @@ func TestCheckTP(t *testing.T) {
 		t.Errorf("a dense model of width 30 over 4 ranks: %v", err)
 	}
 }
+
+// TestLoadConfigFolderErrors: a model path that is missing, a file, or a folder without
+// config.json gets an error that says which and what to give instead.
+func TestLoadConfigFolderErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "model.safetensors")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{filepath.Join(dir, "missing"), "does not exist"},
+		{file, "is a file, not a folder"},
+		{dir, "has no config.json"},
+	} {
+		_, err := LoadConfig(c.path)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) || !strings.Contains(err.Error(), "Hugging Face model") {
+			t.Errorf("%s: want an error naming it and saying %q, got %v", c.path, c.want, err)
+		}
+	}
+}
