@@ -26,7 +26,7 @@ var forceNoAMX = false
 // row (decoding one sequence, bound by reading the weights) goes faster through the tiles
 // than through the float32 GEMV, whose widening and FMAs keep a core too busy to stream
 // (measured: 101 -> 74 ms per Qwen3-0.6B step), and every batch size then forms the same
-// sums, bit for bit.
+// sums, bit for bit. One row takes one-column tiles (amxCfg1).
 func amxOK(rows, out, in int) bool {
 	return hasAMX && !forceNoAMX && !forceAVX2 && !forceNoBF16 && rows >= 1 && in > 0 && in%32 == 0 && out >= 16
 }
@@ -56,6 +56,10 @@ func amxBuf(n int) (*[]uint16, []uint16) {
 // result does not depend on the batch it is in.
 func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs int) {
 	n := len(xs)
+	if n == 1 && !forceWideAMX {
+		matBF16AMX1(w, out, in, xs[0], ys[0], p, procs)
+		return
+	}
 	tt := packTokenTiles(xs, in, p, procs)
 	defer tt.release()
 	groups, kch, tiles := tt.groups, tt.kch, tt.tiles
@@ -64,12 +68,87 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 		loOff = tt.partPairs * 4
 	}
 	xcstride := groups * 1024
+	amxBlocks(out, in, n, procs, func(sums []float32, o, nblk, flags int) {
+		var yPtrs [16]*uint32
+		aRows := 16 * (1 + flags&1)
+		if loOff != 0 {
+			flags |= 4
+		}
+		for g := 0; g < groups; g += 2 {
+			f := flags
+			if g+1 < groups {
+				f |= 2
+			}
+			amxMatBF16(&amxCfg, &w[o*in], in*2, &tiles[g*512], xcstride, kch, loOff, &sums[0], nblk, f, 64)
+			for b := 0; b < 2 && g+b < groups; b++ {
+				toks := min(16, n-(g+b)*16)
+				for blk := range nblk {
+					for a := 0; a < aRows; a += 16 {
+						o0 := o + blk*32 + a
+						for tt := range toks {
+							yPtrs[tt] = (*uint32)(unsafe.Pointer(&ys[(g+b)*16+tt][o0 : o0+16][0]))
+						}
+						s := &sums[blk*1024+(a/16*2+b)*256]
+						transpose16x16((*uint32)(unsafe.Pointer(s)), 64, 16, &yPtrs, toks)
+					}
+				}
+			}
+		}
+	})
+	tailRows(w, out&^15, out, in, xs, ys, p)
+}
+
+// forceWideAMX makes one row take the 16-token tiles, for tests that compare the two layouts.
+var forceWideAMX = false
+
+// amxCfg1 is amxCfg for one activation row: the activation and sum tiles are one column of
+// 4 bytes (N = 1). An activation tile is then the row's 32 values as they lie in memory (16
+// pairs, 4 bytes apart) and a sum tile 16 consecutive results, so one row needs no transposes
+// and reads 64 bytes of activations per chunk instead of a 16-token tile's 1 KB. Each sum is
+// formed from the same products in the same order as in a 16-token tile.
+var amxCfg1 = func() (c [64]byte) {
+	c = amxCfg
+	for _, t := range []int{0, 1, 2, 3, 6, 7} {
+		c[16+2*t] = 4
+	}
+	return c
+}()
+
+// matBF16AMX1 is matBF16AMX for one activation row.
+func matBF16AMX1(w []uint16, out, in int, x, y []float32, p Precision, procs int) {
+	ref, buf := amxBuf(2 * in)
+	defer amxPool.Put(ref)
+	var lo *uint16
+	loOff := 0
+	if p == Float32 {
+		lo, loOff = &buf[in], in*2
+	}
+	bf16PackAVX512(&buf[0], lo, &x[0], in)
+	amxBlocks(out, in, 1, procs, func(sums []float32, o, nblk, flags int) {
+		if loOff != 0 {
+			flags |= 4
+		}
+		amxMatBF16(&amxCfg1, &w[o*in], in*2, &buf[0], 64, in/32, loOff, &sums[0], nblk, flags, 4)
+		for blk := range nblk {
+			o0 := o + blk*32
+			copy(y[o0:o0+16], sums[blk*1024:blk*1024+16])
+			if flags&1 != 0 {
+				copy(y[o0+16:o0+32], sums[blk*1024+512:blk*1024+528])
+			}
+		}
+	})
+	tailRows(w, out&^15, out, in, [][]float32{x}, [][]float32{y}, p)
+}
+
+// amxBlocks hands out the weight's blocks of 32 rows (and a last one of 16 where out%32 >= 16,
+// flags&1 clear) to the cores, in runs of at most eight blocks, calling do with the run's
+// first row and a 32 KB buffer for its sums.
+func amxBlocks(out, in, n, procs int, do func(sums []float32, o, nblk, flags int)) {
 	blocks := out / 32
 	tail16 := out%32 >= 16
-	items := blocks
 	// About eight items per core, at most eight blocks (32 KB of sums) each.
 	per := max(1, min(8, blocks/(8*procs)))
-	nItems := (items + per - 1) / per
+	nItems := (blocks + per - 1) / per
 	if tail16 {
 		nItems++
 	}
@@ -79,43 +158,15 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 		// stack (a copy) on every matmul.
 		sumsRef := amxSumsPool.Get().(*[8 * 1024]float32)
 		defer amxSumsPool.Put(sumsRef)
-		sums := sumsRef[:]
-		var yPtrs [16]*uint32
 		for {
 			item := int(next.Add(1) - 1)
 			if item >= nItems {
 				return
 			}
-			o, nblk, flags := item*per*32, 0, 0
 			if tail16 && item == nItems-1 {
-				o, nblk = blocks*32, 1
+				do(sumsRef[:], blocks*32, 1, 0)
 			} else {
-				nblk = min(per, blocks-item*per)
-				flags = 1
-			}
-			aRows := 16 * (1 + flags&1)
-			if loOff != 0 {
-				flags |= 4
-			}
-			for g := 0; g < groups; g += 2 {
-				f := flags
-				if g+1 < groups {
-					f |= 2
-				}
-				amxMatBF16(&amxCfg, &w[o*in], in*2, &tiles[g*512], xcstride, kch, loOff, &sums[0], nblk, f)
-				for b := 0; b < 2 && g+b < groups; b++ {
-					toks := min(16, n-(g+b)*16)
-					for blk := range nblk {
-						for a := 0; a < aRows; a += 16 {
-							o0 := o + blk*32 + a
-							for tt := range toks {
-								yPtrs[tt] = (*uint32)(unsafe.Pointer(&ys[(g+b)*16+tt][o0 : o0+16][0]))
-							}
-							s := &sums[blk*1024+(a/16*2+b)*256]
-							transpose16x16((*uint32)(unsafe.Pointer(s)), 64, 16, &yPtrs, toks)
-						}
-					}
-				}
+				do(sumsRef[:], item*per*32, min(per, blocks-item*per), 1)
 			}
 		}
 	}
@@ -126,7 +177,6 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 	} else {
 		runOn(min(procs, nItems), work)
 	}
-	tailRows(w, out&^15, out, in, xs, ys, p)
 }
 
 // tailRows computes rows from… of out the token-major paths leave to the float32 kernel,

@@ -6,12 +6,14 @@ package kernels
 // tile for group g at x + c·xcstride + g·1024 bytes, and if flags&4 the low halves lo bytes
 // further on, added into the same sums. Each block stores four 16×16 float32 tiles at out
 // (weight-row half a, group b at (2a+b)·1024 bytes, row-major: weight row, then activation
-// row) and the next block's 4096 bytes further on. cfg is the tile configuration: eight tiles
-// of 16 rows × 64 bytes. The tiles are released before it returns, so no AMX state outlives
+// row) and the next block's 4096 bytes further on. cfg is the tile configuration: amxCfg's
+// eight tiles of 16 rows × 64 bytes, with bstride 64 (the activation tiles' and the stored
+// sums' row stride); or amxCfg1's one-column activation and sum tiles for one activation
+// row, with bstride 4. The tiles are released before it returns, so no AMX state outlives
 // the call (a goroutine may move to another thread between calls).
 //
 //go:noescape
-func amxMatBF16(cfg *[64]byte, w *uint16, wstride int, x *uint16, xcstride int, kchunks int, lo int, out *float32, nblk int, flags int)
+func amxMatBF16(cfg *[64]byte, w *uint16, wstride int, x *uint16, xcstride int, kchunks int, lo int, out *float32, nblk int, flags int, bstride int)
 
 // transpose16x16 reads rows i < srcRows of 16 32-bit elements, srcStride bytes apart (the
 // others count as zeros), and writes column j as a row of 16 to dst[j] for j < dstRows

@@ -3,8 +3,8 @@
 // AMX instructions, which the Go assembler does not know, as bytes (encodings checked
 // against GNU as 2.40). Registers: A tiles (weights) in TMM4/TMM5, B tiles (activations) in
 // TMM6/TMM7, sums in TMM0-TMM3; SI/R13 point at the two weight blocks, DX is the weight row
-// stride, DI/R10 at the activations' high and low tiles, BX = 64 (their row stride), R11 at
-// the output.
+// stride, DI/R10 at the activations' high and low tiles, BX their row stride (and the sums'), R11
+// at the output.
 #define LDTILECFG_AX BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0x00
 #define TILERELEASE BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0
 #define TILEZERO_0 BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc0
@@ -34,8 +34,8 @@
 #define STORE_2 BYTE $0xc4; BYTE $0xc2; BYTE $0x7a; BYTE $0x4b; BYTE $0x94; BYTE $0x1b; BYTE $0x00; BYTE $0x08; BYTE $0x00; BYTE $0x00
 #define STORE_3 BYTE $0xc4; BYTE $0xc2; BYTE $0x7a; BYTE $0x4b; BYTE $0x9c; BYTE $0x1b; BYTE $0x00; BYTE $0x0c; BYTE $0x00; BYTE $0x00
 
-// func amxMatBF16(cfg *[64]byte, w *uint16, wstride int, x *uint16, xcstride int, kchunks int, lo int, out *float32, nblk int, flags int)
-TEXT ·amxMatBF16(SB), NOSPLIT, $0-80
+// func amxMatBF16(cfg *[64]byte, w *uint16, wstride int, x *uint16, xcstride int, kchunks int, lo int, out *float32, nblk int, flags int, bstride int)
+TEXT ·amxMatBF16(SB), NOSPLIT, $0-88
 	MOVQ cfg+0(FP), AX
 	LDTILECFG_AX
 	MOVQ w+8(FP), R8
@@ -43,7 +43,7 @@ TEXT ·amxMatBF16(SB), NOSPLIT, $0-80
 	MOVQ xcstride+32(FP), R9
 	MOVQ out+56(FP), R11
 	MOVQ flags+72(FP), AX
-	MOVQ $64, BX
+	MOVQ bstride+80(FP), BX
 
 block:
 	TILEZERO_0

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -50,6 +51,35 @@ func TestTranspose16x16(t *testing.T) {
 
 // BenchmarkAMXKernel runs the AMX block kernel on weights and activations that sit in L2, so it
 // shows the TDPBF16PS rate (Gdp/s) the matmul reaches when memory is not the limit.
+// TestAMXOneRow: one activation row on one-column tiles (amxCfg1) forms the same sums, bit for
+// bit, as the same row among others on 16-token tiles, at both precisions, with 16-row last
+// blocks and rows left to the float32 kernel.
+func TestAMXOneRow(t *testing.T) {
+	if !hasAMX {
+		t.Skip("this CPU, or its kernel, offers no AMX-BF16 tiles")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, in := range []int{32, 1024, 3072} {
+		for _, out := range []int{16, 48, 100, 4099, 8192} {
+			w := randBF16(r, out*in)
+			for _, p := range []Precision{Float32, BFloat16} {
+				xs, ys := batchRows(r, 5, in, out)
+				xs[2][1] = 1e-30 // bfloat16 flushes it; both layouts must agree
+				MatBF16(w, out, in, xs, ys, p)
+				for ti := range xs {
+					one := make([]float32, out)
+					MatBF16(w, out, in, xs[ti:ti+1], [][]float32{one}, p)
+					for o := range out {
+						if math.Float32bits(one[o]) != math.Float32bits(ys[ti][o]) {
+							t.Fatalf("%d×%d precision %v row %d result %d: %v alone, %v among 5", out, in, p, ti, o, one[o], ys[ti][o])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 func BenchmarkAMXKernel(b *testing.B) {
 	if !hasAMX {
 		b.Skip("this CPU, or its kernel, offers no AMX-BF16 tiles")
@@ -69,7 +99,7 @@ func BenchmarkAMXKernel(b *testing.B) {
 			var sums [nblk * 1024]float32
 			b.ResetTimer()
 			for range b.N {
-				amxMatBF16(&amxCfg, &w[0], in*2, &x[0], 2048, kch, kch*2048, &sums[0], nblk, c.flags)
+				amxMatBF16(&amxCfg, &w[0], in*2, &x[0], 2048, kch, kch*2048, &sums[0], nblk, c.flags, 64)
 			}
 			b.ReportMetric(float64(nblk*c.dps*kch*b.N)/b.Elapsed().Seconds()/1e9, "Gdp/s")
 		})
@@ -88,15 +118,15 @@ func BenchmarkMatBF16Decode1(b *testing.B) {
 		xs[0][k] = float32(r.NormFloat64())
 	}
 	for _, c := range []struct {
-		name      string
-		amx, avx2 bool
-	}{{"gemv-avx2", false, true}, {"gemv", false, false}, {"amx", true, false}} {
+		name            string
+		amx, avx2, wide bool
+	}{{"gemv-avx2", false, true, false}, {"gemv", false, false, false}, {"amx", true, false, false}, {"amx-16-token-tiles", true, false, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			if c.amx && !hasAMX {
 				b.Skip("this CPU, or its kernel, offers no AMX-BF16 tiles")
 			}
-			forceNoAMX, forceAVX2 = !c.amx, c.avx2
-			defer func() { forceNoAMX, forceAVX2 = false, false }()
+			forceNoAMX, forceAVX2, forceWideAMX = !c.amx, c.avx2, c.wide
+			defer func() { forceNoAMX, forceAVX2, forceWideAMX = false, false, false }()
 			b.SetBytes(int64(2 * out * in))
 			for range b.N {
 				MatBF16(w, out, in, xs, ys, Float32)

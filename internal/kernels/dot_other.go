@@ -136,7 +136,7 @@ func axpys2BF16AVX2(p0, p1 *float32, v *uint16, stride, n, hd int, o0, o1 *float
 
 const hasAMX = false
 
-func amxMatBF16(cfg *[64]byte, w *uint16, wstride int, x *uint16, xcstride int, kchunks int, lo int, out *float32, nblk int, flags int) {
+func amxMatBF16(cfg *[64]byte, w *uint16, wstride int, x *uint16, xcstride int, kchunks int, lo int, out *float32, nblk int, flags int, bstride int) {
 	panic("no AMX on this architecture")
 }
 
