@@ -2,10 +2,11 @@ package kernels
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
 
 	"github.com/strata-ai/strata/internal/tensor"
-	"sync/atomic"
-	"unsafe"
 )
 
 // amxCfg configures all eight tiles as 16 rows of 64 bytes: a weight tile is 16 rows × 32
@@ -60,6 +61,10 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 		matBF16AMX1(w, out, in, xs[0], ys[0], p, procs)
 		return
 	}
+	pf, timed := amxTune.pick(out, in, n)
+	if timed {
+		defer amxTune.done(out, in, n, pf, time.Now())
+	}
 	tt := packTokenTiles(xs, in, p, procs)
 	defer tt.release()
 	groups, kch, tiles := tt.groups, tt.kch, tt.tiles
@@ -73,6 +78,9 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 		aRows := 16 * (1 + flags&1)
 		if loOff != 0 {
 			flags |= 4
+		}
+		if !pf {
+			flags |= 8
 		}
 		for g := 0; g < groups; g += 2 {
 			f := flags
@@ -116,6 +124,10 @@ var amxCfg1 = func() (c [64]byte) {
 
 // matBF16AMX1 is matBF16AMX for one activation row.
 func matBF16AMX1(w []uint16, out, in int, x, y []float32, p Precision, procs int) {
+	pf, timed := amxTune.pick(out, in, 1)
+	if timed {
+		defer amxTune.done(out, in, 1, pf, time.Now())
+	}
 	ref, buf := amxBuf(2 * in)
 	defer amxPool.Put(ref)
 	var lo *uint16
@@ -127,6 +139,9 @@ func matBF16AMX1(w []uint16, out, in int, x, y []float32, p Precision, procs int
 	amxBlocks(out, in, 1, procs, func(sums []float32, o, nblk, flags int) {
 		if loOff != 0 {
 			flags |= 4
+		}
+		if !pf {
+			flags |= 8
 		}
 		amxMatBF16(&amxCfg1, &w[o*in], in*2, &buf[0], 64, in/32, loOff, &sums[0], nblk, flags, 4)
 		for blk := range nblk {

@@ -99,7 +99,10 @@ lob1:
 	DP_3_5_7
 
 advance:
-	// Stream the next block in under this one: 2 KB (a 32nd of it) per chunk, into L2.
+	// Stream the next block in under this one: 2 KB (a 32nd of it) per chunk, into L2
+	// (unless flags&8).
+	TESTQ $8, AX
+	JNZ   nopf
 	PREFETCHT1 (R12)
 	PREFETCHT1 64(R12)
 	PREFETCHT1 128(R12)
@@ -132,6 +135,8 @@ advance:
 	PREFETCHT1 1856(R12)
 	PREFETCHT1 1920(R12)
 	PREFETCHT1 1984(R12)
+
+nopf:
 	ADDQ $2048, R12
 	ADDQ $64, SI
 	ADDQ $64, R13
