@@ -156,7 +156,9 @@ func refineTop(w []uint16, norms *RowNorms, out, in int, x, y []float32, k int, 
 		return false
 	}
 	cand := buf.cand[:0]
-	limit := max(k, out/8)
+	// Past an eighth of the weight's rows read again, the whole row at Float32 is cheaper.
+	// On the tiles a candidate costs its 16-row tile: count rows read, not candidates.
+	limit, rows, lastTile := max(k, out/8), 0, -1
 	for b, m := range bmax {
 		if float64(m)+c*float64(norms.block[b])+slack < L {
 			continue
@@ -164,9 +166,15 @@ func refineTop(w []uint16, norms *RowNorms, out, in int, x, y []float32, k int, 
 		for o := b * normBlock; o < min(out, (b+1)*normBlock); o++ {
 			if float64(y[o])+c*float64(norms.row[o])+slack >= L {
 				cand = append(cand, int32(o))
+				switch {
+				case !split:
+					rows++
+				case o>>4 != lastTile:
+					rows, lastTile = rows+16, o>>4
+				}
 			}
 		}
-		if len(cand) > limit {
+		if rows > limit+15 {
 			buf.cand = cand
 			return false
 		}
@@ -185,9 +193,14 @@ func refineTop(w []uint16, norms *RowNorms, out, in int, x, y []float32, k int, 
 // exactTiles sets y[o] for each o in cand (ascending) to MatBF16's value at Float32 on AMX:
 // the 16-row tile holding o, met by x alone, forms the same sums as in any batch. The last
 // out%16 rows, which MatBF16 leaves to DotBF16, get DotBF16's.
+//
+// x is packed once, as matBF16AMX1 packs it, and each tile is one call of the kernel on
+// one-column tiles without prefetching (the next tile wanted is seldom the next in memory).
 func exactTiles(w []uint16, out, in int, x, y []float32, cand []int32) {
-	var tile [16]float32
-	xs, ys := [][]float32{x}, [][]float32{tile[:]}
+	ref, packed := amxBuf(2 * in)
+	defer amxPool.Put(ref)
+	bf16PackAVX512(&packed[0], &packed[in], &x[0], in)
+	var tile [1024]float32 // the kernel stores its four sum tiles 1 KB apart; one is used
 	last := -1
 	for _, o32 := range cand {
 		o := int(o32)
@@ -196,7 +209,7 @@ func exactTiles(w []uint16, out, in int, x, y []float32, cand []int32) {
 			continue
 		}
 		if b := o &^ 15; b != last {
-			matBF16AMX(w[b*in:(b+16)*in], 16, in, xs, ys, Float32, 1)
+			amxMatBF16(&amxCfg1, &w[b*in], in*2, &packed[0], 64, in/32, in*2, &tile[0], 1, 4|8, 4)
 			last = b
 		}
 		y[o] = tile[o&15]

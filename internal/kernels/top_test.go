@@ -402,3 +402,43 @@ func TestArgmaxF32(t *testing.T) {
 		}
 	}
 }
+
+// TestRefineTopTileBudget: on the tiles a candidate costs its whole 16-row tile, so candidates
+// one per tile, a sixteenth of the rows, are already the whole weight read again: the row
+// goes to Float32 whole. As single rows (DotBF16) the same candidates are cheap.
+func TestRefineTopTileBudget(t *testing.T) {
+	needBF16(t)
+	r := rand.New(rand.NewPCG(25, 26))
+	const out, in = 4096, 64
+	w := make([]uint16, out*in)
+	top := make([]uint16, in)
+	for i := range top {
+		top[i] = tensor.F32ToBF16(float32(r.NormFloat64()))
+	}
+	for o := range out {
+		for i := range in {
+			if o%16 == 0 {
+				w[o*in+i] = top[i] // tied for the largest, one in each tile
+			} else {
+				w[o*in+i] = tensor.F32ToBF16(float32(r.NormFloat64() * 0x1p-12))
+			}
+		}
+	}
+	x := make([]float32, in)
+	for i := range x {
+		x[i] = tensor.BF16ToF32(top[i]) // the top rows' results are large and positive
+	}
+	norms := NewRowNorms(w, out, in)
+	for _, split := range []bool{false, true} {
+		y := make([]float32, out)
+		forceNoAMX = !split
+		MatBF16(w, out, in, [][]float32{x}, [][]float32{y}, BFloat16)
+		forceNoAMX = false
+		if split && !hasAMX {
+			continue
+		}
+		if settled := refineTop(w, norms, out, in, x, y, 1, split); settled == split {
+			t.Errorf("split %v: %d tied candidates, one per tile: settled %v, want %v", split, out/16, settled, !split)
+		}
+	}
+}

@@ -13,12 +13,18 @@ import (
 // L2 while it works on the current one. Measured, that made the output layer about a quarter
 // faster on an Emerald Rapids VM and 5–30 % slower on a Granite Rapids-class one, whose own
 // prefetchers keep up and which the extra requests only crowd; nothing in CPUID tells the two
-// apart. So the first large matmuls (weights of at least tuneMinBytes, which come from
-// memory) take turns with and without it, shape by shape, and once tuneRounds pairs of the
-// same shapes are timed, the faster way stays for the rest of the process. Prefetching does
-// not change a single result, only how soon the weights arrive. STRATA_AMX_PREFETCH=1 or 0
-// fixes the choice instead.
+// apart. So large matmuls (weights of at least tuneMinBytes, which come from memory) take
+// turns with and without it, shape by shape, and once tuneRounds pairs of the same shapes
+// are timed, the faster way stays for the rest of the process. One row (decoding a single
+// sequence, bound by memory) and several (bound more by the tiles) decide apart, and each
+// shape's first calls are left out: a prefill meets every weight cold, and the first pass of
+// a mapped checkpoint faults its pages in. Prefetching does not change a single result, only
+// how soon the weights arrive. STRATA_AMX_PREFETCH=1 or 0 fixes the choice instead.
 type prefetchTuner struct {
+	regimes [2]tuneRegime // one row, several
+}
+
+type tuneRegime struct {
 	state atomic.Int32 // tuneMeasuring, tuneOff or tuneOn
 	mu    sync.Mutex
 	seen  map[[3]int]*tuneShape
@@ -34,30 +40,40 @@ const (
 const (
 	tuneMinBytes = 4 << 20
 	tuneRounds   = 24
+	tuneWarmup   = 2   // calls of a shape left out before its timed ones
+	tuneShapes   = 256 // shapes seen without a decision: then not prefetching stays
 )
 
 type tuneShape struct {
-	ns   [2][]float64 // per call without and with prefetching
-	next int          // the mode its next call takes
+	calls int          // calls so far, timed or not
+	ns    [2][]float64 // per timed call without and with prefetching
+	next  int          // the mode its next timed call takes
 }
 
 var amxTune = newPrefetchTuner(os.Getenv("STRATA_AMX_PREFETCH"))
 
 func newPrefetchTuner(env string) *prefetchTuner {
-	t := &prefetchTuner{seen: map[[3]int]*tuneShape{}}
-	switch env {
-	case "0":
-		t.state.Store(tuneOff)
-	case "1":
-		t.state.Store(tuneOn)
+	t := &prefetchTuner{}
+	for i := range t.regimes {
+		r := &t.regimes[i]
+		r.seen = map[[3]int]*tuneShape{}
+		switch env {
+		case "0":
+			r.state.Store(tuneOff)
+		case "1":
+			r.state.Store(tuneOn)
+		}
 	}
 	return t
 }
 
+func (t *prefetchTuner) regime(n int) *tuneRegime { return &t.regimes[min(n, 2)-1] }
+
 // pick says whether a matmul of out×in weights against n rows prefetches, and whether to time
 // it for the tuner (then pass the result to done).
 func (t *prefetchTuner) pick(out, in, n int) (prefetch, timed bool) {
-	switch t.state.Load() {
+	r := t.regime(n)
+	switch r.state.Load() {
 	case tuneOff:
 		return false, false
 	case tuneOn:
@@ -66,15 +82,23 @@ func (t *prefetchTuner) pick(out, in, n int) (prefetch, timed bool) {
 	if 2*out*in < tuneMinBytes {
 		return false, false
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if st := t.state.Load(); st != tuneMeasuring { // decided while this call waited
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.state.Load(); st != tuneMeasuring { // decided while this call waited
 		return st == tuneOn, false
 	}
-	s := t.seen[[3]int{out, in, n}]
+	s := r.seen[[3]int{out, in, n}]
 	if s == nil {
+		if len(r.seen) >= tuneShapes { // shapes that never come back: stop measuring
+			r.state.Store(tuneOff)
+			r.seen = nil
+			return false, false
+		}
 		s = &tuneShape{}
-		t.seen[[3]int{out, in, n}] = s
+		r.seen[[3]int{out, in, n}] = s
+	}
+	if s.calls++; s.calls <= tuneWarmup {
+		return false, false
 	}
 	on := s.next == 1
 	s.next ^= 1
@@ -84,27 +108,28 @@ func (t *prefetchTuner) pick(out, in, n int) (prefetch, timed bool) {
 // done records a timed call of pick's, begun at start, and decides once enough calls are in.
 func (t *prefetchTuner) done(out, in, n int, prefetch bool, start time.Time) {
 	d := time.Since(start)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.state.Load() != tuneMeasuring {
+	r := t.regime(n)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state.Load() != tuneMeasuring {
 		return
 	}
-	s := t.seen[[3]int{out, in, n}]
+	s := r.seen[[3]int{out, in, n}]
 	m := 0
 	if prefetch {
 		m = 1
 	}
 	s.ns[m] = append(s.ns[m], float64(d))
 	if len(s.ns[m]) <= len(s.ns[1-m]) {
-		t.pairs++
+		r.pairs++
 	}
-	if t.pairs < tuneRounds {
+	if r.pairs < tuneRounds {
 		return
 	}
 	// the geometric mean over shapes of the ratio of median times, each shape weighted by
 	// its pairs: shapes differ in speed, so only like is compared with like
 	var logSum, weight float64
-	for _, s := range t.seen {
+	for _, s := range r.seen {
 		k := min(len(s.ns[0]), len(s.ns[1]))
 		if k == 0 {
 			continue
@@ -113,16 +138,18 @@ func (t *prefetchTuner) done(out, in, n int, prefetch bool, start time.Time) {
 		weight += float64(k)
 	}
 	if logSum/weight < 0 {
-		t.state.Store(tuneOn)
+		r.state.Store(tuneOn)
 	} else {
-		t.state.Store(tuneOff)
+		r.state.Store(tuneOff)
 	}
-	t.seen = nil
+	r.seen = nil
 }
 
-// Prefetching reports the tuner's choice: "on", "off", or "measuring".
+// String reports the tuner's choices for one row and for several: "on", "off", or
+// "measuring" each, as "one row: off, several: on".
 func (t *prefetchTuner) String() string {
-	return [...]string{"measuring", "off", "on"}[t.state.Load()]
+	names := [...]string{"measuring", "off", "on"}
+	return "one row: " + names[t.regimes[0].state.Load()] + ", several: " + names[t.regimes[1].state.Load()]
 }
 
 func median(v []float64) float64 {

@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// TestPrefetchTuner drives the tuner with made-up times: it alternates the two ways shape by
-// shape, leaves small matmuls alone, compares only like shapes, and settles on the faster way
-// after tuneRounds pairs; STRATA_AMX_PREFETCH fixes the choice.
+// TestPrefetchTuner drives the tuner with made-up times: it leaves small matmuls and each
+// shape's first calls alone, then alternates the two ways shape by shape, compares only like
+// shapes, and settles on the faster way after tuneRounds pairs, for several rows apart from
+// one; STRATA_AMX_PREFETCH fixes the choice.
 func TestPrefetchTuner(t *testing.T) {
 	big := [2]int{151936, 1024}
 	small := [2]int{1024, 1024} // 2 MB: below tuneMinBytes
@@ -35,9 +36,11 @@ func TestPrefetchTuner(t *testing.T) {
 		{"forced on", "1", func(_ int, p bool) time.Duration { return map[bool]time.Duration{true: 100, false: 1}[p] }, "on"},
 	} {
 		tu := newPrefetchTuner(c.env)
+		several := &tu.regimes[1]
 		shapes := [][2]int{big, {6144, 1024}}
 		lastMode := map[int]bool{}
-		for call := 0; tu.String() == "measuring" && call < 1000; call++ {
+		calls := map[int]int{}
+		for call := 0; several.state.Load() == tuneMeasuring && call < 1000; call++ {
 			if p, timed := tu.pick(small[0], small[1], 1); p || timed {
 				t.Fatalf("%s: a 2 MB matmul was timed (%v) or prefetched (%v) while measuring", c.name, timed, p)
 			}
@@ -47,6 +50,12 @@ func TestPrefetchTuner(t *testing.T) {
 			}
 			sh := shapes[si]
 			p, timed := tu.pick(sh[0], sh[1], 32)
+			if calls[si]++; calls[si] <= tuneWarmup {
+				if timed || p {
+					t.Fatalf("%s: warm-up call %d of shape %d timed (%v) or prefetched (%v)", c.name, calls[si], si, timed, p)
+				}
+				continue
+			}
 			if !timed {
 				t.Fatalf("%s: call %d of a large shape not timed while measuring", c.name, call)
 			}
@@ -55,11 +64,11 @@ func TestPrefetchTuner(t *testing.T) {
 			}
 			lastMode[si] = p
 			tu.done(sh[0], sh[1], 32, p, time.Now().Add(-c.ns(si, p)))
-			if call > 4*tuneRounds {
+			if call > 4*tuneRounds+4*tuneWarmup {
 				t.Fatalf("%s: undecided after %d calls", c.name, call)
 			}
 		}
-		if got := tu.String(); got != c.want {
+		if got := [...]string{"measuring", "off", "on"}[several.state.Load()]; got != c.want {
 			t.Errorf("%s: decided %q, want %q", c.name, got, c.want)
 		}
 		for _, sh := range append(shapes, small) {
@@ -67,6 +76,43 @@ func TestPrefetchTuner(t *testing.T) {
 				t.Errorf("%s: after deciding, %v picks prefetch %v (timed %v)", c.name, sh, p, timed)
 			}
 		}
+		if c.env == "" && tu.regimes[0].state.Load() != tuneMeasuring {
+			t.Errorf("%s: one row decided (%v) from calls of 32 rows", c.name, tu)
+		}
+	}
+}
+
+// TestPrefetchTunerRegimes: one row and several rows decide apart, each from its own calls.
+func TestPrefetchTunerRegimes(t *testing.T) {
+	tu := newPrefetchTuner("")
+	for call := 0; call < 200; call++ {
+		for _, n := range []int{1, 16} {
+			p, timed := tu.pick(151936, 1024, n)
+			if timed {
+				d := map[bool]time.Duration{true: 80, false: 100}[p] // one row: prefetching wins
+				if n > 1 {
+					d = map[bool]time.Duration{true: 120, false: 100}[p]
+				}
+				tu.done(151936, 1024, n, p, time.Now().Add(-d))
+			}
+		}
+	}
+	if got := tu.String(); got != "one row: on, several: off" {
+		t.Fatalf("decided %q", got)
+	}
+}
+
+// TestPrefetchTunerShapesNeverRepeat: a run whose shapes never come back stops measuring
+// (not prefetching) instead of keeping a record of every shape.
+func TestPrefetchTunerShapesNeverRepeat(t *testing.T) {
+	tu := newPrefetchTuner("")
+	for n := 2; n < 2+2*tuneShapes; n++ {
+		if p, timed := tu.pick(8192, 1024, n); timed || p {
+			t.Fatalf("the first call of a shape (n %d) was timed (%v) or prefetched (%v)", n, timed, p)
+		}
+	}
+	if r := &tu.regimes[1]; r.state.Load() != tuneOff || r.seen != nil {
+		t.Fatalf("after %d shapes seen once: %v, %d shapes held", 2*tuneShapes, tu, len(r.seen))
 	}
 }
 
@@ -89,8 +135,8 @@ func TestPrefetchTunerConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if tu.String() == "measuring" {
-		t.Fatal("800 timed calls and still measuring")
+	if tu.regimes[1].state.Load() == tuneMeasuring {
+		t.Fatalf("600 calls of three shapes and still measuring: %v", tu)
 	}
 }
 
@@ -100,14 +146,15 @@ func TestPrefetchKeepsResults(t *testing.T) {
 	if !hasAMX {
 		t.Skip("this CPU, or its kernel, offers no AMX-BF16 tiles")
 	}
-	defer func(s int32) { amxTune.state.Store(s) }(amxTune.state.Load())
+	defer func(s0, s1 int32) { amxTune.regimes[0].state.Store(s0); amxTune.regimes[1].state.Store(s1) }(amxTune.regimes[0].state.Load(), amxTune.regimes[1].state.Load())
 	r := rand.New(rand.NewPCG(31, 32))
 	const out, in = 4096, 1024 // 8 MB: a shape the tuner times
 	w := randBF16(r, out*in)
 	for _, n := range []int{1, 7, 32} {
 		var got [2][][]float32
 		for m, state := range []int32{tuneOff, tuneOn} {
-			amxTune.state.Store(state)
+			amxTune.regimes[0].state.Store(state)
+			amxTune.regimes[1].state.Store(state)
 			xs, ys := batchRows(rand.New(rand.NewPCG(33, 34)), n, in, out)
 			MatBF16(w, out, in, xs, ys, Float32)
 			got[m] = ys
