@@ -1,9 +1,9 @@
 package kernels
 
 import (
+	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/strata-ai/strata/internal/tensor"
@@ -61,10 +61,7 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 		matBF16AMX1(w, out, in, xs[0], ys[0], p, procs)
 		return
 	}
-	pf, timed := amxTune.pick(out, in, n)
-	if timed {
-		defer amxTune.done(out, in, n, pf, time.Now())
-	}
+	pf := amxPrefetch
 	tt := packTokenTiles(xs, in, p, procs)
 	defer tt.release()
 	groups, kch, tiles := tt.groups, tt.kch, tt.tiles
@@ -106,6 +103,16 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 	tailRows(w, out&^15, out, in, xs, ys, p)
 }
 
+// amxPrefetch says whether the AMX kernel prefetches the next block of weight rows into L2
+// while it works on the current one. It made the output layer about a quarter faster on an
+// Emerald Rapids VM (2026-12-06, noisy) and 5–30 % slower on a Granite Rapids-class one
+// (2026-12-07, every shape at one row and at 32, weights from memory; whole decode steps
+// 5–15 %), where the CPU's own prefetchers keep up and the extra requests only crowd them.
+// Nothing in CPUID tells the two apart, and timing both ways in the process proved too noisy
+// on a shared 2-vCPU VM to choose between effects of that size, so it is off unless
+// STRATA_AMX_PREFETCH=1. Results are the same bits either way.
+var amxPrefetch = os.Getenv("STRATA_AMX_PREFETCH") == "1"
+
 // forceWideAMX makes one row take the 16-token tiles, for tests that compare the two layouts.
 var forceWideAMX = false
 
@@ -124,10 +131,7 @@ var amxCfg1 = func() (c [64]byte) {
 
 // matBF16AMX1 is matBF16AMX for one activation row.
 func matBF16AMX1(w []uint16, out, in int, x, y []float32, p Precision, procs int) {
-	pf, timed := amxTune.pick(out, in, 1)
-	if timed {
-		defer amxTune.done(out, in, 1, pf, time.Now())
-	}
+	pf := amxPrefetch
 	ref, buf := amxBuf(2 * in)
 	defer amxPool.Put(ref)
 	var lo *uint16

@@ -175,3 +175,31 @@ func testGEMVBF16(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefetchKeepsResults: prefetching moves only when weights arrive; the sums are the same
+// bits either way, for one row and for several.
+func TestPrefetchKeepsResults(t *testing.T) {
+	if !hasAMX {
+		t.Skip("this CPU, or its kernel, offers no AMX-BF16 tiles")
+	}
+	defer func(p bool) { amxPrefetch = p }(amxPrefetch)
+	r := rand.New(rand.NewPCG(31, 32))
+	const out, in = 4096, 1024
+	w := randBF16(r, out*in)
+	for _, n := range []int{1, 7, 32} {
+		var got [2][][]float32
+		for m, pf := range []bool{false, true} {
+			amxPrefetch = pf
+			xs, ys := batchRows(rand.New(rand.NewPCG(33, 34)), n, in, out)
+			MatBF16(w, out, in, xs, ys, Float32)
+			got[m] = ys
+		}
+		for ti := range got[0] {
+			for o := range got[0][ti] {
+				if math.Float32bits(got[0][ti][o]) != math.Float32bits(got[1][ti][o]) {
+					t.Fatalf("%d rows, row %d result %d: %v without prefetching, %v with", n, ti, o, got[0][ti][o], got[1][ti][o])
+				}
+			}
+		}
+	}
+}
