@@ -106,8 +106,9 @@ func matBF16AMX(w []uint16, out, in int, xs, ys [][]float32, p Precision, procs 
 // amxPrefetch says whether the AMX kernel prefetches the next block of weight rows into L2
 // while it works on the current one. It made the output layer about a quarter faster on an
 // Emerald Rapids VM (2026-12-06, noisy) and 5–30 % slower on a Granite Rapids-class one
-// (2026-12-07, every shape at one row and at 32, weights from memory; whole decode steps
-// 5–15 %), where the CPU's own prefetchers keep up and the extra requests only crowd them.
+// (2026-12-07, every shape at one row and at 32, weights from memory; whole decode steps up
+// to 10 % in a quiet hour, within the noise in a busy one), where the CPU's own prefetchers
+// keep up and the extra requests only crowd them.
 // Nothing in CPUID tells the two apart, and timing both ways in the process proved too noisy
 // on a shared 2-vCPU VM to choose between effects of that size, so it is off unless
 // STRATA_AMX_PREFETCH=1. Results are the same bits either way.
